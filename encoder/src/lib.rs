@@ -1,0 +1,14 @@
+//! # quarry-encoder
+//!
+//! Turns text into vectors. Sits at the start of quarry's data flow:
+//! `engine` hands it corpus and query texts, it returns embeddings plus an
+//! [`EncoderFingerprint`] that `index` stores next to them so stale
+//! embeddings are never searched with a different query encoder.
+
+pub mod error;
+pub use error::EncoderError;
+
+/// Opaque identity of everything that determines an embedding: weights,
+/// tokenizer, prompt template, pooling, normalisation, max length, dtype.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct EncoderFingerprint(pub String);
