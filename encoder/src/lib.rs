@@ -9,6 +9,10 @@ pub mod error;
 pub use error::EncoderError;
 pub mod tensor_source;
 pub use tensor_source::{HostTensor, TensorSource};
+pub mod fingerprint;
+pub mod prompt;
+pub mod tokenizer;
+pub mod weights;
 
 /// Opaque identity of everything that determines an embedding: weights,
 /// tokenizer, prompt template, pooling, normalisation, max length, dtype.

@@ -1,0 +1,92 @@
+//! Model weights: where the model code's tensors come from.
+//!
+//! [`open_weights`] looks at a path and picks the reader: an HF folder or `.safetensors` file
+//! ([`SafetensorsSource`]) or a `.gguf` file ([`GgufSource`]). Both present tensors under HF
+//! names with PyTorch shapes through [`crate::TensorSource`]. Pickle-based checkpoints
+//! (`pytorch_model.bin`, `.pt`, `.pth`, `.ckpt`) can execute code when loaded and are refused.
+
+pub mod dequant;
+pub mod gguf;
+pub mod safetensors;
+
+use std::path::Path;
+
+pub use self::gguf::{
+    config_from_gguf, gguf_to_hf_name, GgufFile, GgufSource, GgufTensorInfo, GgufValue,
+};
+pub use self::safetensors::SafetensorsSource;
+pub use dequant::GgmlType;
+
+use crate::{EncoderError, TensorSource};
+
+/// Extensions of pickle-based checkpoints: loading one runs arbitrary code.
+const PICKLE_EXTENSIONS: &[&str] = &["bin", "pt", "pth", "ckpt", "pkl", "pickle"];
+
+/// A model's weights, whatever the file format.
+#[derive(Debug)]
+pub enum Weights {
+    Safetensors(SafetensorsSource),
+    Gguf(GgufSource),
+}
+
+impl Weights {
+    pub fn as_source(&self) -> &dyn TensorSource {
+        match self {
+            Weights::Safetensors(s) => s,
+            Weights::Gguf(g) => g,
+        }
+    }
+}
+
+/// Opens the weights at `path`: an HF model folder, a `.safetensors` file or a `.gguf` file.
+pub fn open_weights(path: &Path) -> Result<Weights, EncoderError> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if path.is_dir() {
+        return SafetensorsSource::open(path).map(Weights::Safetensors);
+    }
+    match extension.as_deref() {
+        Some("gguf") => GgufSource::open(path).map(Weights::Gguf),
+        Some("safetensors") => SafetensorsSource::open(path).map(Weights::Safetensors),
+        Some(ext) if PICKLE_EXTENSIONS.contains(&ext) => Err(pickle_error(path)),
+        _ if !path.exists() => Err(EncoderError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+        }),
+        _ => Err(EncoderError::UnsupportedFormat {
+            file: path.to_path_buf(),
+            detail: "expected an HF model folder, a .safetensors or a .gguf file".into(),
+        }),
+    }
+}
+
+fn pickle_error(path: &Path) -> EncoderError {
+    EncoderError::UnsupportedFormat {
+        file: path.to_path_buf(),
+        detail:
+            "pickle-based PyTorch checkpoint: loading it can execute code, so quarry refuses it; \
+                 convert it to safetensors (e.g. `save_pretrained(..., safe_serialization=True)`)"
+                .into(),
+    }
+}
+
+/// The error for a folder without safetensors weights, naming a pickle checkpoint if that is
+/// what the folder holds instead.
+pub(crate) fn no_weights_error(folder: &Path) -> EncoderError {
+    for name in [
+        "pytorch_model.bin",
+        "pytorch_model.bin.index.json",
+        "model.pt",
+        "model.pth",
+    ] {
+        if folder.join(name).exists() {
+            return pickle_error(&folder.join(name));
+        }
+    }
+    EncoderError::UnsupportedFormat {
+        file: folder.to_path_buf(),
+        detail: "no model.safetensors or model.safetensors.index.json in this folder".into(),
+    }
+}
