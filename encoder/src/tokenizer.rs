@@ -135,16 +135,17 @@ impl TextTokenizer {
             ));
         }
         let pre = file.get_str("tokenizer.ggml.pre")?;
-        let split_regex =
-            match pre {
-                "qwen2" => QWEN2_SPLIT_REGEX,
-                other => return Err(tokenizer_error(
+        let split_regex = match pre {
+            "qwen2" => QWEN2_SPLIT_REGEX,
+            other => {
+                return Err(tokenizer_error(
                     path,
                     format!(
                         "tokenizer.ggml.pre `{other}`: no known split pattern (quarry knows qwen2)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let tokens = file.get_str_array("tokenizer.ggml.tokens")?;
         let merges = file.get_str_array("tokenizer.ggml.merges")?;
         let token_types: Vec<i64> = match file.get("tokenizer.ggml.token_type") {

@@ -117,30 +117,50 @@ fn f16_at(bytes: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([bytes[at], bytes[at + 1]]).to_f32()
 }
 
-/// Converts `data` (whole blocks of `ty`) to f32, appending to `out`.
+/// Blocks per parallel work item (a few hundred KB of output each).
+const BLOCKS_PER_TASK: usize = 4096;
+
+/// Converts `data` (whole blocks of `ty`) to f32, appending to `out`. Large tensors are
+/// converted in parallel (rayon), in independent runs of whole blocks.
 ///
 /// Returns `Err(type name)` when the type has no decoder. The caller guarantees that
 /// `data.len()` is a whole number of blocks (checked when the GGUF header is read).
 pub fn dequantize(ty: GgmlType, data: &[u8], out: &mut Vec<f32>) -> Result<(), String> {
+    use rayon::prelude::*;
+    if !ty.can_dequantize() {
+        return Err(ty.name());
+    }
     let (block_elems, block_bytes) = ty.block_layout().ok_or_else(|| ty.name())?;
     debug_assert_eq!(data.len() % block_bytes, 0);
-    out.reserve(data.len() / block_bytes * block_elems);
+    let start = out.len();
+    out.resize(start + data.len() / block_bytes * block_elems, 0.0);
+    let chunk_bytes = BLOCKS_PER_TASK * block_bytes;
+    out[start..]
+        .par_chunks_mut(BLOCKS_PER_TASK * block_elems)
+        .zip(data.par_chunks(chunk_bytes))
+        .for_each(|(values, bytes)| dequantize_run(ty, bytes, block_bytes, values));
+    Ok(())
+}
+
+/// Dequantises consecutive blocks into `values` (exactly their element count).
+fn dequantize_run(ty: GgmlType, data: &[u8], block_bytes: usize, values: &mut [f32]) {
+    let mut out = Vec::with_capacity(values.len());
     let blocks = data.chunks_exact(block_bytes);
     match ty {
         GgmlType::F32 => out.extend(blocks.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
         GgmlType::F16 => out.extend(blocks.map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())),
         GgmlType::BF16 => out.extend(blocks.map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())),
-        GgmlType::Q4_0 => blocks.for_each(|b| dequantize_q4_0(b, out)),
-        GgmlType::Q4_1 => blocks.for_each(|b| dequantize_q4_1(b, out)),
-        GgmlType::Q5_0 => blocks.for_each(|b| dequantize_q5_0(b, out)),
-        GgmlType::Q5_1 => blocks.for_each(|b| dequantize_q5_1(b, out)),
-        GgmlType::Q8_0 => blocks.for_each(|b| dequantize_q8_0(b, out)),
-        GgmlType::Q4K => blocks.for_each(|b| dequantize_q4_k(b, out)),
-        GgmlType::Q5K => blocks.for_each(|b| dequantize_q5_k(b, out)),
-        GgmlType::Q6K => blocks.for_each(|b| dequantize_q6_k(b, out)),
-        _ => return Err(ty.name()),
+        GgmlType::Q4_0 => blocks.for_each(|b| dequantize_q4_0(b, &mut out)),
+        GgmlType::Q4_1 => blocks.for_each(|b| dequantize_q4_1(b, &mut out)),
+        GgmlType::Q5_0 => blocks.for_each(|b| dequantize_q5_0(b, &mut out)),
+        GgmlType::Q5_1 => blocks.for_each(|b| dequantize_q5_1(b, &mut out)),
+        GgmlType::Q8_0 => blocks.for_each(|b| dequantize_q8_0(b, &mut out)),
+        GgmlType::Q4K => blocks.for_each(|b| dequantize_q4_k(b, &mut out)),
+        GgmlType::Q5K => blocks.for_each(|b| dequantize_q5_k(b, &mut out)),
+        GgmlType::Q6K => blocks.for_each(|b| dequantize_q6_k(b, &mut out)),
+        _ => unreachable!("dequantize checked can_dequantize"),
     }
-    Ok(())
+    values.copy_from_slice(&out);
 }
 
 /// block_q4_0 { f16 d; u8 qs[16] }: x = (nibble - 8) * d; low nibbles first, then high.

@@ -17,7 +17,10 @@
 //! Qwen2 needs no un-permuting of q/k: llama.cpp's converter permutes q/k rows only for the
 //! `llama` architecture (its `LlamaModel.modify_tensors`, for llama.cpp's interleaved RoPE);
 //! `Qwen2Model` writes HF's tensors as they are and llama.cpp runs qwen2 with NEOX
-//! (rotate-half) RoPE, the same as transformers.
+//! (rotate-half) RoPE, the same as transformers. Checked against transformers 5.24's GGUF
+//! loader: its `TENSOR_PROCESSORS` un-permutes for `llama` only and has no `qwen2` entry, so
+//! its Qwen2 weights are the dequantised tensors as stored, which is what we return
+//! (tests/weights_real_models.rs compares those with the `gguf` package value for value).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
