@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 use quarry_encoder::fingerprint::{encoder_fingerprint, FingerprintInputs};
 use quarry_encoder::prompt::{PoolAt, PromptBuilder, PromptTemplate, TextKind};
 use quarry_encoder::tokenizer::TextTokenizer;
-use quarry_encoder::weights::{config_from_gguf, gguf_to_hf_name, GgufSource, SafetensorsSource};
+use quarry_encoder::weights::{
+    config_from_gguf, gguf_to_hf_name, open_weights, GgufSource, SafetensorsSource,
+};
 use quarry_encoder::TensorSource;
 use serde_json::Value;
 
@@ -351,8 +353,21 @@ fn minilm_safetensors_and_fingerprint() {
 
     let tokenizer = TextTokenizer::from_hf_dir(&dir).unwrap();
     let template = PromptTemplate::load("bert", "sentence-embedding").unwrap();
-    let mut files: Vec<PathBuf> = source.files().into_iter().map(Path::to_path_buf).collect();
-    files.push(dir.join("config.json"));
+    let weights = open_weights(&dir).unwrap();
+    let files = weights.model_files();
+    assert_eq!(
+        files,
+        [dir.join("model.safetensors"), dir.join("config.json")]
+    );
+    assert_eq!(weights.config_json().unwrap()["hidden_size"], 384);
+    assert_eq!(
+        weights
+            .tokenizer()
+            .unwrap()
+            .encode("Hello world!", true)
+            .unwrap(),
+        [101, 7592, 2088, 999, 102]
+    );
     let inputs = FingerprintInputs {
         model_files: files,
         tokenizer: &tokenizer,

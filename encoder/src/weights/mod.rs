@@ -9,7 +9,7 @@ pub mod dequant;
 pub mod gguf;
 pub mod safetensors;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use self::gguf::{
     config_from_gguf, gguf_to_hf_name, GgufFile, GgufSource, GgufTensorInfo, GgufValue,
@@ -17,6 +17,7 @@ pub use self::gguf::{
 pub use self::safetensors::SafetensorsSource;
 pub use dequant::GgmlType;
 
+use crate::tokenizer::TextTokenizer;
 use crate::{EncoderError, TensorSource};
 
 /// Extensions of pickle-based checkpoints: loading one runs arbitrary code.
@@ -34,6 +35,50 @@ impl Weights {
         match self {
             Weights::Safetensors(s) => s,
             Weights::Gguf(g) => g,
+        }
+    }
+
+    /// The HF-style model configuration: the folder's `config.json`, or for a GGUF the
+    /// equivalent values from its metadata ([`config_from_gguf`]).
+    pub fn config_json(&self) -> Result<serde_json::Value, EncoderError> {
+        match self {
+            Weights::Gguf(g) => config_from_gguf(g.file()),
+            Weights::Safetensors(s) => {
+                let path = s.origin().join("config.json");
+                let text = std::fs::read_to_string(&path).map_err(|source| EncoderError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                serde_json::from_str(&text).map_err(|e| EncoderError::DataCorruption {
+                    file: path,
+                    detail: format!("invalid JSON: {e}"),
+                })
+            }
+        }
+    }
+
+    /// The model's tokenizer: the folder's `tokenizer.json`, or the one in the GGUF metadata.
+    pub fn tokenizer(&self) -> Result<TextTokenizer, EncoderError> {
+        match self {
+            Weights::Gguf(g) => TextTokenizer::from_gguf(g.file()),
+            Weights::Safetensors(s) => TextTokenizer::from_hf_dir(s.origin()),
+        }
+    }
+
+    /// The files whose bytes define the model, for the encoder fingerprint: weight files
+    /// (every shard) and, for HF folders, `config.json`.
+    pub fn model_files(&self) -> Vec<PathBuf> {
+        match self {
+            Weights::Gguf(g) => vec![g.file().path().to_path_buf()],
+            Weights::Safetensors(s) => {
+                let mut files: Vec<PathBuf> =
+                    s.files().into_iter().map(Path::to_path_buf).collect();
+                let config = s.origin().join("config.json");
+                if config.is_file() {
+                    files.push(config);
+                }
+                files
+            }
         }
     }
 }
