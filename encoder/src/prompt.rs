@@ -416,6 +416,32 @@ impl PromptBuilder {
     }
 }
 
+impl PromptBuilder {
+    /// [`PromptBuilder::build`] for many texts of one kind, in parallel; `titles`, when given,
+    /// pairs with `texts` one to one.
+    pub fn build_batch(
+        &self,
+        kind: TextKind,
+        titles: Option<&[&str]>,
+        texts: &[&str],
+    ) -> Result<Vec<ModelInput>, EncoderError> {
+        use rayon::prelude::*;
+        if let Some(titles) = titles {
+            if titles.len() != texts.len() {
+                return Err(template_error(
+                    &format!("{}/{}", self.template.family, self.template.mode),
+                    format!("{} titles for {} texts", titles.len(), texts.len()),
+                ));
+            }
+        }
+        texts
+            .par_iter()
+            .enumerate()
+            .map(|(i, text)| self.build(kind, titles.map(|t| t[i]), text))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,6 +472,24 @@ mod tests {
             "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n\
              <|im_start|>user\nQuery: \"why\". Use one word to represent the query in a retrieval task. \
              Make sure your word is in lowercase.<|im_end|>\n<|im_start|>assistant\nThe word is: \""
+        );
+    }
+
+    #[test]
+    fn deepseek_and_base_zero_shot_prompt_text() {
+        // DeepSeek-R1-Distill's chat template: {{bos_token}}, '<｜User｜>' + content, and for
+        // add_generation_prompt '<｜Assistant｜><think>\n'.
+        let template = PromptTemplate::load("deepseek-r1-distill", "zero-shot").unwrap();
+        assert_eq!(
+            template.render(TextKind::Query, None, "x"),
+            "<｜begin▁of▁sentence｜><｜User｜>Query: \"x\". Use one word to represent the query in a retrieval task. \
+             Make sure your word is in lowercase.<｜Assistant｜><think>\nThe word is: \""
+        );
+        let template = PromptTemplate::load("base", "zero-shot").unwrap();
+        assert_eq!(
+            template.render(TextKind::Passage, Some("ignored"), "y"),
+            "Passage: \"y\". Use one word to represent the passage in a retrieval task. \
+             Make sure your word is in lowercase.\nThe word is: \""
         );
     }
 

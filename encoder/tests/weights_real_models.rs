@@ -254,6 +254,20 @@ fn qwen_prompts_equal_transformers_chat_template_rendering() {
             assert_eq!(input.pool, PoolAt::Token(input.ids.len() - 1));
             assert!(!input.truncated);
         }
+        let texts = ["a", "b c", "déjà vu"];
+        let batch = builder
+            .build_batch(TextKind::Passage, Some(&["t1", "", "t3"]), &texts)
+            .unwrap();
+        for (i, text) in texts.iter().enumerate() {
+            let title = ["t1", "", "t3"][i];
+            assert_eq!(
+                batch[i],
+                builder.build(TextKind::Passage, Some(title), text).unwrap()
+            );
+        }
+        assert!(builder
+            .build_batch(TextKind::Passage, Some(&["t1"]), &texts)
+            .is_err());
     }
 }
 

@@ -236,7 +236,8 @@ impl<'a> Cursor<'a> {
                         self.remaining()
                     )));
                 }
-                let mut items = Vec::with_capacity(len as usize);
+                // Grow as items actually parse: a lying count costs no up-front allocation.
+                let mut items = Vec::with_capacity((len as usize).min(1 << 16));
                 for _ in 0..len {
                     items.push(self.value(item_type, key, depth + 1)?);
                 }
