@@ -248,6 +248,29 @@ impl PromptTemplate {
     }
 }
 
+/// The template family that fits a model, from its HF-style config (`model_type`) and chat
+/// template: BERT models -> `bert`; ChatML (`<|im_start|>`) -> `qwen`; DeepSeek's
+/// `<｜User｜>` turns -> `deepseek-r1-distill`; no chat template -> `base`. None when the chat
+/// template is of a format quarry has no template for.
+pub fn detect_family(
+    config: &serde_json::Value,
+    chat_template: Option<&str>,
+) -> Option<&'static str> {
+    let model_type = config
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    if model_type == "bert" {
+        return Some("bert");
+    }
+    match chat_template {
+        None => Some("base"),
+        Some(t) if t.contains("<|im_start|>") => Some("qwen"),
+        Some(t) if t.contains("<｜User｜>") => Some("deepseek-r1-distill"),
+        Some(_) => None,
+    }
+}
+
 /// Builds model inputs: template + tokenizer + maximum length.
 #[derive(Debug, Clone)]
 pub struct PromptBuilder {
@@ -491,6 +514,25 @@ mod tests {
             "Passage: \"y\". Use one word to represent the passage in a retrieval task. \
              Make sure your word is in lowercase.\nThe word is: \""
         );
+    }
+
+    #[test]
+    fn families_are_detected_from_config_and_chat_template() {
+        let qwen2 = serde_json::json!({"model_type": "qwen2"});
+        assert_eq!(
+            detect_family(&serde_json::json!({"model_type": "bert"}), None),
+            Some("bert")
+        );
+        assert_eq!(detect_family(&qwen2, None), Some("base"));
+        assert_eq!(
+            detect_family(&qwen2, Some("{{'<|im_start|>' + m.role}}")),
+            Some("qwen")
+        );
+        assert_eq!(
+            detect_family(&qwen2, Some("{{'<｜User｜>' + c}}")),
+            Some("deepseek-r1-distill")
+        );
+        assert_eq!(detect_family(&qwen2, Some("[INST]")), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use quarry_encoder::fingerprint::{encoder_fingerprint, FingerprintInputs};
-use quarry_encoder::prompt::{PoolAt, PromptBuilder, PromptTemplate, TextKind};
+use quarry_encoder::prompt::{detect_family, PoolAt, PromptBuilder, PromptTemplate, TextKind};
 use quarry_encoder::tokenizer::TextTokenizer;
 use quarry_encoder::weights::{
     config_from_gguf, gguf_to_hf_name, open_weights, GgufSource, SafetensorsSource,
@@ -224,6 +224,25 @@ fn larger_gguf_parses_with_its_config() {
         tokenizer.encode("Hello world!", false).unwrap(),
         [9707, 1879, 0]
     );
+    // Same chat template as the 0.5B model outside the tool-calling branch (they differ only in
+    // the escaping of a JSON example there), so the `qwen` prompt family, checked on the 0.5B
+    // against transformers' rendering, holds for it too.
+    let weights = open_weights(&path).unwrap();
+    let template = weights.chat_template().unwrap().unwrap();
+    assert_eq!(
+        detect_family(&weights.config_json().unwrap(), Some(&template)),
+        Some("qwen")
+    );
+    if let Some((small, _)) = qwen() {
+        let small_template = small.file().get_str("tokenizer.chat_template").unwrap();
+        let no_tools_branch = |t: &str| -> String {
+            let at = t
+                .find("messages[0]['content'] + '<|im_end|>")
+                .expect("template has a no-tools branch");
+            t[at..].to_string()
+        };
+        assert_eq!(no_tools_branch(small_template), no_tools_branch(&template));
+    }
 }
 
 #[test]
@@ -374,6 +393,13 @@ fn minilm_safetensors_and_fingerprint() {
         [dir.join("model.safetensors"), dir.join("config.json")]
     );
     assert_eq!(weights.config_json().unwrap()["hidden_size"], 384);
+    assert_eq!(
+        detect_family(
+            &weights.config_json().unwrap(),
+            weights.chat_template().unwrap().as_deref()
+        ),
+        Some("bert")
+    );
     assert_eq!(
         weights
             .tokenizer()

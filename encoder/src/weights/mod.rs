@@ -65,6 +65,35 @@ impl Weights {
         }
     }
 
+    /// The model's chat template (Jinja text), if it has one: `tokenizer.chat_template` in the
+    /// GGUF metadata, or `chat_template` in the folder's `tokenizer_config.json`.
+    pub fn chat_template(&self) -> Result<Option<String>, EncoderError> {
+        match self {
+            Weights::Gguf(g) => Ok(g
+                .file()
+                .get("tokenizer.chat_template")
+                .and_then(GgufValue::as_str)
+                .map(str::to_string)),
+            Weights::Safetensors(s) => {
+                let path = s.origin().join("tokenizer_config.json");
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(source) => return Err(EncoderError::Io { path, source }),
+                };
+                let config: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| EncoderError::DataCorruption {
+                        file: path,
+                        detail: format!("invalid JSON: {e}"),
+                    })?;
+                Ok(config
+                    .get("chat_template")
+                    .and_then(|t| t.as_str())
+                    .map(str::to_string))
+            }
+        }
+    }
+
     /// The files whose bytes define the model, for the encoder fingerprint: weight files
     /// (every shard) and, for HF folders, `config.json`.
     pub fn model_files(&self) -> Vec<PathBuf> {
