@@ -38,6 +38,8 @@ pub enum Pooling {
     Last,
     /// The mean over all tokens of the sequence.
     Mean,
+    /// The first token's state (BERT's [CLS]).
+    Cls,
 }
 
 /// Where to pool in one built sequence.
@@ -430,6 +432,7 @@ impl PromptBuilder {
         let pool = match self.template.pooling {
             Pooling::Last => PoolAt::Token(ids.len() - 1),
             Pooling::Mean => PoolAt::Mean,
+            Pooling::Cls => PoolAt::Token(0),
         };
         Ok(ModelInput {
             ids,

@@ -705,8 +705,10 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<serde_json::Value, EncoderErr
         "tie_word_embeddings": file.tensor_info("output.weight").is_none(),
         "torch_dtype": "float32",
     });
-    if let Some(ctx) = file.get(&key("context_length")).and_then(GgufValue::as_u64) {
-        config["max_position_embeddings"] = ctx.into();
+    config["max_position_embeddings"] = file.get_u64(&key("context_length"))?.into();
+    // llama.cpp writes the per-head width only when it is not hidden / heads.
+    if file.get(&key("attention.key_length")).is_some() {
+        config["head_dim"] = file.get_u64(&key("attention.key_length"))?.into();
     }
     for (gguf_key, hf_key) in [
         ("tokenizer.ggml.bos_token_id", "bos_token_id"),
