@@ -7,6 +7,8 @@
 
 pub mod error;
 pub use error::EncoderError;
+pub mod tensor_source;
+pub use tensor_source::{HostTensor, TensorSource};
 
 /// Opaque identity of everything that determines an embedding: weights,
 /// tokenizer, prompt template, pooling, normalisation, max length, dtype.
