@@ -10,6 +10,17 @@ pub use error::EncoderError;
 pub mod tensor_source;
 pub use tensor_source::{HostTensor, TensorSource};
 
+pub mod bert;
+pub mod encode;
+mod layers;
+pub mod qwen2;
+pub use bert::{BertConfig, BertModel};
+pub use encode::{
+    BatchPolicy, ComputeDevice, EmbeddingModel, EncodeOptions, Encoder, ModelConfig, Pooling,
+    Precision,
+};
+pub use qwen2::{Qwen2Config, Qwen2Model};
+
 /// Opaque identity of everything that determines an embedding: weights,
 /// tokenizer, prompt template, pooling, normalisation, max length, dtype.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
