@@ -34,15 +34,21 @@ impl ModelConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let value: Value = serde_json::from_str(&text).map_err(|err| EncoderError::Config {
+        Self::from_hf_json(&text, path)
+    }
+
+    /// Parses `config.json` text (or the equivalent built from GGUF
+    /// metadata); `path` names its source in errors.
+    pub fn from_hf_json(text: &str, path: &Path) -> Result<Self, EncoderError> {
+        let value: Value = serde_json::from_str(text).map_err(|err| EncoderError::Config {
             file: path.to_path_buf(),
             detail: format!("not valid JSON: {err}"),
         })?;
         match value.get("model_type").and_then(Value::as_str) {
             Some("qwen2" | "qwen2_5_vl" | "qwen2_5_vl_text") => {
-                Ok(Self::Qwen2(Qwen2Config::from_hf_json(&text, path)?))
+                Ok(Self::Qwen2(Qwen2Config::from_hf_json(text, path)?))
             }
-            Some("bert") => Ok(Self::Bert(BertConfig::from_hf_json(&text, path)?)),
+            Some("bert") => Ok(Self::Bert(BertConfig::from_hf_json(text, path)?)),
             other => Err(EncoderError::Config {
                 file: path.to_path_buf(),
                 detail: format!(
