@@ -25,6 +25,13 @@ pub enum EncoderError {
         tensor: String,
         dtype: String,
     },
+    /// A checkpoint lacks a tensor the architecture needs, or holds it in another shape.
+    #[error("{origin}: tensor `{name}`: {detail}")]
+    Weights {
+        origin: PathBuf,
+        name: String,
+        detail: String,
+    },
     /// A model configuration (config.json, GGUF metadata) quarry cannot run.
     #[error("{file}: model configuration: {detail}")]
     Config { file: PathBuf, detail: String },
@@ -34,4 +41,10 @@ pub enum EncoderError {
     /// Prompt template data invalid or a template asked for something the tokenizer lacks.
     #[error("prompt template `{template}`: {detail}")]
     Template { template: String, detail: String },
+    /// Caller input that cannot be encoded (empty or over-long sequence, token id outside the vocabulary).
+    #[error("invalid encoder input: {0}")]
+    InvalidInput(String),
+    /// The tensor backend failed or cannot do what was asked (device error, unsupported dtype).
+    #[error("tensor backend: {0}")]
+    Backend(String),
 }
