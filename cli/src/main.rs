@@ -3,7 +3,11 @@
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(name = "quarry", version, about = "LLMs as dense retrievers, measured honestly")]
+#[command(
+    name = "quarry",
+    version,
+    about = "LLMs as dense retrievers, measured honestly"
+)]
 struct Cli {}
 
 fn main() -> anyhow::Result<()> {
