@@ -93,6 +93,11 @@ fn storage_suite(et: ElementType) {
                 assert_eq!(got, want, "{et} dim {dim} nq {nq} query {qi}");
             }
         }
+        // The 8-bit scan + exact rescoring returns the exact answer here
+        // (100 candidates out of 1000 rows), with exact scores.
+        let exact = index.search(FP, &queries, 10).unwrap();
+        let fast = index.search_rescored(FP, &queries, 10, 100).unwrap();
+        assert_eq!(fast, exact, "{et} dim {dim}: rescored search differs");
         // A stored row as query finds itself first.
         let row = index.row_vector(321).unwrap();
         let hits = index.search(FP, &row, 3).unwrap();

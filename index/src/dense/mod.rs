@@ -14,6 +14,8 @@ mod fsutil;
 pub mod hnsw;
 pub mod kernels;
 pub mod manifest;
+pub mod npy;
+pub mod quant;
 pub mod reader;
 pub mod shard;
 pub mod topk;
