@@ -161,15 +161,19 @@ fn read_queries(path: &Path, dim: usize) -> Result<Vec<f32>> {
         }
         _ => {
             let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            if b.len() % 4 != 0 {
-                bail!("{}: raw f32 file has {} bytes, not a multiple of 4", path.display(), b.len());
+            if !b.len().is_multiple_of(4) {
+                bail!(
+                    "{}: raw f32 file has {} bytes, not a multiple of 4",
+                    path.display(),
+                    b.len()
+                );
             }
             b.chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
                 .collect()
         }
     };
-    if values.is_empty() || values.len() % dim != 0 {
+    if values.is_empty() || !values.len().is_multiple_of(dim) {
         bail!(
             "{}: {} values is not a whole number of {dim}-dimensional queries (index dimension {dim})",
             path.display(),

@@ -5,7 +5,11 @@ mod index_cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "quarry", version, about = "LLMs as dense retrievers, measured honestly")]
+#[command(
+    name = "quarry",
+    version,
+    about = "LLMs as dense retrievers, measured honestly"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -46,7 +46,11 @@ fn ensure_index(base: &NpyF32, dir: &Path, et: ElementType, rows: usize) -> Dens
             w.push(&format!("d{r}"), &v).unwrap();
         }
         w.finish().unwrap();
-        println!("built {} in {:.1} s", dir.display(), t.elapsed().as_secs_f64());
+        println!(
+            "built {} in {:.1} s",
+            dir.display(),
+            t.elapsed().as_secs_f64()
+        );
     }
     DenseIndex::open(dir).unwrap()
 }
@@ -101,7 +105,9 @@ fn flat(a: &HashMap<String, String>) {
             index.search_rescored(FP, &q256[..dim], k, cands).unwrap();
             let t = Instant::now();
             for i in 0..n1 {
-                index.search_rescored(FP, &q256[i * dim..(i + 1) * dim], k, cands).unwrap();
+                index
+                    .search_rescored(FP, &q256[i * dim..(i + 1) * dim], k, cands)
+                    .unwrap();
             }
             let qps1 = n1 as f64 / t.elapsed().as_secs_f64();
             let mut best = f64::MAX;
@@ -161,7 +167,11 @@ fn hnsw(a: &HashMap<String, String>) {
     let report = HnswIndex::build(&index, params, &q[..200 * base.cols], 10).unwrap();
     println!(
         "quarry hnsw build ({rows} rows, M={}, efC={}): {:.1} s, recall@10 at ef {} = {:.4}",
-        params.m, params.ef_construction, report.build_seconds, params.ef_search, report.entry.recall_at_k
+        params.m,
+        params.ef_construction,
+        report.build_seconds,
+        params.ef_search,
+        report.entry.recall_at_k
     );
     drop(index);
     let index = DenseIndex::open(&dir).unwrap();
@@ -172,7 +182,9 @@ fn hnsw(a: &HashMap<String, String>) {
     let truth = index.search(FP, &q, 10).unwrap();
     let mut sweep = Vec::new();
     for ef in [16usize, 24, 32, 48, 64, 96, 128, 192, 256] {
-        graph.search(&index, FP, &q[..50 * base.cols], 10, Some(ef)).unwrap();
+        graph
+            .search(&index, FP, &q[..50 * base.cols], 10, Some(ef))
+            .unwrap();
         let t = Instant::now();
         let res = graph.search(&index, FP, &q, 10, Some(ef)).unwrap();
         let qps = nq as f64 / t.elapsed().as_secs_f64();
@@ -180,7 +192,8 @@ fn hnsw(a: &HashMap<String, String>) {
         println!("quarry hnsw ef={ef}: recall@10 {recall:.4}, {qps:.0} q/s");
         sweep.push(serde_json::json!({"ef": ef, "qps": qps, "recall": recall}));
     }
-    let out = serde_json::json!({"build_s": report.build_seconds, "reload_s": reload_s, "sweep": sweep});
+    let out =
+        serde_json::json!({"build_s": report.build_seconds, "reload_s": reload_s, "sweep": sweep});
     std::fs::write(&a["out"], serde_json::to_vec(&out).unwrap()).unwrap();
 }
 

@@ -260,7 +260,7 @@ impl HnswIndex {
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
         index.check_encoder(query_encoder_fingerprint)?;
         let dim = index.dim();
-        if queries.is_empty() || queries.len() % dim != 0 {
+        if queries.is_empty() || !queries.len().is_multiple_of(dim) {
             return Err(IndexError::DimensionMismatch {
                 file: Manifest::path(index.dir()),
                 expected: dim,

@@ -163,6 +163,9 @@ fn scalar<E: Elem>(
 }
 
 #[cfg(target_arch = "x86_64")]
+// Register tiles index accumulators by (row, query) explicitly: iterator
+// adaptors here obscure the unrolled R×Q structure LLVM keeps in registers.
+#[allow(clippy::needless_range_loop)]
 mod avx2 {
     use std::arch::x86_64::*;
 

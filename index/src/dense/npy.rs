@@ -39,13 +39,19 @@ impl NpyF32 {
             ),
             v => return Err(bad(format!("unsupported .npy version {v}"))),
         };
-        let header = std::str::from_utf8(mmap.get(start..start + header_len).ok_or_else(|| {
-            bad("truncated .npy header".into())
-        })?)
+        let header = std::str::from_utf8(
+            mmap.get(start..start + header_len)
+                .ok_or_else(|| bad("truncated .npy header".into()))?,
+        )
         .map_err(|_| bad("non-UTF-8 .npy header".into()))?;
         let field = |key: &str| -> Option<&str> {
             let at = header.find(&format!("'{key}'"))? + key.len() + 2;
-            Some(header[at..].trim_start().trim_start_matches(':').trim_start())
+            Some(
+                header[at..]
+                    .trim_start()
+                    .trim_start_matches(':')
+                    .trim_start(),
+            )
         };
         let descr = field("descr").ok_or_else(|| bad("no descr in header".into()))?;
         if !descr.starts_with("'<f4'") {
@@ -69,7 +75,11 @@ impl NpyF32 {
         let (rows, cols) = match dims.as_slice() {
             [c] => (1, *c),
             [r, c] => (*r, *c),
-            _ => return Err(bad(format!("expected a 1-D or 2-D array, shape is {dims:?}"))),
+            _ => {
+                return Err(bad(format!(
+                    "expected a 1-D or 2-D array, shape is {dims:?}"
+                )))
+            }
         };
         let offset = start + header_len;
         if mmap.len() < offset + rows * cols * 4 {

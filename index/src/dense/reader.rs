@@ -209,7 +209,7 @@ impl DenseIndex {
 
     fn check_queries(&self, queries: &[f32]) -> Result<usize, IndexError> {
         let dim = self.dim();
-        if queries.is_empty() || queries.len() % dim != 0 {
+        if queries.is_empty() || !queries.len().is_multiple_of(dim) {
             return Err(IndexError::DimensionMismatch {
                 file: Manifest::path(&self.dir),
                 expected: dim,
