@@ -69,7 +69,7 @@ def hnswlib_run(a):
 
     base = np.load(os.path.join(a.work, "base.npy"), mmap_mode="r")[: a.rows]
     base = np.ascontiguousarray(base)
-    queries = np.load(os.path.join(a.work, "queries.npy"))
+    queries = np.load(os.path.join(a.work, "queries.npy"))[: a.nq]
     threads = os.cpu_count()
     # exact truth by brute force
     truth = np.argsort(-(queries @ base.T), axis=1, kind="stable")[:, :10]
@@ -86,7 +86,7 @@ def hnswlib_run(a):
     index.load_index(path, max_elements=a.rows)
     reload_s = time.perf_counter() - t
     sweep = []
-    for ef in [16, 24, 32, 48, 64, 96, 128, 192, 256]:
+    for ef in [32, 64, 128, 256, 512, 1024, 2048]:
         index.set_ef(ef)
         index.knn_query(queries[:50], k=10, num_threads=threads)
         t = time.perf_counter()
@@ -152,6 +152,7 @@ def main():
     h.add_argument("--rows", type=int, required=True)
     h.add_argument("--m", type=int, default=16)
     h.add_argument("--ef-construction", type=int, default=200)
+    h.add_argument("--nq", type=int, default=200)
     h.add_argument("--out", required=True)
     r = sub.add_parser("report")
     r.add_argument("--work", required=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Dense store vs faiss (IndexFlatIP) and hnswlib, same run, same vectors.
 #
-#   benches/index_peers.sh [N_FLAT] [N_HNSW]      (defaults 1000000 200000)
+#   benches/index_peers.sh [N_FLAT] [N_HNSW]      (defaults 1000000 50000)
 #
 # 1. creates /work/venvs/faiss (faiss-cpu + hnswlib + numpy) if missing;
 # 2. writes N_FLAT × 896 deterministic random unit vectors (numpy PCG64, seed 0)
@@ -12,7 +12,7 @@
 # Memory: at most one 3.6 GB f32 copy of the base per process (mmap where possible).
 set -euo pipefail
 N_FLAT=${1:-1000000}
-N_HNSW=${2:-200000}
+N_HNSW=${2:-50000}
 DIM=896
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-/work/venvs/faiss}

@@ -162,8 +162,9 @@ fn hnsw(a: &HashMap<String, String>) {
     };
     let dir = work.join(format!("quarry-hnsw-{rows}"));
     let index = ensure_index(&base, &dir, ElementType::F32, rows);
-    let q = queries.rows_vec(0, queries.rows);
-    let nq = queries.rows;
+    // Few queries: on random 896-d data HNSW needs a very large ef for high recall.
+    let nq: usize = a.get("nq").map_or(200, |n| n.parse().unwrap());
+    let q = queries.rows_vec(0, nq);
     let report = HnswIndex::build(&index, params, &q[..200 * base.cols], 10).unwrap();
     println!(
         "quarry hnsw build ({rows} rows, M={}, efC={}): {:.1} s, recall@10 at ef {} = {:.4}",
@@ -181,7 +182,7 @@ fn hnsw(a: &HashMap<String, String>) {
     println!("quarry hnsw reload: {reload_s:.3} s");
     let truth = index.search(FP, &q, 10).unwrap();
     let mut sweep = Vec::new();
-    for ef in [16usize, 24, 32, 48, 64, 96, 128, 192, 256] {
+    for ef in [32usize, 64, 128, 256, 512, 1024, 2048] {
         graph
             .search(&index, FP, &q[..50 * base.cols], 10, Some(ef))
             .unwrap();

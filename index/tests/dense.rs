@@ -365,3 +365,52 @@ fn killed_writer_resumes_to_identical_bytes() {
         "only {kills_mid_build} kills landed mid-build"
     );
 }
+
+#[test]
+fn hnsw_builds_persists_and_reloads() {
+    use quarry_index::dense::{HnswIndex, HnswParams};
+    let tmp = tempfile::tempdir().unwrap();
+    let dim = 16;
+    let data = vectors(2000, dim, 5);
+    build(tmp.path(), &data, dim, ElementType::F16, 512);
+    let index = DenseIndex::open(tmp.path()).unwrap();
+    let params = HnswParams {
+        m: 16,
+        ef_construction: 100,
+        ef_search: 64,
+    };
+    let report = HnswIndex::build(&index, params, &[], 10).unwrap();
+    // Low-dimensional data: the graph must find (almost) all true neighbours.
+    assert!(report.entry.recall_at_k >= 0.9, "{:?}", report.entry);
+    drop(index);
+
+    // Reload from disk (no rebuild) through a fresh open; the manifest records the graph.
+    let index = DenseIndex::open(tmp.path()).unwrap();
+    assert_eq!(index.manifest().hnsw.as_ref().unwrap().m, 16);
+    let graph = HnswIndex::load(&index).unwrap();
+    let queries = vectors(50, dim, 77);
+    let exact = index.search(FP, &queries, 10).unwrap();
+    let approx = graph.search(&index, FP, &queries, 10, Some(128)).unwrap();
+    let recall = quarry_index::dense::hnsw::recall_at_k(&exact, &approx, 10);
+    assert!(recall >= 0.9, "recall {recall}");
+    assert!(matches!(
+        graph.search(&index, "other", &queries, 10, None),
+        Err(IndexError::EncoderMismatch { .. })
+    ));
+}
+
+#[test]
+fn hnsw_refuses_non_unit_vectors() {
+    use quarry_index::dense::{HnswIndex, HnswParams};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut data = vectors(100, 8, 5);
+    data.iter_mut().for_each(|x| *x *= 3.0);
+    build(tmp.path(), &data, 8, ElementType::F32, 64);
+    let index = DenseIndex::open(tmp.path()).unwrap();
+    match HnswIndex::build(&index, HnswParams::default(), &[], 10) {
+        Err(IndexError::InvalidInput { detail, .. }) => {
+            assert!(detail.contains("unit"), "{detail}")
+        }
+        other => panic!("expected InvalidInput, got {:?}", other.err()),
+    }
+}
