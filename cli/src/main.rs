@@ -1,12 +1,29 @@
 //! `quarry`: build retrieval indexes with LLM encoders and evaluate them.
 
-use clap::Parser;
+mod index_cmd;
+
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "quarry", version, about = "LLMs as dense retrievers, measured honestly")]
-struct Cli {}
+#[command(
+    name = "quarry",
+    version,
+    about = "LLMs as dense retrievers, measured honestly"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect, verify and query dense embedding indexes.
+    Index(index_cmd::IndexArgs),
+}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Index(args) => index_cmd::run(args),
+    }
 }
