@@ -12,4 +12,11 @@ pub enum IndexError {
     },
     #[error("{file}: corrupt data: {detail}")]
     DataCorruption { file: PathBuf, detail: String },
+    /// The BM25 index's tantivy layer failed (open, write, merge, read).
+    #[error("{path}: tantivy: {source}")]
+    Tantivy {
+        path: PathBuf,
+        #[source]
+        source: tantivy::TantivyError,
+    },
 }

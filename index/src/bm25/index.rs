@@ -1,0 +1,662 @@
+//! The on-disk BM25 index: build once per corpus, reopen while current, search.
+//!
+//! `engine` hands [`Bm25Index::build`] the corpus documents and asks
+//! [`Bm25Index::search`] / [`Bm25Index::search_batch`] for ranked doc ids. The
+//! index is a tantivy index in one directory with three fields:
+//!
+//! * `contents`: title and text, analysed by Lucene's English chain
+//!   ([`super::analyzer`]), postings with term frequencies only;
+//! * `norm`: Lucene's one-byte length norm of `contents` (a fast field;
+//!   tantivy's own field norms use a different encoding and are disabled);
+//! * `id`: the document id (a fast field; its dictionary order is the byte
+//!   order of the ids, which breaks score ties as Anserini does).
+//!
+//! plus `quarry-bm25.json`, the manifest that says which corpus (checksum),
+//! analyzer and parameters the index was built for. Builds go to a temporary
+//! sibling directory that replaces `dir` only once complete.
+//!
+//! Results reproduce Pyserini's `LuceneSearcher.search` with BM25 k1 = 0.9,
+//! b = 0.4 on a BEIR "flat" index: same terms, same float scores, and ties
+//! ordered by doc id ascending (Anserini sorts by score, then by the `id`
+//! field). Dropping a query's own id from its hits is the caller's job.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tantivy::indexer::NoMergePolicy;
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{PreTokenizedString, TextAnalyzer, Token, TokenStream};
+use tantivy::{DocId, DocSet, Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument};
+
+use super::analyzer::{english_analyzer, ANALYZER_NAME};
+use super::query::{LuceneBm25Query, SegmentNorms};
+use super::similarity::{int_to_byte4, Bm25Similarity, DEFAULT_B, DEFAULT_K1};
+use crate::error::IndexError;
+
+/// Bumped whenever the on-disk layout or the analysis changes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Identifies the analysis chain in the manifest.
+pub const ANALYZER_ID: &str =
+    "lucene-10.5 StandardTokenizer+EnglishPossessive+LowerCase+EnglishStop+PorterStem";
+const MANIFEST_FILE: &str = "quarry-bm25.json";
+const FIELD_ID: &str = "id";
+const FIELD_CONTENTS: &str = "contents";
+const FIELD_NORM: &str = "norm";
+/// Documents analysed per parallel batch during a build.
+const BUILD_BATCH: usize = 4096;
+/// tantivy indexing memory per writer thread.
+const WRITER_MEMORY_PER_THREAD: usize = 128 << 20;
+
+/// A corpus document: indexed as one field, `title` then `text`.
+#[derive(Debug, Clone, Copy)]
+pub struct Bm25Doc<'a> {
+    /// Document id, returned in hits.
+    pub id: &'a str,
+    /// Title (may be empty).
+    pub title: &'a str,
+    /// Body text.
+    pub text: &'a str,
+}
+
+/// One ranked document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bm25Hit {
+    /// The document's id.
+    pub doc_id: String,
+    /// Lucene's BM25 score.
+    pub score: f32,
+}
+
+/// What an index was built from and with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Manifest {
+    format_version: u32,
+    corpus_checksum: String,
+    analyzer: String,
+    k1: f32,
+    b: f32,
+    tantivy: String,
+    /// All documents given to the build.
+    num_docs: u64,
+    /// Documents with at least one indexed term (BM25's N).
+    docs_with_terms: u64,
+    /// Indexed terms over all documents.
+    sum_total_term_freq: u64,
+}
+
+impl Manifest {
+    fn is_current(&self, corpus_checksum: &str) -> bool {
+        self.format_version == FORMAT_VERSION
+            && self.corpus_checksum == corpus_checksum
+            && self.analyzer == ANALYZER_ID
+            && self.k1 == DEFAULT_K1
+            && self.b == DEFAULT_B
+    }
+}
+
+/// Doc ids of one segment, addressed by their dictionary ordinal.
+struct IdTable {
+    /// Ordinal (= rank in byte order) of each document's id.
+    doc_ords: Vec<u32>,
+    /// Concatenated ids in ordinal order.
+    text: String,
+    /// `text[ends[o - 1]..ends[o]]` is the id of ordinal `o`.
+    ends: Vec<usize>,
+}
+
+impl IdTable {
+    fn id(&self, ord: u32) -> &str {
+        let ord = ord as usize;
+        let start = if ord == 0 { 0 } else { self.ends[ord - 1] };
+        &self.text[start..self.ends[ord]]
+    }
+}
+
+/// A BM25 index opened for searching.
+pub struct Bm25Index {
+    dir: PathBuf,
+    index: Index,
+    _reader: IndexReader,
+    searcher: Searcher,
+    contents: Field,
+    similarity: Arc<Bm25Similarity>,
+    norms: Arc<SegmentNorms>,
+    /// The single segment's ids; `None` for an empty index.
+    ids: Option<IdTable>,
+    manifest: Manifest,
+}
+
+impl std::fmt::Debug for Bm25Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bm25Index")
+            .field("dir", &self.dir)
+            .field("manifest", &self.manifest)
+            .finish()
+    }
+}
+
+fn tantivy_err(path: &Path) -> impl FnOnce(tantivy::TantivyError) -> IndexError + '_ {
+    move |source| IndexError::Tantivy {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
+    move |source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn corrupt(file: &Path, detail: impl Into<String>) -> IndexError {
+    IndexError::DataCorruption {
+        file: file.to_path_buf(),
+        detail: detail.into(),
+    }
+}
+
+fn schema() -> Schema {
+    let mut builder = Schema::builder();
+    builder.add_text_field(FIELD_ID, TextOptions::default().set_fast("raw"));
+    builder.add_text_field(
+        FIELD_CONTENTS,
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(ANALYZER_NAME)
+                .set_index_option(IndexRecordOption::WithFreqs)
+                .set_fieldnorms(false),
+        ),
+    );
+    builder.add_u64_field(FIELD_NORM, NumericOptions::default().set_fast());
+    builder.build()
+}
+
+/// Appends the analysed terms of `text` to `tokens`, numbering positions on.
+fn analyze_into(analyzer: &mut TextAnalyzer, text: &str, tokens: &mut Vec<Token>) {
+    let mut stream = analyzer.token_stream(text);
+    while stream.advance() {
+        let token = stream.token();
+        tokens.push(Token {
+            offset_from: token.offset_from,
+            offset_to: token.offset_to,
+            position: tokens.len(),
+            text: token.text.clone(),
+            position_length: 1,
+        });
+    }
+}
+
+/// Analyses one document into its tantivy document and its number of terms.
+fn prepare_doc(
+    analyzer: &mut TextAnalyzer,
+    fields: (Field, Field, Field),
+    doc: &Bm25Doc<'_>,
+) -> (TantivyDocument, u64) {
+    let (id, contents, norm) = fields;
+    // Pyserini indexes title + "\n" + text. A line break always separates two
+    // tokens and never belongs to one, so analysing the parts in turn gives
+    // the same terms without building the joined string.
+    let mut tokens = Vec::new();
+    analyze_into(analyzer, doc.title, &mut tokens);
+    analyze_into(analyzer, doc.text, &mut tokens);
+    let num_terms = tokens.len() as u64;
+    let mut tantivy_doc = TantivyDocument::default();
+    tantivy_doc.add_text(id, doc.id);
+    tantivy_doc.add_pre_tokenized_text(
+        contents,
+        PreTokenizedString {
+            text: String::new(),
+            tokens,
+        },
+    );
+    tantivy_doc.add_u64(
+        norm,
+        u64::from(int_to_byte4(num_terms.min(u32::MAX as u64) as u32)),
+    );
+    (tantivy_doc, num_terms)
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IndexError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(bytes).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), IndexError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+impl Bm25Index {
+    /// Opens the index in `dir` if it exists and was built for this corpus
+    /// checksum, format, analyzer and parameters; `Ok(None)` if it must be
+    /// (re)built.
+    pub fn open_if_current(
+        dir: &Path,
+        corpus_checksum: &str,
+    ) -> Result<Option<Bm25Index>, IndexError> {
+        let manifest_path = dir.join(MANIFEST_FILE);
+        let bytes = match fs::read(&manifest_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&manifest_path)(e)),
+        };
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| corrupt(&manifest_path, format!("unreadable manifest: {e}")))?;
+        if !manifest.is_current(corpus_checksum) {
+            return Ok(None);
+        }
+        Bm25Index::open(dir, manifest).map(Some)
+    }
+
+    /// Builds the index of `docs` into `dir` (replacing what is there) and
+    /// opens it. The build runs in a temporary sibling directory that takes
+    /// `dir`'s place only once it is complete.
+    pub fn build<'a>(
+        dir: &Path,
+        corpus_checksum: &str,
+        docs: impl Iterator<Item = Bm25Doc<'a>>,
+    ) -> Result<Bm25Index, IndexError> {
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        fs::create_dir_all(&parent).map_err(io_err(&parent))?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "bm25".to_string());
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".{name}.building-"))
+            .tempdir_in(&parent)
+            .map_err(io_err(&parent))?;
+        let manifest = build_into(staging.path(), corpus_checksum, docs)?;
+        write_atomic(
+            &staging.path().join(MANIFEST_FILE),
+            &serde_json::to_vec_pretty(&manifest).expect("manifest serializes"),
+        )?;
+        sync_dir(staging.path())?;
+
+        // Swap the finished build into place.
+        let staged = staging.keep();
+        if dir.exists() {
+            let retired = parent.join(format!(".{name}.old-{}", std::process::id()));
+            if retired.exists() {
+                fs::remove_dir_all(&retired).map_err(io_err(&retired))?;
+            }
+            fs::rename(dir, &retired).map_err(io_err(dir))?;
+            if let Err(e) = fs::rename(&staged, dir) {
+                let _ = fs::rename(&retired, dir);
+                let _ = fs::remove_dir_all(&staged);
+                return Err(io_err(dir)(e));
+            }
+            fs::remove_dir_all(&retired).map_err(io_err(&retired))?;
+        } else if let Err(e) = fs::rename(&staged, dir) {
+            let _ = fs::remove_dir_all(&staged);
+            return Err(io_err(dir)(e));
+        }
+        sync_dir(&parent)?;
+        Bm25Index::open(dir, manifest)
+    }
+
+    fn open(dir: &Path, manifest: Manifest) -> Result<Bm25Index, IndexError> {
+        let index = Index::open_in_dir(dir).map_err(tantivy_err(dir))?;
+        index
+            .tokenizers()
+            .register(ANALYZER_NAME, english_analyzer());
+        let schema = index.schema();
+        let field = |name: &str| {
+            schema
+                .get_field(name)
+                .map_err(|_| corrupt(dir, format!("index has no field {name:?}")))
+        };
+        let (contents, id_field, norm_field) =
+            (field(FIELD_CONTENTS)?, field(FIELD_ID)?, field(FIELD_NORM)?);
+        let _ = (id_field, norm_field);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tantivy_err(dir))?;
+        let searcher = reader.searcher();
+        let segments = searcher.segment_readers();
+        if segments.len() > 1 {
+            return Err(corrupt(
+                dir,
+                format!("expected one segment, found {}", segments.len()),
+            ));
+        }
+        let mut norms = SegmentNorms::new();
+        let mut ids = None;
+        let mut docs_with_terms = 0u64;
+        let mut sum_total_term_freq = 0u64;
+        let mut num_docs = 0u64;
+        if let Some(segment) = segments.first() {
+            let max_doc = segment.max_doc();
+            num_docs = u64::from(max_doc);
+            let fast = segment.fast_fields();
+            let norm_column = fast.u64(FIELD_NORM).map_err(tantivy_err(dir))?;
+            let mut segment_norms = Vec::with_capacity(max_doc as usize);
+            for doc in 0..max_doc {
+                let norm = norm_column
+                    .first(doc)
+                    .filter(|&n| n <= 255)
+                    .ok_or_else(|| corrupt(dir, format!("document #{doc} has no valid norm")))?;
+                segment_norms.push(norm as u8);
+            }
+            docs_with_terms = segment_norms.iter().filter(|&&n| n != 0).count() as u64;
+            norms.insert(segment.segment_id(), Arc::from(segment_norms));
+
+            let id_column = fast
+                .str(FIELD_ID)
+                .map_err(tantivy_err(dir))?
+                .ok_or_else(|| corrupt(dir, "no id fast field"))?;
+            let mut text = String::new();
+            let mut ends = Vec::with_capacity(id_column.num_terms());
+            let mut stream = id_column
+                .dictionary()
+                .stream()
+                .map_err(|e| io_err(dir)(e))?;
+            while stream.advance() {
+                let id = std::str::from_utf8(stream.key())
+                    .map_err(|_| corrupt(dir, "document id is not UTF-8"))?;
+                text.push_str(id);
+                ends.push(text.len());
+            }
+            let mut doc_ords = Vec::with_capacity(max_doc as usize);
+            for doc in 0..max_doc {
+                let ord = id_column
+                    .ords()
+                    .first(doc)
+                    .filter(|&o| (o as usize) < ends.len())
+                    .ok_or_else(|| corrupt(dir, format!("document #{doc} has no id")))?;
+                doc_ords.push(ord as u32);
+            }
+            ids = Some(IdTable {
+                doc_ords,
+                text,
+                ends,
+            });
+            sum_total_term_freq = segment
+                .inverted_index(contents)
+                .map_err(tantivy_err(dir))?
+                .total_num_tokens();
+        }
+        let found = (num_docs, docs_with_terms, sum_total_term_freq);
+        let expected = (
+            manifest.num_docs,
+            manifest.docs_with_terms,
+            manifest.sum_total_term_freq,
+        );
+        if found != expected {
+            return Err(corrupt(
+                dir,
+                format!(
+                    "index holds (docs, docs with terms, terms) = {found:?}, manifest says {expected:?}"
+                ),
+            ));
+        }
+        let similarity = Arc::new(Bm25Similarity::new(
+            manifest.k1,
+            manifest.b,
+            docs_with_terms,
+            sum_total_term_freq,
+        ));
+        Ok(Bm25Index {
+            dir: dir.to_path_buf(),
+            index,
+            _reader: reader,
+            searcher,
+            contents,
+            similarity,
+            norms: Arc::new(norms),
+            ids,
+            manifest,
+        })
+    }
+
+    /// Number of documents in the index.
+    pub fn num_docs(&self) -> usize {
+        self.manifest.num_docs as usize
+    }
+
+    /// The directory the index lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// BM25 parameters and collection statistics.
+    pub fn similarity(&self) -> &Bm25Similarity {
+        &self.similarity
+    }
+
+    /// The underlying tantivy index (with the analyzer registered).
+    pub fn tantivy_index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The analysed terms of `text`, as queries and documents are indexed.
+    pub fn analyze(&self, text: &str) -> Vec<String> {
+        super::analyzer::analyze(&mut english_analyzer(), text)
+    }
+
+    /// The tantivy query for an already analysed bag of terms.
+    pub fn query_for_terms<S: AsRef<str>>(&self, terms: &[S]) -> LuceneBm25Query {
+        LuceneBm25Query::new(
+            self.contents,
+            terms,
+            Arc::clone(&self.similarity),
+            Arc::clone(&self.norms),
+        )
+    }
+
+    /// The `k` best documents for `query`: score descending, then doc id
+    /// ascending (byte order).
+    pub fn search(&self, query: &str, k: usize) -> Result<Vec<Bm25Hit>, IndexError> {
+        let mut analyzer = english_analyzer();
+        self.search_with(&mut analyzer, query, k)
+    }
+
+    /// [`Bm25Index::search`] for many queries, in parallel.
+    pub fn search_batch(
+        &self,
+        queries: &[&str],
+        k: usize,
+    ) -> Result<Vec<Vec<Bm25Hit>>, IndexError> {
+        queries
+            .par_iter()
+            .map_init(english_analyzer, |analyzer, query| {
+                self.search_with(analyzer, query, k)
+            })
+            .collect()
+    }
+
+    fn search_with(
+        &self,
+        analyzer: &mut TextAnalyzer,
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<Bm25Hit>, IndexError> {
+        let (Some(ids), Some(segment)) = (&self.ids, self.searcher.segment_readers().first())
+        else {
+            return Ok(Vec::new());
+        };
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let terms = super::analyzer::analyze(analyzer, query);
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = self.query_for_terms(&terms);
+        let weight = query
+            .bm25_weight(&self.searcher)
+            .map_err(tantivy_err(&self.dir))?;
+        let mut scorer = weight
+            .bm25_scorer(segment, 1.0)
+            .map_err(tantivy_err(&self.dir))?;
+        let mut top = TopK::new(k);
+        let mut doc = scorer.doc();
+        while doc != tantivy::TERMINATED {
+            let score = tantivy::query::Scorer::score(&mut scorer);
+            top.offer(score, ids.doc_ords[doc as usize], doc);
+            doc = scorer.advance();
+        }
+        Ok(top
+            .into_sorted()
+            .into_iter()
+            .map(|c| Bm25Hit {
+                doc_id: ids.id(c.id_ord).to_string(),
+                score: c.score,
+            })
+            .collect())
+    }
+}
+
+/// Builds the tantivy index of `docs` in the empty directory `dir`.
+fn build_into<'a>(
+    dir: &Path,
+    corpus_checksum: &str,
+    mut docs: impl Iterator<Item = Bm25Doc<'a>>,
+) -> Result<Manifest, IndexError> {
+    let schema = schema();
+    let fields = (
+        schema.get_field(FIELD_ID).expect("schema has id"),
+        schema
+            .get_field(FIELD_CONTENTS)
+            .expect("schema has contents"),
+        schema.get_field(FIELD_NORM).expect("schema has norm"),
+    );
+    let index = Index::create_in_dir(dir, schema).map_err(tantivy_err(dir))?;
+    index
+        .tokenizers()
+        .register(ANALYZER_NAME, english_analyzer());
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let mut writer = index
+        .writer_with_num_threads::<TantivyDocument>(threads, threads * WRITER_MEMORY_PER_THREAD)
+        .map_err(tantivy_err(dir))?;
+    writer.set_merge_policy(Box::new(NoMergePolicy));
+
+    let mut num_docs = 0u64;
+    let mut docs_with_terms = 0u64;
+    let mut sum_total_term_freq = 0u64;
+    let mut batch: Vec<Bm25Doc<'a>> = Vec::with_capacity(BUILD_BATCH);
+    loop {
+        batch.clear();
+        batch.extend(docs.by_ref().take(BUILD_BATCH));
+        if batch.is_empty() {
+            break;
+        }
+        let prepared: Vec<(TantivyDocument, u64)> = batch
+            .par_iter()
+            .map_init(english_analyzer, |analyzer, doc| {
+                prepare_doc(analyzer, fields, doc)
+            })
+            .collect();
+        for (doc, num_terms) in prepared {
+            num_docs += 1;
+            docs_with_terms += u64::from(num_terms > 0);
+            sum_total_term_freq += num_terms;
+            writer.add_document(doc).map_err(tantivy_err(dir))?;
+        }
+    }
+    writer.commit().map_err(tantivy_err(dir))?;
+    let segments = index.searchable_segment_ids().map_err(tantivy_err(dir))?;
+    if segments.len() > 1 {
+        writer.merge(&segments).wait().map_err(tantivy_err(dir))?;
+    }
+    writer.wait_merging_threads().map_err(tantivy_err(dir))?;
+    Ok(Manifest {
+        format_version: FORMAT_VERSION,
+        corpus_checksum: corpus_checksum.to_string(),
+        analyzer: ANALYZER_ID.to_string(),
+        k1: DEFAULT_K1,
+        b: DEFAULT_B,
+        tantivy: tantivy::version_string().to_string(),
+        num_docs,
+        docs_with_terms,
+        sum_total_term_freq,
+    })
+}
+
+/// A scored candidate; `Ord` puts the *worse* candidate first-out of a max-heap.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    score: f32,
+    id_ord: u32,
+    doc: DocId,
+}
+
+impl Candidate {
+    /// Ranking order: higher score, then smaller id, then smaller doc number.
+    fn rank_cmp(&self, other: &Candidate) -> std::cmp::Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then(self.id_ord.cmp(&other.id_ord))
+            .then(self.doc.cmp(&other.doc))
+    }
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank_cmp(other).is_eq()
+    }
+}
+impl Eq for Candidate {}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Candidate {
+    /// "Greater" = ranked lower, so a max-heap's top is the worst kept hit.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank_cmp(other)
+    }
+}
+
+/// The `k` best candidates seen so far.
+struct TopK {
+    k: usize,
+    heap: std::collections::BinaryHeap<Candidate>,
+}
+
+impl TopK {
+    fn new(k: usize) -> TopK {
+        TopK {
+            k,
+            heap: std::collections::BinaryHeap::with_capacity(k.min(1 << 16) + 1),
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, score: f32, id_ord: u32, doc: DocId) {
+        let candidate = Candidate { score, id_ord, doc };
+        if self.heap.len() < self.k {
+            self.heap.push(candidate);
+        } else if let Some(mut worst) = self.heap.peek_mut() {
+            if candidate < *worst {
+                *worst = candidate;
+            }
+        }
+    }
+
+    /// Best first.
+    fn into_sorted(self) -> Vec<Candidate> {
+        self.heap.into_sorted_vec()
+    }
+}
