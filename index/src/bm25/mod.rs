@@ -13,6 +13,6 @@ pub mod similarity;
 pub mod standard_tokenizer;
 
 pub use analyzer::english_analyzer;
-pub use index::{Bm25Doc, Bm25Hit, Bm25Index};
+pub use index::{adjust_score_ties_as_anserini, Bm25Doc, Bm25Hit, Bm25Index};
 pub use query::LuceneBm25Query;
 pub use similarity::Bm25Similarity;
