@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use quarry_index::bm25::analyzer::{analyze, english_analyzer, ENGLISH_STOP_WORDS};
+use quarry_index::bm25::analyzer::{analyze, count_terms, english_analyzer, ENGLISH_STOP_WORDS};
 
 fn reference_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/reference")
@@ -33,6 +33,12 @@ fn english_analyzer_matches_lucene_on_every_reference_text() {
             .collect();
         let got = analyze(&mut analyzer, text);
         total += 1;
+        assert_eq!(
+            count_terms(text),
+            expected.len(),
+            "term count of line {}",
+            line_no + 1
+        );
         if got != expected {
             failures.push(format!(
                 "line {}: {:?}\n  lucene: {expected:?}\n  quarry: {got:?}",

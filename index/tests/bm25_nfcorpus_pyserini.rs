@@ -173,6 +173,18 @@ fn nfcorpus_matches_pyserini_bm25_flat() {
     adjust_score_ties_as_anserini(&mut single);
     single.retain(|h| h.doc_id != *qids[0]);
     assert_eq!(single, runs[qids[0].as_str()]);
+    // The same query through tantivy's own search API scores the same.
+    let query = index.query_for_terms(&index.analyze(texts[0]));
+    let top = index
+        .searcher()
+        .search(
+            &query,
+            &tantivy::collector::TopDocs::with_limit(5).order_by_score(),
+        )
+        .expect("tantivy search");
+    let direct = index.search(texts[0], 5).expect("search");
+    let scores: Vec<f32> = top.iter().map(|(s, _)| *s).collect();
+    assert_eq!(scores, direct.iter().map(|h| h.score).collect::<Vec<_>>());
 
     if let Some(path) = &dump {
         let mut out = String::new();

@@ -16,7 +16,7 @@
 use tantivy::tokenizer::{TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer};
 
 use super::porter;
-use super::standard_tokenizer::StandardTokenizer;
+use super::standard_tokenizer::{self, StandardTokenizer};
 
 /// Name under which [`english_analyzer`] is registered in a tantivy index.
 pub const ANALYZER_NAME: &str = "lucene_english";
@@ -48,6 +48,44 @@ pub fn analyze(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
     terms
 }
 
+/// The number of terms [`english_analyzer`] makes of `text`, without building
+/// them: Lucene's field length (the norm's input). Stemming never drops a
+/// token, so only tokenizing, the possessive filter, lower-casing (of short
+/// tokens) and the stop filter matter.
+pub fn count_terms(text: &str) -> usize {
+    let mut lowered = String::new();
+    standard_tokenizer::tokens(text)
+        .filter(|(_, range)| {
+            let token = strip_possessive(&text[range.clone()]);
+            // Stop words have at most 5 chars, and lower-casing maps one char to one.
+            if token.chars().nth(5).is_some() {
+                return true;
+            }
+            lowered.clear();
+            lowered.extend(token.chars().map(lucene_lower_case));
+            !is_english_stop_word(&lowered)
+        })
+        .count()
+}
+
+/// `token` without a trailing `'s`, `’s` or `＇s`.
+fn strip_possessive(token: &str) -> &str {
+    token
+        .strip_suffix(['s', 'S'])
+        .and_then(|rest| rest.strip_suffix(['\'', '\u{2019}', '\u{FF07}']))
+        .unwrap_or(token)
+}
+
+/// Java's `Character.toLowerCase(int)`.
+#[inline]
+fn lucene_lower_case(c: char) -> char {
+    if c.is_ascii() {
+        c.to_ascii_lowercase()
+    } else {
+        c.to_lowercase().next().unwrap_or(c)
+    }
+}
+
 /// A per-token step of the chain: rewrites the token in place, or drops it
 /// by returning `false`.
 pub trait TokenRewrite: Clone + Send + Sync + 'static {
@@ -62,13 +100,8 @@ pub struct EnglishPossessive;
 
 impl TokenRewrite for EnglishPossessive {
     fn rewrite(&self, token: &mut Token) -> bool {
-        let text = &token.text;
-        if let Some(rest) = text.strip_suffix(['s', 'S']) {
-            if let Some(stem) = rest.strip_suffix(['\'', '\u{2019}', '\u{FF07}']) {
-                let len = stem.len();
-                token.text.truncate(len);
-            }
-        }
+        let len = strip_possessive(&token.text).len();
+        token.text.truncate(len);
         true
     }
 }

@@ -31,13 +31,22 @@ use tantivy::indexer::NoMergePolicy;
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::tokenizer::{PreTokenizedString, TextAnalyzer, Token, TokenStream};
-use tantivy::{DocId, DocSet, Index, IndexReader, ReloadPolicy, Searcher, TantivyDocument};
+use tantivy::tokenizer::{TextAnalyzer, TokenStream};
+use tantivy::{
+    DocId, DocSet, Index, IndexReader, InvertedIndexReader, ReloadPolicy, Searcher,
+    TantivyDocument, Term,
+};
 
-use super::analyzer::{english_analyzer, ANALYZER_NAME};
-use super::query::{LuceneBm25Query, SegmentNorms};
+use super::analyzer::{count_terms, english_analyzer, ANALYZER_NAME};
+use super::query::{LuceneBm25Query, LuceneBm25Scorer, SegmentNorms, TermCursor};
 use super::similarity::{int_to_byte4, Bm25Similarity, DEFAULT_B, DEFAULT_K1};
 use crate::error::IndexError;
+
+thread_local! {
+    /// One analyzer per thread for queries (building one allocates).
+    static QUERY_ANALYZER: std::cell::RefCell<TextAnalyzer> =
+        std::cell::RefCell::new(english_analyzer());
+}
 
 /// Bumped whenever the on-disk layout or the analysis changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -49,7 +58,9 @@ const FIELD_ID: &str = "id";
 const FIELD_CONTENTS: &str = "contents";
 const FIELD_NORM: &str = "norm";
 /// Documents analysed per parallel batch during a build.
-const BUILD_BATCH: usize = 4096;
+const BUILD_BATCH: usize = 512;
+/// Corpus size (by the iterator's size hint) per tantivy writer thread.
+const DOCS_PER_WRITER_THREAD: usize = 200_000;
 /// tantivy indexing memory per writer thread.
 const WRITER_MEMORY_PER_THREAD: usize = 128 << 20;
 
@@ -136,6 +147,13 @@ impl Manifest {
     }
 }
 
+/// What search needs of the index's single segment, loaded at open.
+struct SegmentData {
+    inverted_index: Arc<InvertedIndexReader>,
+    norms: Arc<[u8]>,
+    ids: IdTable,
+}
+
 /// Doc ids of one segment, addressed by their dictionary ordinal.
 struct IdTable {
     /// Ordinal (= rank in byte order) of each document's id.
@@ -163,8 +181,8 @@ pub struct Bm25Index {
     contents: Field,
     similarity: Arc<Bm25Similarity>,
     norms: Arc<SegmentNorms>,
-    /// The single segment's ids; `None` for an empty index.
-    ids: Option<IdTable>,
+    /// The single segment; `None` for an empty index.
+    segment: Option<SegmentData>,
     manifest: Manifest,
 }
 
@@ -214,47 +232,23 @@ fn schema() -> Schema {
     builder.build()
 }
 
-/// Appends the analysed terms of `text` to `tokens`, numbering positions on.
-fn analyze_into(analyzer: &mut TextAnalyzer, text: &str, tokens: &mut Vec<Token>) {
-    let mut stream = analyzer.token_stream(text);
-    while stream.advance() {
-        let token = stream.token();
-        tokens.push(Token {
-            offset_from: token.offset_from,
-            offset_to: token.offset_to,
-            position: tokens.len(),
-            text: token.text.clone(),
-            position_length: 1,
-        });
-    }
-}
-
-/// Analyses one document into its tantivy document and its number of terms.
-fn prepare_doc(
-    analyzer: &mut TextAnalyzer,
-    fields: (Field, Field, Field),
-    doc: &Bm25Doc<'_>,
-) -> (TantivyDocument, u64) {
+/// One document for tantivy (which runs [`english_analyzer`] on `contents`
+/// itself) and its number of terms, counted here for Lucene's norm.
+fn prepare_doc(fields: (Field, Field, Field), doc: &Bm25Doc<'_>) -> (TantivyDocument, u64) {
     let (id, contents, norm) = fields;
-    // Pyserini indexes title + "\n" + text. A line break always separates two
-    // tokens and never belongs to one, so analysing the parts in turn gives
-    // the same terms without building the joined string.
-    let mut tokens = Vec::new();
-    analyze_into(analyzer, doc.title, &mut tokens);
-    analyze_into(analyzer, doc.text, &mut tokens);
-    let num_terms = tokens.len() as u64;
+    // Pyserini's BEIR "flat" contents: title + "\n" + text. A line break always
+    // ends a token, so the terms are those of the two parts.
+    let num_terms = (count_terms(doc.title) + count_terms(doc.text)) as u64;
+    let mut text = String::with_capacity(doc.title.len() + 1 + doc.text.len());
+    text.push_str(doc.title);
+    text.push('\n');
+    text.push_str(doc.text);
     let mut tantivy_doc = TantivyDocument::default();
     tantivy_doc.add_text(id, doc.id);
-    tantivy_doc.add_pre_tokenized_text(
-        contents,
-        PreTokenizedString {
-            text: String::new(),
-            tokens,
-        },
-    );
+    tantivy_doc.add_text(contents, text);
     tantivy_doc.add_u64(
         norm,
-        u64::from(int_to_byte4(num_terms.min(u32::MAX as u64) as u32)),
+        u64::from(int_to_byte4(num_terms.min(u64::from(u32::MAX)) as u32)),
     );
     (tantivy_doc, num_terms)
 }
@@ -374,7 +368,7 @@ impl Bm25Index {
             ));
         }
         let mut norms = SegmentNorms::new();
-        let mut ids = None;
+        let mut segment_data = None;
         let mut docs_with_terms = 0u64;
         let mut sum_total_term_freq = 0u64;
         let mut num_docs = 0u64;
@@ -392,7 +386,8 @@ impl Bm25Index {
                 segment_norms.push(norm as u8);
             }
             docs_with_terms = segment_norms.iter().filter(|&&n| n != 0).count() as u64;
-            norms.insert(segment.segment_id(), Arc::from(segment_norms));
+            let segment_norms: Arc<[u8]> = Arc::from(segment_norms);
+            norms.insert(segment.segment_id(), Arc::clone(&segment_norms));
 
             let id_column = fast
                 .str(FIELD_ID)
@@ -419,15 +414,17 @@ impl Bm25Index {
                     .ok_or_else(|| corrupt(dir, format!("document #{doc} has no id")))?;
                 doc_ords.push(ord as u32);
             }
-            ids = Some(IdTable {
-                doc_ords,
-                text,
-                ends,
+            let inverted_index = segment.inverted_index(contents).map_err(tantivy_err(dir))?;
+            sum_total_term_freq = inverted_index.total_num_tokens();
+            segment_data = Some(SegmentData {
+                inverted_index,
+                norms: segment_norms,
+                ids: IdTable {
+                    doc_ords,
+                    text,
+                    ends,
+                },
             });
-            sum_total_term_freq = segment
-                .inverted_index(contents)
-                .map_err(tantivy_err(dir))?
-                .total_num_tokens();
         }
         let found = (num_docs, docs_with_terms, sum_total_term_freq);
         let expected = (
@@ -457,7 +454,7 @@ impl Bm25Index {
             contents,
             similarity,
             norms: Arc::new(norms),
-            ids,
+            segment: segment_data,
             manifest,
         })
     }
@@ -475,6 +472,11 @@ impl Bm25Index {
     /// BM25 parameters and collection statistics.
     pub fn similarity(&self) -> &Bm25Similarity {
         &self.similarity
+    }
+
+    /// A tantivy searcher over the index (e.g. to run a [`LuceneBm25Query`]).
+    pub fn searcher(&self) -> &Searcher {
+        &self.searcher
     }
 
     /// The underlying tantivy index (with the analyzer registered).
@@ -500,8 +502,7 @@ impl Bm25Index {
     /// The `k` best documents for `query`: score descending, then doc id
     /// ascending (byte order).
     pub fn search(&self, query: &str, k: usize) -> Result<Vec<Bm25Hit>, IndexError> {
-        let mut analyzer = english_analyzer();
-        self.search_with(&mut analyzer, query, k)
+        QUERY_ANALYZER.with(|analyzer| self.search_with(&mut analyzer.borrow_mut(), query, k))
     }
 
     /// [`Bm25Index::search`] for many queries, in parallel.
@@ -512,9 +513,7 @@ impl Bm25Index {
     ) -> Result<Vec<Vec<Bm25Hit>>, IndexError> {
         queries
             .par_iter()
-            .map_init(english_analyzer, |analyzer, query| {
-                self.search_with(analyzer, query, k)
-            })
+            .map(|query| self.search(query, k))
             .collect()
     }
 
@@ -524,24 +523,48 @@ impl Bm25Index {
         query: &str,
         k: usize,
     ) -> Result<Vec<Bm25Hit>, IndexError> {
-        let (Some(ids), Some(segment)) = (&self.ids, self.searcher.segment_readers().first())
-        else {
+        let Some(segment) = &self.segment else {
             return Ok(Vec::new());
         };
         if k == 0 {
             return Ok(Vec::new());
         }
-        let terms = super::analyzer::analyze(analyzer, query);
-        if terms.is_empty() {
+        // Anserini's bag of words: one clause per distinct term, boosted by its count.
+        let mut terms: Vec<(String, f32)> = Vec::new();
+        let mut stream = analyzer.token_stream(query);
+        while stream.advance() {
+            let text = &stream.token().text;
+            match terms.iter_mut().find(|(t, _)| t == text) {
+                Some((_, count)) => *count += 1.0,
+                None => terms.push((text.clone(), 1.0)),
+            }
+        }
+        // With a single segment its document frequencies are the index's, so
+        // one dictionary lookup per term gives both idf and postings.
+        let io = |e| io_err(&self.dir)(e);
+        let mut cursors = Vec::with_capacity(terms.len());
+        for (text, boost) in &terms {
+            let term = Term::from_field_text(self.contents, text);
+            if let Some(info) = segment.inverted_index.get_term_info(&term).map_err(io)? {
+                let postings = segment
+                    .inverted_index
+                    .read_postings_from_terminfo(&info, IndexRecordOption::WithFreqs)
+                    .map_err(io)?;
+                let weight = self
+                    .similarity
+                    .term_weight(*boost, u64::from(info.doc_freq));
+                cursors.push(TermCursor::new(postings, weight));
+            }
+        }
+        if cursors.is_empty() {
             return Ok(Vec::new());
         }
-        let query = self.query_for_terms(&terms);
-        let weight = query
-            .bm25_weight(&self.searcher)
-            .map_err(tantivy_err(&self.dir))?;
-        let mut scorer = weight
-            .bm25_scorer(segment, 1.0)
-            .map_err(tantivy_err(&self.dir))?;
+        let mut scorer = LuceneBm25Scorer::new(
+            cursors,
+            Arc::clone(&segment.norms),
+            Arc::clone(&self.similarity),
+        );
+        let ids = &segment.ids;
         let mut top = TopK::new(k);
         let mut doc = scorer.doc();
         while doc != tantivy::TERMINATED {
@@ -578,9 +601,15 @@ fn build_into<'a>(
     index
         .tokenizers()
         .register(ANALYZER_NAME, english_analyzer());
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
+    // Each tantivy writer thread analyses and indexes its own segment; the
+    // segments are merged at the end, which only pays off for larger corpora.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = std::env::var("QUARRY_BM25_DOCS_PER_WRITER_THREAD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DOCS_PER_WRITER_THREAD)
+        .max(1);
+    let threads = (docs.size_hint().0 / per_thread).clamp(1, cores.min(8));
     let mut writer = index
         .writer_with_num_threads::<TantivyDocument>(threads, threads * WRITER_MEMORY_PER_THREAD)
         .map_err(tantivy_err(dir))?;
@@ -598,9 +627,7 @@ fn build_into<'a>(
         }
         let prepared: Vec<(TantivyDocument, u64)> = batch
             .par_iter()
-            .map_init(english_analyzer, |analyzer, doc| {
-                prepare_doc(analyzer, fields, doc)
-            })
+            .map(|doc| prepare_doc(fields, doc))
             .collect();
         for (doc, num_terms) in prepared {
             num_docs += 1;

@@ -152,7 +152,7 @@ impl LuceneBm25Weight {
             {
                 // Lucene: BoostQuery boosts multiply, then BM25's weight = boost * idf.
                 let weight = (boost * clause.boost) * clause.idf;
-                cursors.push(TermCursor { postings, weight });
+                cursors.push(TermCursor::new(postings, weight));
             }
         }
         Ok(LuceneBm25Scorer::new(
@@ -212,6 +212,13 @@ pub struct TermCursor {
     weight: f32,
 }
 
+impl TermCursor {
+    /// A term's postings (read with frequencies) and its `boost * idf`.
+    pub fn new(postings: SegmentPostings, weight: f32) -> TermCursor {
+        TermCursor { postings, weight }
+    }
+}
+
 /// Document-at-a-time disjunction of the query's terms with Lucene's BM25.
 pub struct LuceneBm25Scorer {
     cursors: Vec<TermCursor>,
@@ -221,7 +228,8 @@ pub struct LuceneBm25Scorer {
 }
 
 impl LuceneBm25Scorer {
-    fn new(
+    /// The disjunction of `cursors`, with each document's Lucene norm byte in `norms`.
+    pub fn new(
         cursors: Vec<TermCursor>,
         norms: Arc<[u8]>,
         similarity: Arc<Bm25Similarity>,
