@@ -3,3 +3,18 @@
 //! The middle of quarry's data flow: reads datasets (BEIR layout, the
 //! `datasets.toml` registry), drives `encoder` and `index` to retrieve, fuses
 //! rankings, and scores them with trec_eval semantics.
+//!
+//! - [`registry`]: `datasets.toml`, names -> folders.
+//! - [`dataset`]: corpus, queries and qrels of a BEIR folder.
+//! - [`run`]: TREC run files, read and written.
+//! - [`metrics`]: nDCG, MRR, recall, P and MAP as trec_eval computes them.
+//! - [`textio`]: line reading of plain, `.gz` and `.zst` files.
+
+pub mod dataset;
+pub mod error;
+pub mod metrics;
+pub mod registry;
+pub mod run;
+pub mod textio;
+
+pub use error::{EngineError, Result};
