@@ -161,7 +161,11 @@ impl Dataset {
                 let splits = self.qrels_splits();
                 looked_for.push_str(&format!(
                     "; splits present: {}",
-                    if splits.is_empty() { "none".to_string() } else { splits.join(", ") }
+                    if splits.is_empty() {
+                        "none".to_string()
+                    } else {
+                        splits.join(", ")
+                    }
                 ));
             }
             err
@@ -187,7 +191,10 @@ impl Dataset {
                 let name = e.file_name().to_string_lossy().into_owned();
                 std::iter::once("")
                     .chain(COMPRESSED_SUFFIXES)
-                    .find_map(|suffix| name.strip_suffix(&format!(".tsv{suffix}")).map(str::to_string))
+                    .find_map(|suffix| {
+                        name.strip_suffix(&format!(".tsv{suffix}"))
+                            .map(str::to_string)
+                    })
             })
             .collect();
         splits.sort();
@@ -254,7 +261,8 @@ struct QueryRow {
     text: String,
 }
 
-const CORPUS_ROW: &str = r#"a JSON object with string fields "_id" and "text" (and optionally "title")"#;
+const CORPUS_ROW: &str =
+    r#"a JSON object with string fields "_id" and "text" (and optionally "title")"#;
 const QUERY_ROW: &str = r#"a JSON object with string fields "_id" and "text""#;
 
 pub fn read_corpus_file(path: &Path) -> Result<Corpus> {
@@ -270,7 +278,10 @@ pub fn read_corpus_file(path: &Path) -> Result<Corpus> {
         if let Some(first) = first_line.insert(row.id.clone(), line_number) {
             return Err(EngineError::DataCorruption {
                 file: path.to_path_buf(),
-                detail: format!("line {line_number}: doc id `{}` already used on line {first}", row.id),
+                detail: format!(
+                    "line {line_number}: doc id `{}` already used on line {first}",
+                    row.id
+                ),
             });
         }
         docs.push(Document {
@@ -300,7 +311,10 @@ pub fn read_queries_file(path: &Path) -> Result<Vec<Query>> {
         if let Some(first) = first_line.insert(row.id.clone(), line_number) {
             return Err(EngineError::DataCorruption {
                 file: path.to_path_buf(),
-                detail: format!("line {line_number}: query id `{}` already used on line {first}", row.id),
+                detail: format!(
+                    "line {line_number}: query id `{}` already used on line {first}",
+                    row.id
+                ),
             });
         }
         queries.push(Query {
@@ -344,14 +358,25 @@ pub fn read_qrels_file(path: &Path) -> Result<Qrels> {
             return Err(EngineError::malformed(
                 path,
                 line_number,
-                format!("3 tab-separated fields (query-id, corpus-id, score), found {}", fields.len()),
+                format!(
+                    "3 tab-separated fields (query-id, corpus-id, score), found {}",
+                    fields.len()
+                ),
             ));
         };
         if query_id.is_empty() || doc_id.is_empty() {
-            return Err(EngineError::malformed(path, line_number, "non-empty query-id and corpus-id"));
+            return Err(EngineError::malformed(
+                path,
+                line_number,
+                "non-empty query-id and corpus-id",
+            ));
         }
         let grade: i32 = grade.parse().map_err(|_| {
-            EngineError::malformed(path, line_number, format!("an integer relevance grade, found `{grade}`"))
+            EngineError::malformed(
+                path,
+                line_number,
+                format!("an integer relevance grade, found `{grade}`"),
+            )
         })?;
         let key = (query_id.to_string(), doc_id.to_string());
         if let Some(first) = first_line.get(&key) {
@@ -369,7 +394,11 @@ pub fn read_qrels_file(path: &Path) -> Result<Qrels> {
             .insert(doc_id.to_string(), grade);
     }
     if !saw_header {
-        return Err(EngineError::malformed(path, 1, "the header `query-id\tcorpus-id\tscore`"));
+        return Err(EngineError::malformed(
+            path,
+            1,
+            "the header `query-id\tcorpus-id\tscore`",
+        ));
     }
     Ok(Qrels {
         path: path.to_path_buf(),
@@ -447,7 +476,11 @@ mod tests {
     #[test]
     fn malformed_corpus_line_names_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "corpus.jsonl", "{\"_id\": \"d1\", \"text\": \"x\"}\n{\"_id\": \"d2\"}\n");
+        let path = write(
+            dir.path(),
+            "corpus.jsonl",
+            "{\"_id\": \"d1\", \"text\": \"x\"}\n{\"_id\": \"d2\"}\n",
+        );
         let err = read_corpus_file(&path).unwrap_err().to_string();
         assert!(err.contains("corpus.jsonl:2"), "{err}");
         assert!(err.contains("text"), "{err}");
@@ -456,7 +489,11 @@ mod tests {
     #[test]
     fn qrels_need_header_and_integer_grades() {
         let dir = tempfile::tempdir().unwrap();
-        let good = write(dir.path(), "good.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\td2\t0\nq2\td1\t1\n");
+        let good = write(
+            dir.path(),
+            "good.tsv",
+            "query-id\tcorpus-id\tscore\nq1\td1\t2\nq1\td2\t0\nq2\td1\t1\n",
+        );
         let qrels = read_qrels_file(&good).unwrap();
         assert_eq!(qrels.num_judgments(), 3);
         assert_eq!(qrels.by_query["q1"]["d1"], 2);
@@ -465,15 +502,30 @@ mod tests {
         let err = read_qrels_file(&no_header).unwrap_err().to_string();
         assert!(err.contains("nh.tsv:1") && err.contains("header"), "{err}");
 
-        let bad_grade = write(dir.path(), "bg.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\thigh\n");
+        let bad_grade = write(
+            dir.path(),
+            "bg.tsv",
+            "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\thigh\n",
+        );
         let err = read_qrels_file(&bad_grade).unwrap_err().to_string();
         assert!(err.contains("bg.tsv:3") && err.contains("integer"), "{err}");
 
-        let short = write(dir.path(), "short.tsv", "query-id\tcorpus-id\tscore\nq1\td1\n");
+        let short = write(
+            dir.path(),
+            "short.tsv",
+            "query-id\tcorpus-id\tscore\nq1\td1\n",
+        );
         let err = read_qrels_file(&short).unwrap_err().to_string();
-        assert!(err.contains("short.tsv:2") && err.contains("3 tab-separated"), "{err}");
+        assert!(
+            err.contains("short.tsv:2") && err.contains("3 tab-separated"),
+            "{err}"
+        );
 
-        let dup = write(dir.path(), "dup.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td1\t2\n");
+        let dup = write(
+            dir.path(),
+            "dup.tsv",
+            "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td1\t2\n",
+        );
         let err = read_qrels_file(&dup).unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("line 2"), "{err}");
     }
@@ -481,8 +533,16 @@ mod tests {
     #[test]
     fn resolve_by_folder_and_unknown_name() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "mini/corpus.jsonl", "{\"_id\": \"d1\", \"text\": \"x\"}\n");
-        write(dir.path(), "mini/qrels/test.tsv", "query-id\tcorpus-id\tscore\n");
+        write(
+            dir.path(),
+            "mini/corpus.jsonl",
+            "{\"_id\": \"d1\", \"text\": \"x\"}\n",
+        );
+        write(
+            dir.path(),
+            "mini/qrels/test.tsv",
+            "query-id\tcorpus-id\tscore\n",
+        );
         write(dir.path(), "mini/qrels/dev.tsv.zst", "");
         let dataset = Dataset::resolve(dir.path().join("mini").to_str().unwrap(), None).unwrap();
         assert_eq!(dataset.name, "mini");
@@ -496,14 +556,23 @@ mod tests {
              corpus_sha256 = \"\"\nurl = \"\"\nkind = \"text\"\n",
         )
         .unwrap();
-        let err = Dataset::resolve("nope", Some(&registry)).unwrap_err().to_string();
-        assert!(err.contains("unknown dataset `nope`") && err.contains("mini"), "{err}");
+        let err = Dataset::resolve("nope", Some(&registry))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown dataset `nope`") && err.contains("mini"),
+            "{err}"
+        );
     }
 
     #[test]
     fn checksum_mismatch_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "mini/corpus.jsonl", "{\"_id\": \"d1\", \"text\": \"x\"}\n");
+        write(
+            dir.path(),
+            "mini/corpus.jsonl",
+            "{\"_id\": \"d1\", \"text\": \"x\"}\n",
+        );
         let mut dataset = Dataset::from_folder(&dir.path().join("mini")).unwrap();
         let actual = dataset.read_corpus().unwrap().sha256;
         dataset.expected_corpus_sha256 = Some("0".repeat(64));

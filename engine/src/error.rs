@@ -27,7 +27,11 @@ pub enum EngineError {
     #[error("{file}: {detail}")]
     Registry { file: PathBuf, detail: String },
 
-    #[error("unknown dataset `{name}`; known datasets: {}{}", known_list(known), registry_hint(registry))]
+    #[error(
+        "unknown dataset `{name}`; known datasets: {}{}",
+        known_list(known),
+        registry_hint(registry)
+    )]
     UnknownDataset {
         name: String,
         known: Vec<String>,
@@ -42,7 +46,9 @@ pub enum EngineError {
         looked_for: String,
     },
 
-    #[error("{file}: sha256 of the uncompressed corpus is {actual}, but the registry says {expected}")]
+    #[error(
+        "{file}: sha256 of the uncompressed corpus is {actual}, but the registry says {expected}"
+    )]
     ChecksumMismatch {
         file: PathBuf,
         expected: String,
@@ -89,7 +95,11 @@ impl EngineError {
         }
     }
 
-    pub(crate) fn malformed(file: impl Into<PathBuf>, line: u64, expected: impl Into<String>) -> Self {
+    pub(crate) fn malformed(
+        file: impl Into<PathBuf>,
+        line: u64,
+        expected: impl Into<String>,
+    ) -> Self {
         EngineError::MalformedLine {
             file: file.into(),
             line,

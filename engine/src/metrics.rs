@@ -98,7 +98,9 @@ impl FromStr for Metric {
         };
         match (name, k) {
             ("map", None) => Ok(Metric::Map),
-            ("map", Some(_)) => Err(bad("map is over the full ranking and takes no cutoff".into())),
+            ("map", Some(_)) => Err(bad(
+                "map is over the full ranking and takes no cutoff".into()
+            )),
             ("ndcg" | "mrr" | "recall" | "p", None) => {
                 Err(bad(format!("{name} needs a cutoff, e.g. {name}@10")))
             }
@@ -142,7 +144,11 @@ pub fn trec_eval_order(a: &RunHit, b: &RunHit) -> Ordering {
 }
 
 /// Scores one query: `judgments` maps doc id to grade, `hits` in any order.
-pub fn score_query(judgments: &HashMap<String, i32>, hits: &[RunHit], metrics: &[Metric]) -> Vec<f64> {
+pub fn score_query(
+    judgments: &HashMap<String, i32>,
+    hits: &[RunHit],
+    metrics: &[Metric],
+) -> Vec<f64> {
     let mut ranked: Vec<&RunHit> = hits.iter().collect();
     ranked.sort_by(|a, b| trec_eval_order(a, b));
     // Grade of each retrieved doc in rank order; unjudged counts as 0.
@@ -224,7 +230,10 @@ pub struct Evaluation {
     pub run_queries_without_qrels: usize,
 }
 
-fn serialize_metric_names<S: serde::Serializer>(metrics: &[Metric], s: S) -> Result<S::Ok, S::Error> {
+fn serialize_metric_names<S: serde::Serializer>(
+    metrics: &[Metric],
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.collect_seq(metrics.iter().map(Metric::to_string))
 }
 
@@ -285,7 +294,10 @@ mod tests {
 
     fn hits(list: &[(&str, f64)]) -> Vec<RunHit> {
         list.iter()
-            .map(|&(d, s)| RunHit { doc_id: d.to_string(), score: s })
+            .map(|&(d, s)| RunHit {
+                doc_id: d.to_string(),
+                score: s,
+            })
             .collect()
     }
 
@@ -338,7 +350,12 @@ mod tests {
         let values = score_query(
             &q,
             &run,
-            &[Metric::Ndcg(10), Metric::Recall(2), Metric::Precision(5), Metric::Map],
+            &[
+                Metric::Ndcg(10),
+                Metric::Recall(2),
+                Metric::Precision(5),
+                Metric::Map,
+            ],
         );
         assert!((values[0] - dcg / ideal).abs() < 1e-12);
         assert_eq!(values[1], 1.0 / 3.0);

@@ -74,16 +74,23 @@ impl Registry {
                 file: file.to_path_buf(),
                 detail: format!("dataset #{} (`{}`): {detail}", index + 1, entry.name),
             };
-            if entry.name.is_empty() || entry.name.contains(['/', '\\']) || entry.name.contains(char::is_whitespace) {
-                return Err(bad("name must be non-empty, without slashes or spaces".into()));
+            if entry.name.is_empty()
+                || entry.name.contains(['/', '\\'])
+                || entry.name.contains(char::is_whitespace)
+            {
+                return Err(bad(
+                    "name must be non-empty, without slashes or spaces".into()
+                ));
             }
             if entry.split.is_empty() {
                 return Err(bad("split must not be empty".into()));
             }
             let sha = &entry.corpus_sha256;
-            if !sha.is_empty()
-                && !(sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-            {
+            let is_hex_digest = sha.len() == 64
+                && sha
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !sha.is_empty() && !is_hex_digest {
                 return Err(bad(format!(
                     "corpus_sha256 must be 64 lowercase hex digits or empty, got `{sha}`"
                 )));
@@ -121,7 +128,11 @@ impl Registry {
     /// 3. `fallback` (the checkout the binary was built from), if it exists.
     ///
     /// Returns `None` when nothing was found and nothing was asked for.
-    pub fn discover(explicit: Option<&Path>, start: &Path, fallback: Option<&Path>) -> Result<Option<PathBuf>> {
+    pub fn discover(
+        explicit: Option<&Path>,
+        start: &Path,
+        fallback: Option<&Path>,
+    ) -> Result<Option<PathBuf>> {
         if let Some(path) = explicit {
             if !path.is_file() {
                 return Err(EngineError::io(
@@ -178,10 +189,14 @@ kind = "text"
     #[test]
     fn missing_field_and_bad_checksum_are_errors() {
         let text = ENTRY.replace("split = \"test\"\n", "");
-        let err = Registry::parse(Path::new("d.toml"), &text).unwrap_err().to_string();
+        let err = Registry::parse(Path::new("d.toml"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("split"), "{err}");
         let text = ENTRY.replace("corpus_sha256 = \"\"", "corpus_sha256 = \"abc\"");
-        let err = Registry::parse(Path::new("d.toml"), &text).unwrap_err().to_string();
+        let err = Registry::parse(Path::new("d.toml"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("corpus_sha256"), "{err}");
     }
 

@@ -77,10 +77,13 @@ impl Run {
                 });
             }
             first_line.insert(key, line_number);
-            by_query.entry(query_id.to_string()).or_default().push(RunHit {
-                doc_id: doc_id.to_string(),
-                score,
-            });
+            by_query
+                .entry(query_id.to_string())
+                .or_default()
+                .push(RunHit {
+                    doc_id: doc_id.to_string(),
+                    score,
+                });
         }
         Ok(Run { by_query })
     }
@@ -102,14 +105,22 @@ impl Run {
             if let Some(id) = bad {
                 return Err(EngineError::DataCorruption {
                     file: path.to_path_buf(),
-                    detail: format!("id `{id}` cannot be written to a run file (empty or has whitespace)"),
+                    detail: format!(
+                        "id `{id}` cannot be written to a run file (empty or has whitespace)"
+                    ),
                 });
             }
         }
         write_atomically(path, |out| {
             for (query_id, hits) in &self.by_query {
                 for (index, hit) in hits.iter().enumerate() {
-                    writeln!(out, "{query_id} Q0 {} {} {} {tag}", hit.doc_id, index + 1, hit.score)?;
+                    writeln!(
+                        out,
+                        "{query_id} Q0 {} {} {} {tag}",
+                        hit.doc_id,
+                        index + 1,
+                        hit.score
+                    )?;
                 }
             }
             Ok(())
@@ -151,11 +162,23 @@ mod tests {
         run.by_query.insert(
             "q1".into(),
             vec![
-                RunHit { doc_id: "d2".into(), score: f64::from(9.5898f32) },
-                RunHit { doc_id: "d1".into(), score: 0.1 + 0.2 },
+                RunHit {
+                    doc_id: "d2".into(),
+                    score: f64::from(9.5898f32),
+                },
+                RunHit {
+                    doc_id: "d1".into(),
+                    score: 0.1 + 0.2,
+                },
             ],
         );
-        run.by_query.insert("q2".into(), vec![RunHit { doc_id: "d1".into(), score: -1.0 }]);
+        run.by_query.insert(
+            "q2".into(),
+            vec![RunHit {
+                doc_id: "d1".into(),
+                score: -1.0,
+            }],
+        );
         run.write(&path, "quarry-bm25").unwrap();
         assert_eq!(Run::read(&path).unwrap(), run);
     }
@@ -164,10 +187,18 @@ mod tests {
     fn malformed_lines_name_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
-            ("q1 Q0 d1 1 2.0 tag\nq1 Q0 d2 2 2.0\n", "run.trec:2", "6 whitespace-separated"),
+            (
+                "q1 Q0 d1 1 2.0 tag\nq1 Q0 d2 2 2.0\n",
+                "run.trec:2",
+                "6 whitespace-separated",
+            ),
             ("q1 Q0 d1 one 2.0 tag\n", "run.trec:1", "integer rank"),
             ("q1 Q0 d1 1 NaN tag\n", "run.trec:1", "finite number"),
-            ("q1 Q0 d1 1 2.0 tag\n\nq1 Q0 d1 2 1.0 tag\n", "line 3", "first on line 1"),
+            (
+                "q1 Q0 d1 1 2.0 tag\n\nq1 Q0 d1 2 1.0 tag\n",
+                "line 3",
+                "first on line 1",
+            ),
         ];
         for (content, place, what) in cases {
             let path = dir.path().join("run.trec");

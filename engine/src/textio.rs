@@ -108,10 +108,7 @@ impl LineReader {
         match self.reader.read_line(&mut self.buffer) {
             Ok(0) => Ok(None),
             Ok(_) => {
-                let line = self
-                    .buffer
-                    .strip_suffix('\n')
-                    .unwrap_or(&self.buffer);
+                let line = self.buffer.strip_suffix('\n').unwrap_or(&self.buffer);
                 let line = line.strip_suffix('\r').unwrap_or(line);
                 Ok(Some((self.line_number, line)))
             }

@@ -14,7 +14,10 @@ use serde_json::Value;
 const TOLERANCE: f64 = 1e-6;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -30,7 +33,8 @@ fn strings(value: &Value) -> Vec<String> {
 fn metrics_equal_pytrec_eval_per_query_and_mean() {
     let root = repo_root();
     let fixture: Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("tests/fixtures/reference/pytrec_eval_metrics.json")).unwrap(),
+        &std::fs::read_to_string(root.join("tests/fixtures/reference/pytrec_eval_metrics.json"))
+            .unwrap(),
     )
     .unwrap();
     let metric_names = strings(&fixture["metrics"]);
@@ -73,8 +77,16 @@ fn metrics_equal_pytrec_eval_per_query_and_mean() {
                 evaluation.means[i]
             );
         }
-        assert_eq!(evaluation.queries_without_results, strings(&case["queries_without_results"]), "{name}");
-        assert_eq!(evaluation.queries_without_relevant, strings(&case["queries_without_relevant"]), "{name}");
+        assert_eq!(
+            evaluation.queries_without_results,
+            strings(&case["queries_without_results"]),
+            "{name}"
+        );
+        assert_eq!(
+            evaluation.queries_without_relevant,
+            strings(&case["queries_without_relevant"]),
+            "{name}"
+        );
         assert_eq!(
             evaluation.run_queries_without_qrels,
             case["run_queries_without_qrels"].as_array().unwrap().len(),
@@ -103,8 +115,12 @@ fn synthetic_fixture_has_ties_and_edge_cases() {
         })
         .count();
     assert!(tied_queries >= 10, "only {tied_queries} queries with ties");
-    let qrels = read_qrels_file(&root.join("tests/fixtures/reference/synthetic/qrels.tsv")).unwrap();
-    let grades: std::collections::BTreeSet<i32> =
-        qrels.by_query.values().flat_map(|d| d.values().copied()).collect();
+    let qrels =
+        read_qrels_file(&root.join("tests/fixtures/reference/synthetic/qrels.tsv")).unwrap();
+    let grades: std::collections::BTreeSet<i32> = qrels
+        .by_query
+        .values()
+        .flat_map(|d| d.values().copied())
+        .collect();
     assert_eq!(grades.into_iter().collect::<Vec<_>>(), vec![0, 1, 2]);
 }
