@@ -2,15 +2,19 @@
 //! index crate's Lucene-exact BM25 index in the catalog, searches the
 //! split's queries and returns a [`Run`].
 //!
-//! Self-hit removal follows Pyserini `--remove-query`: `k` hits are
-//! searched and the query's own doc is dropped afterwards, so such a query
-//! has `k - 1` hits (see [`crate::retrieve::remove_self_hits`]).
+//! Scores are reported as Pyserini reports them (Anserini's score-ties
+//! adjuster, [`adjust_score_ties_as_anserini`]: rounded to 4 decimals, ties
+//! nudged apart so trec_eval keeps Lucene's order), because Pyserini's
+//! numbers are the reference. Self-hit removal follows Pyserini
+//! `--remove-query`: `k` hits are searched, adjusted, and the query's own doc
+//! is dropped afterwards, so such a query has `k - 1` hits (see
+//! [`crate::retrieve::remove_self_hits`]).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
-use quarry_index::bm25::{Bm25Doc, Bm25Index};
+use quarry_index::bm25::{adjust_score_ties_as_anserini, Bm25Doc, Bm25Index};
 
 use crate::dataset::{Corpus, Dataset, Query};
 use crate::error::{EngineError, Result};
@@ -72,7 +76,8 @@ pub fn retrieve_bm25(
     }
     let hits = hits
         .into_iter()
-        .map(|list| {
+        .map(|mut list| {
+            adjust_score_ties_as_anserini(&mut list);
             list.into_iter()
                 .map(|hit| RunHit {
                     doc_id: hit.doc_id,
