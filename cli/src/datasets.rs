@@ -2,6 +2,8 @@
 //! Counts come from counting lines (and reading the default split's
 //! qrels), so the listing stays fast.
 
+use std::io::Write;
+
 use anyhow::{bail, Result};
 use quarry_engine::dataset::Dataset;
 use quarry_engine::textio::count_lines;
@@ -89,15 +91,16 @@ pub fn run(context: &Session, args: &DatasetsArgs) -> Result<()> {
         registry: registry.file.display().to_string(),
         datasets: statuses,
     };
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&listing)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&listing)?)?;
     } else {
-        print_table(&listing);
+        print_table(&mut out, &listing)?;
     }
     Ok(())
 }
 
-fn print_table(listing: &Listing) {
+fn print_table(out: &mut impl Write, listing: &Listing) -> std::io::Result<()> {
     let count = |n: Option<u64>| n.map_or_else(|| "-".to_string(), |n| n.to_string());
     let rows: Vec<[String; 8]> = listing
         .datasets
@@ -144,22 +147,23 @@ fn print_table(listing: &Listing) {
             *w = (*w).max(cell.len());
         }
     }
-    println!("registry: {}", listing.registry);
-    let line = |cells: Vec<&str>| {
+    writeln!(out, "registry: {}", listing.registry)?;
+    let line = |out: &mut dyn Write, cells: Vec<&str>| {
         let padded: Vec<String> = cells
             .iter()
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        writeln!(out, "{}", padded.join("  ").trim_end())
     };
-    line(header.to_vec());
+    line(out, header.to_vec())?;
     for row in &rows {
-        line(row.iter().map(String::as_str).collect());
+        line(out, row.iter().map(String::as_str).collect())?;
     }
     for d in &listing.datasets {
         if let Some(problem) = &d.problem {
-            println!("warning: {}: {problem}", d.name);
+            writeln!(out, "warning: {}: {problem}", d.name)?;
         }
     }
+    Ok(())
 }

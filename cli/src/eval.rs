@@ -1,6 +1,7 @@
 //! `quarry eval`: get a run (from a retriever, or a run file), score it
 //! against the split's qrels, print a table or JSON.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -222,10 +223,11 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
         warnings,
         timings,
     );
+    let mut out = std::io::stdout().lock();
     if config.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print_table(&report, &evaluation);
+        print_table(&mut out, &report, &evaluation)?;
     }
     Ok(())
 }
@@ -314,7 +316,11 @@ fn build_report(
     }
 }
 
-fn print_table(report: &Report, evaluation: &Evaluation) {
+fn print_table(
+    out: &mut impl Write,
+    report: &Report,
+    evaluation: &Evaluation,
+) -> std::io::Result<()> {
     let source = match &report.source {
         SourceReport::Retriever {
             retriever,
@@ -327,10 +333,11 @@ fn print_table(report: &Report, evaluation: &Evaluation) {
         ),
         SourceReport::RunFile { run } => format!("run file {run}"),
     };
-    println!(
+    writeln!(
+        out,
         "{} ({} split): {} queries evaluated, {source}",
         report.dataset, report.split, report.queries_evaluated
-    );
+    )?;
     let width = evaluation
         .metrics
         .iter()
@@ -338,12 +345,12 @@ fn print_table(report: &Report, evaluation: &Evaluation) {
         .max()
         .unwrap_or(6)
         .max(6);
-    println!("{:<width$}  value", "metric");
+    writeln!(out, "{:<width$}  value", "metric")?;
     for (metric, value) in evaluation.metrics.iter().zip(&evaluation.means) {
-        println!("{:<width$}  {value:.4}", metric.to_string());
+        writeln!(out, "{:<width$}  {value:.4}", metric.to_string())?;
     }
     for warning in &report.warnings {
-        println!("warning: {warning}");
+        writeln!(out, "warning: {warning}")?;
     }
     let t = &report.timings_s;
     let mut parts = vec![format!("read {:.2}s", t.read_data)];
@@ -355,5 +362,6 @@ fn print_table(report: &Report, evaluation: &Evaluation) {
     }
     parts.push(format!("evaluate {:.3}s", t.evaluate));
     parts.push(format!("total {:.2}s", t.total));
-    println!("time: {}", parts.join(", "));
+    writeln!(out, "time: {}", parts.join(", "))?;
+    Ok(())
 }
