@@ -27,6 +27,7 @@ The mean is over the queries with at least one judgment of grade >= 1, the
 set quarry averages over; all-zero-grade queries are listed separately.
 """
 
+import argparse
 import io
 import json
 import random
@@ -170,6 +171,16 @@ def make_synthetic():
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--case",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("NAME", "QRELS", "RUN"),
+        help="score one more run file (paths relative to the repository root), e.g. quarry's own BM25 run",
+    )
+    args = parser.parse_args()
     make_synthetic()
     cases = [
         ("synthetic", SYNTHETIC_DIR / "qrels.tsv", SYNTHETIC_DIR / "run.trec"),
@@ -178,7 +189,7 @@ def main():
             Path("data/nfcorpus/qrels/test.tsv.zst"),
             FIXTURES / "pyserini_bm25_flat_nfcorpus_test.top10.trec",
         ),
-    ]
+    ] + [(name, Path(qrels), Path(run)) for name, qrels, run in args.case]
     out = {
         "meta": {
             "made_by": "tests/reference/make_fixtures.sh",

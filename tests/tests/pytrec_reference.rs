@@ -40,7 +40,7 @@ fn metrics_equal_pytrec_eval_per_query_and_mean() {
     let metric_names = strings(&fixture["metrics"]);
     let metrics: Vec<Metric> = metric_names.iter().map(|m| m.parse().unwrap()).collect();
     let cases = fixture["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 2);
+    assert!(cases.len() >= 2, "synthetic and nfcorpus cases expected");
 
     for case in cases {
         let name = case["name"].as_str().unwrap();
