@@ -89,8 +89,8 @@ impl Run {
     }
 
     /// Writes the run atomically, hits in their stored order with ranks
-    /// 1, 2, ...; scores are printed in the shortest form that reads back to
-    /// the same number, so the file orders exactly as the run in memory.
+    /// 1, 2, ...; see [`format_score`] for why the file orders exactly as the
+    /// run in memory.
     pub fn write(&self, path: &Path, tag: &str) -> Result<()> {
         if tag.is_empty() || tag.contains(char::is_whitespace) {
             return Err(EngineError::DataCorruption {
@@ -119,12 +119,26 @@ impl Run {
                         "{query_id} Q0 {} {} {} {tag}",
                         hit.doc_id,
                         index + 1,
-                        hit.score
+                        format_score(hit.score)
                     )?;
                 }
             }
             Ok(())
         })
+    }
+}
+
+/// The shortest decimal that reads back to the score's own precision:
+/// retrievers score in f32, so an f32 score prints as f32 ("4.3627", not
+/// "4.36269998550415"); anything else prints as f64. Shortest round-trip
+/// decimals keep distinct values distinct and in order, and equal values
+/// equal, so trec_eval's ranking of the written file equals the in-memory one.
+pub fn format_score(score: f64) -> String {
+    let narrow = score as f32;
+    if f64::from(narrow) == score {
+        narrow.to_string()
+    } else {
+        score.to_string()
     }
 }
 
@@ -155,32 +169,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn write_then_read_round_trips_scores_exactly() {
+    fn write_then_read_keeps_ids_and_trec_eval_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.trec");
+        let hit = |d: &str, s: f64| RunHit {
+            doc_id: d.into(),
+            score: s,
+        };
         let mut run = Run::default();
+        // f32 scores one ulp apart, an f32 tie, and f64 scores.
+        let a = 9.5898f32;
+        let b = f32::from_bits(a.to_bits() + 1);
         run.by_query.insert(
             "q1".into(),
             vec![
-                RunHit {
-                    doc_id: "d2".into(),
-                    score: f64::from(9.5898f32),
-                },
-                RunHit {
-                    doc_id: "d1".into(),
-                    score: 0.1 + 0.2,
-                },
+                hit("d1", f64::from(b)),
+                hit("d2", f64::from(a)),
+                hit("d3", f64::from(a)),
+                hit("d4", 0.1 + 0.2),
             ],
         );
-        run.by_query.insert(
-            "q2".into(),
-            vec![RunHit {
-                doc_id: "d1".into(),
-                score: -1.0,
-            }],
-        );
+        run.by_query.insert("q2".into(), vec![hit("d1", -1.0)]);
         run.write(&path, "quarry-bm25").unwrap();
-        assert_eq!(Run::read(&path).unwrap(), run);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("q1 Q0 d1 1 9.589801 quarry-bm25\nq1 Q0 d2 2 9.5898 quarry-bm25\n"),
+            "{text}"
+        );
+        let back = Run::read(&path).unwrap();
+        assert_eq!(back.by_query["q1"][3], hit("d4", 0.1 + 0.2));
+        assert_eq!(back.by_query["q2"], run.by_query["q2"]);
+        for (query, hits) in &run.by_query {
+            let order = |hits: &[RunHit]| {
+                let mut sorted = hits.to_vec();
+                sorted.sort_by(crate::metrics::trec_eval_order);
+                sorted.into_iter().map(|h| h.doc_id).collect::<Vec<_>>()
+            };
+            assert_eq!(order(hits), order(&back.by_query[query]), "{query}");
+        }
+        assert_eq!(back.by_query["q1"][1].score, back.by_query["q1"][2].score);
     }
 
     #[test]
