@@ -661,3 +661,13 @@ mod tests {
         assert_eq!(plan[0].padded_length, 48);
     }
 }
+
+#[cfg(test)]
+mod thread_safety {
+    /// The engine shares one model between worker threads.
+    #[test]
+    fn embedding_model_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<super::EmbeddingModel>();
+    }
+}
