@@ -48,19 +48,25 @@ def faiss_flat(a):
     for lo in range(0, base.shape[0], step):
         index.add(np.ascontiguousarray(base[lo : lo + step]))
     print(f"faiss add: {time.perf_counter() - t:.1f} s")
-    index.search(queries[:1], a.k)  # warm
-    n1 = 20
-    t = time.perf_counter()
-    for i in range(n1):
-        index.search(queries[i : i + 1], a.k)
-    qps1 = n1 / (time.perf_counter() - t)
-    best = 1e9
-    for _ in range(2):
+    # OpenMP barriers spin: on a shared machine faiss can be faster with 1 thread
+    # than with all cores, so report its best over thread counts (the fair peer).
+    qps1, qps256, ids = 0.0, 0.0, None
+    for threads in sorted({1, os.cpu_count()}):
+        faiss.omp_set_num_threads(threads)
+        index.search(queries[:1], a.k)  # warm
+        n1 = 20
         t = time.perf_counter()
-        _, ids = index.search(queries[:256], a.k)
-        best = min(best, time.perf_counter() - t)
-    qps256 = 256 / best
-    print(f"faiss IndexFlatIP f32: batch 1 {qps1:.2f} q/s, batch 256 {qps256:.1f} q/s")
+        for i in range(n1):
+            index.search(queries[i : i + 1], a.k)
+        q1 = n1 / (time.perf_counter() - t)
+        best = 1e9
+        for _ in range(2):
+            t = time.perf_counter()
+            _, ids = index.search(queries[:256], a.k)
+            best = min(best, time.perf_counter() - t)
+        print(f"faiss threads={threads}: batch 1 {q1:.2f} q/s, batch 256 {256 / best:.1f} q/s")
+        qps1, qps256 = max(qps1, q1), max(qps256, 256 / best)
+    print(f"faiss IndexFlatIP f32 (best over thread counts): batch 1 {qps1:.2f} q/s, batch 256 {qps256:.1f} q/s")
     json.dump({"qps_batch1": qps1, "qps_batch256": qps256, "ids": ids.tolist()}, open(a.out, "w"))
 
 
@@ -129,7 +135,12 @@ def report(a):
             f"hnswlib ef={b_['ef']} {b_['qps']:.0f} q/s (recall {b_['recall']:.4f}) -> {a_['qps'] / b_['qps']:.2f}x"
         )
     else:
-        print("hnsw: recall 0.95 not reached by one side", a_, b_)
+        print("hnsw: recall@10 >= 0.95 not reached by both within the ef sweep; full sweeps:")
+    for x, y in zip(qh["sweep"], hh["sweep"]):
+        print(
+            f"  ef={x['ef']:5d}: quarry recall {x['recall']:.4f} {x['qps']:8.0f} q/s | "
+            f"hnswlib recall {y['recall']:.4f} {y['qps']:8.0f} q/s"
+        )
     print(
         f"hnsw build: quarry {qh['build_s']:.1f} s vs hnswlib {hh['build_s']:.1f} s ({hh['build_s'] / qh['build_s']:.2f}x); "
         f"reload: quarry {qh['reload_s']:.3f} s vs hnswlib {hh['reload_s']:.3f} s"
