@@ -351,9 +351,9 @@ impl Bm25Index {
                 .get_field(name)
                 .map_err(|_| corrupt(dir, format!("index has no field {name:?}")))
         };
-        let (contents, id_field, norm_field) =
-            (field(FIELD_CONTENTS)?, field(FIELD_ID)?, field(FIELD_NORM)?);
-        let _ = (id_field, norm_field);
+        let contents = field(FIELD_CONTENTS)?;
+        field(FIELD_ID)?;
+        field(FIELD_NORM)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -604,12 +604,7 @@ fn build_into<'a>(
     // Each tantivy writer thread analyses and indexes its own segment; the
     // segments are merged at the end, which only pays off for larger corpora.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = std::env::var("QUARRY_BM25_DOCS_PER_WRITER_THREAD")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DOCS_PER_WRITER_THREAD)
-        .max(1);
-    let threads = (docs.size_hint().0 / per_thread).clamp(1, cores.min(8));
+    let threads = (docs.size_hint().0 / DOCS_PER_WRITER_THREAD).clamp(1, cores.min(8));
     let mut writer = index
         .writer_with_num_threads::<TantivyDocument>(threads, threads * WRITER_MEMORY_PER_THREAD)
         .map_err(tantivy_err(dir))?;
