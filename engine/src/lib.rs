@@ -3,3 +3,23 @@
 //! The middle of quarry's data flow: reads datasets (BEIR layout, the
 //! `datasets.toml` registry), drives `encoder` and `index` to retrieve, fuses
 //! rankings, and scores them with trec_eval semantics.
+//!
+//! - [`registry`]: `datasets.toml`, names -> folders.
+//! - [`dataset`]: corpus, queries and qrels of a BEIR folder.
+//! - [`run`]: TREC run files, read and written.
+//! - [`metrics`]: nDCG, MRR, recall, P and MAP as trec_eval computes them.
+//! - [`retrieve`]: the index catalog, split queries, self-hit removal.
+//! - [`textio`]: line reading of plain, `.gz` and `.zst` files.
+
+// `bm25` (src/bm25.rs, the BM25 retriever) is written against the agreed
+// quarry_index::bm25 API and joins the build as `pub mod bm25;` once that
+// API lands on main.
+pub mod dataset;
+pub mod error;
+pub mod metrics;
+pub mod registry;
+pub mod retrieve;
+pub mod run;
+pub mod textio;
+
+pub use error::{EngineError, Result};

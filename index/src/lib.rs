@@ -10,3 +10,4 @@ pub mod error;
 pub use error::IndexError;
 
 pub mod bm25;
+pub mod dense;

@@ -1,0 +1,367 @@
+//! `quarry eval`: get a run (from a retriever, or a run file), score it
+//! against the split's qrels, print a table or JSON.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use quarry_engine::dataset::{Corpus, Dataset, MissingQrelsDocs, Query};
+use quarry_engine::metrics::{evaluate, Evaluation};
+use quarry_engine::retrieve::queries_for_split;
+use quarry_engine::run::Run;
+use serde::Serialize;
+
+use crate::args::{EvalConfig, RetrieverKind, RunSource};
+use crate::Session;
+
+/// Everything `quarry eval` reports; printed as JSON with `--json`.
+#[derive(Serialize)]
+struct Report {
+    dataset: String,
+    dataset_dir: String,
+    split: String,
+    source: SourceReport,
+    corpus_sha256: Option<String>,
+    queries_evaluated: usize,
+    metrics: serde_json::Map<String, serde_json::Value>,
+    /// trec_eval measure computing the same number, per metric.
+    trec_eval_measures: serde_json::Map<String, serde_json::Value>,
+    missing_qrels_docs: Option<MissingQrelsDocs>,
+    queries_without_results: Vec<String>,
+    queries_without_relevant: Vec<String>,
+    queries_without_text: Vec<String>,
+    run_queries_without_qrels: usize,
+    warnings: Vec<String>,
+    timings_s: Timings,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum SourceReport {
+    Retriever {
+        retriever: &'static str,
+        k: usize,
+        index_dir: String,
+        index_reused: bool,
+        self_hits_removed: usize,
+        run_out: Option<String>,
+    },
+    RunFile {
+        run: String,
+    },
+}
+
+#[derive(Serialize, Default)]
+struct Timings {
+    read_data: f64,
+    index: Option<f64>,
+    search: Option<f64>,
+    evaluate: f64,
+    total: f64,
+}
+
+/// A run produced by a retriever, with what the report shows about it.
+pub struct Retrieved {
+    pub run: Run,
+    pub index_dir: PathBuf,
+    pub index_reused: bool,
+    pub index_time: Duration,
+    pub search_time: Duration,
+    pub self_hits_removed: usize,
+}
+
+pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
+    let total_started = Instant::now();
+    let dataset = Dataset::resolve(&config.dataset, context.registry.as_ref())?;
+    let split = config
+        .split
+        .clone()
+        .unwrap_or_else(|| dataset.default_split.clone());
+    let mut warnings = Vec::new();
+
+    let started = Instant::now();
+    let qrels = dataset
+        .read_qrels(&split)
+        .with_context(|| format!("reading the qrels of {}", dataset.name))?;
+    // The corpus is needed to retrieve; for a run file it only serves the
+    // missing-docs check, which is skipped when the corpus is not there.
+    let corpus: Option<Corpus> = match (&config.source, dataset.find_corpus()) {
+        (RunSource::Retriever { .. }, _) | (RunSource::RunFile(_), Some(_)) => Some(
+            dataset
+                .read_corpus()
+                .with_context(|| format!("reading the corpus of {}", dataset.name))?,
+        ),
+        (RunSource::RunFile(_), None) => {
+            warnings.push(format!(
+                "{} has no corpus here: qrels doc ids were not checked against it",
+                dataset.name
+            ));
+            None
+        }
+    };
+    let missing = corpus.as_ref().map(|c| qrels.missing_docs(&c.doc_ids()));
+    if let Some(missing) = missing.as_ref().filter(|m| m.judgments > 0) {
+        warnings.push(format!(
+            "{} qrels judgments name {} doc ids missing from the corpus (e.g. {}); they still count as relevant",
+            missing.judgments,
+            missing.distinct_docs,
+            missing.examples.join(", ")
+        ));
+    }
+    let mut queries_without_text = Vec::new();
+    let queries: Vec<Query> = match &config.source {
+        RunSource::Retriever { .. } => dataset
+            .read_queries()
+            .with_context(|| format!("reading the queries of {}", dataset.name))?,
+        RunSource::RunFile(_) => Vec::new(),
+    };
+    let read_time = started.elapsed();
+
+    let mut timings = Timings {
+        read_data: read_time.as_secs_f64(),
+        ..Timings::default()
+    };
+    let (run, source) = match &config.source {
+        RunSource::Retriever { kind, k, run_out } => {
+            let (selected, without_text) = queries_for_split(&queries, &qrels);
+            if !without_text.is_empty() {
+                warnings.push(format!(
+                    "{} qrels queries have no text in the queries file and score 0 (e.g. {})",
+                    without_text.len(),
+                    without_text
+                        .iter()
+                        .take(5)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            queries_without_text = without_text;
+            let corpus = corpus.as_ref().expect("read above for retrievers");
+            let retrieved = match kind {
+                RetrieverKind::Bm25 => {
+                    retrieve_with_bm25(context, &dataset, corpus, &selected, *k, config.json)?
+                }
+            };
+            timings.index = Some(retrieved.index_time.as_secs_f64());
+            timings.search = Some(retrieved.search_time.as_secs_f64());
+            if let Some(path) = run_out {
+                retrieved
+                    .run
+                    .write(path, &format!("quarry-{}", kind_name(*kind)))
+                    .with_context(|| format!("writing the run to {}", path.display()))?;
+            }
+            let source = SourceReport::Retriever {
+                retriever: kind_name(*kind),
+                k: *k,
+                index_dir: retrieved.index_dir.display().to_string(),
+                index_reused: retrieved.index_reused,
+                self_hits_removed: retrieved.self_hits_removed,
+                run_out: run_out.as_ref().map(|p| p.display().to_string()),
+            };
+            (retrieved.run, source)
+        }
+        RunSource::RunFile(path) => {
+            let started = Instant::now();
+            let run = Run::read(path).context("reading the run file")?;
+            timings.read_data += started.elapsed().as_secs_f64();
+            let deepest = run.by_query.values().map(Vec::len).max().unwrap_or(0);
+            for metric in &config.metrics {
+                if metric.depth().is_some_and(|d| d > deepest) {
+                    warnings.push(format!(
+                        "the run has at most {deepest} hits per query, so {metric} sees only those"
+                    ));
+                }
+            }
+            (
+                run,
+                SourceReport::RunFile {
+                    run: path.display().to_string(),
+                },
+            )
+        }
+    };
+
+    let started = Instant::now();
+    let evaluation = evaluate(&qrels, &run, &config.metrics);
+    timings.evaluate = started.elapsed().as_secs_f64();
+    if !evaluation.queries_without_results.is_empty() {
+        warnings.push(format!(
+            "{} queries have qrels but no results and score 0",
+            evaluation.queries_without_results.len()
+        ));
+    }
+    if !evaluation.queries_without_relevant.is_empty() {
+        warnings.push(format!(
+            "{} queries have only grade-0 judgments and are left out of the means",
+            evaluation.queries_without_relevant.len()
+        ));
+    }
+    if evaluation.run_queries_without_qrels > 0 {
+        warnings.push(format!(
+            "{} run queries have no qrels in split {split} and were ignored",
+            evaluation.run_queries_without_qrels
+        ));
+    }
+    if evaluation.num_queries() == 0 {
+        warnings.push(format!(
+            "no query of split {split} has a relevant judgment; every mean is 0"
+        ));
+    }
+    timings.total = total_started.elapsed().as_secs_f64();
+
+    let report = build_report(
+        &dataset,
+        split,
+        source,
+        corpus.as_ref(),
+        &evaluation,
+        missing,
+        queries_without_text,
+        warnings,
+        timings,
+    );
+    let mut out = std::io::stdout().lock();
+    if config.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        print_table(&mut out, &report, &evaluation)?;
+    }
+    Ok(())
+}
+
+fn kind_name(kind: RetrieverKind) -> &'static str {
+    match kind {
+        RetrieverKind::Bm25 => "bm25",
+    }
+}
+
+/// BM25 through the index crate (`quarry_engine::bm25`), building the index
+/// in the catalog on first use; the progress bar shows the build.
+fn retrieve_with_bm25(
+    context: &Session,
+    dataset: &Dataset,
+    corpus: &Corpus,
+    queries: &[&Query],
+    k: usize,
+    quiet: bool,
+) -> Result<Retrieved> {
+    let progress = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0).with_style(
+            ProgressStyle::with_template(
+                "building BM25 index {bar:40} {pos}/{len} docs ({elapsed})",
+            )
+            .expect("valid template"),
+        )
+    };
+    // WIRING PENDING: the index crate's BM25 (quarry_index::bm25) has not
+    // landed on main yet. engine/src/bm25.rs holds `retrieve_bm25`, written
+    // against its agreed API; once it lands: add `pub mod bm25;` to
+    // engine/src/lib.rs and replace this body with the call below.
+    //   let retrieval = quarry_engine::bm25::retrieve_bm25(&context.catalog, dataset, corpus, queries, k, &progress)
+    //       .with_context(|| format!("BM25 retrieval on {}", dataset.name))?;
+    //   Ok(Retrieved { run: retrieval.run, index_dir: retrieval.index_dir, index_reused: retrieval.index_reused,
+    //       index_time: retrieval.index_time, search_time: retrieval.search_time,
+    //       self_hits_removed: retrieval.self_hits_removed })
+    let _ = (context, dataset, corpus, queries, k, progress);
+    anyhow::bail!(
+        "the bm25 retriever is not available in this build yet (quarry_index::bm25 has not landed); \
+         score an existing run with --run FILE"
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    dataset: &Dataset,
+    split: String,
+    source: SourceReport,
+    corpus: Option<&Corpus>,
+    evaluation: &Evaluation,
+    missing: Option<MissingQrelsDocs>,
+    queries_without_text: Vec<String>,
+    warnings: Vec<String>,
+    timings: Timings,
+) -> Report {
+    let metrics = evaluation
+        .metrics
+        .iter()
+        .zip(&evaluation.means)
+        .map(|(m, v)| (m.to_string(), serde_json::json!(v)))
+        .collect();
+    let trec_eval_measures = evaluation
+        .metrics
+        .iter()
+        .map(|m| (m.to_string(), serde_json::json!(m.trec_eval_name())))
+        .collect();
+    Report {
+        dataset: dataset.name.clone(),
+        dataset_dir: dataset.root.display().to_string(),
+        split,
+        source,
+        corpus_sha256: corpus.map(|c| c.sha256.clone()),
+        queries_evaluated: evaluation.num_queries(),
+        metrics,
+        trec_eval_measures,
+        missing_qrels_docs: missing,
+        queries_without_results: evaluation.queries_without_results.clone(),
+        queries_without_relevant: evaluation.queries_without_relevant.clone(),
+        queries_without_text,
+        run_queries_without_qrels: evaluation.run_queries_without_qrels,
+        warnings,
+        timings_s: timings,
+    }
+}
+
+fn print_table(
+    out: &mut impl Write,
+    report: &Report,
+    evaluation: &Evaluation,
+) -> std::io::Result<()> {
+    let source = match &report.source {
+        SourceReport::Retriever {
+            retriever,
+            k,
+            index_reused,
+            ..
+        } => format!(
+            "{retriever} (k={k}, index {})",
+            if *index_reused { "reused" } else { "built" }
+        ),
+        SourceReport::RunFile { run } => format!("run file {run}"),
+    };
+    writeln!(
+        out,
+        "{} ({} split): {} queries evaluated, {source}",
+        report.dataset, report.split, report.queries_evaluated
+    )?;
+    let width = evaluation
+        .metrics
+        .iter()
+        .map(|m| m.to_string().len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    writeln!(out, "{:<width$}  value", "metric")?;
+    for (metric, value) in evaluation.metrics.iter().zip(&evaluation.means) {
+        writeln!(out, "{:<width$}  {value:.4}", metric.to_string())?;
+    }
+    for warning in &report.warnings {
+        writeln!(out, "warning: {warning}")?;
+    }
+    let t = &report.timings_s;
+    let mut parts = vec![format!("read {:.2}s", t.read_data)];
+    if let Some(index) = t.index {
+        parts.push(format!("index {index:.2}s"));
+    }
+    if let Some(search) = t.search {
+        parts.push(format!("search {search:.2}s"));
+    }
+    parts.push(format!("evaluate {:.3}s", t.evaluate));
+    parts.push(format!("total {:.2}s", t.total));
+    writeln!(out, "time: {}", parts.join(", "))?;
+    Ok(())
+}

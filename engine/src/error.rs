@@ -1,0 +1,109 @@
+//! The one error type of the engine crate.
+//!
+//! Every variant that comes from reading user data names the file (and the
+//! line, where there is one) so that the binary can print it as is.
+
+use std::path::PathBuf;
+
+/// Errors from reading datasets, registries and run files, and from retrieval.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A line of a data file that does not have the expected shape.
+    #[error("{file}:{line}: malformed line: expected {expected}")]
+    MalformedLine {
+        file: PathBuf,
+        line: u64,
+        expected: String,
+    },
+
+    /// A registry (`datasets.toml`) that does not parse or has a bad value.
+    #[error("{file}: {detail}")]
+    Registry { file: PathBuf, detail: String },
+
+    #[error(
+        "unknown dataset `{name}`; known datasets: {}{}",
+        known_list(known),
+        registry_hint(registry)
+    )]
+    UnknownDataset {
+        name: String,
+        known: Vec<String>,
+        registry: Option<PathBuf>,
+    },
+
+    /// The dataset folder lacks a file it needs (corpus, queries, a qrels split).
+    #[error("{dir}: no {what} found (looked for {looked_for})")]
+    MissingFile {
+        dir: PathBuf,
+        what: String,
+        looked_for: String,
+    },
+
+    #[error(
+        "{file}: sha256 of the uncompressed corpus is {actual}, but the registry says {expected}"
+    )]
+    ChecksumMismatch {
+        file: PathBuf,
+        expected: String,
+        actual: String,
+    },
+
+    /// A metric name such as `ndcg@10` that does not parse.
+    #[error("bad metric `{input}`: {detail}")]
+    MetricSpec { input: String, detail: String },
+
+    /// Data that parses but contradicts itself (duplicate ids, ...).
+    #[error("{file}: corrupt data: {detail}")]
+    DataCorruption { file: PathBuf, detail: String },
+
+    #[error(transparent)]
+    Index(#[from] quarry_index::IndexError),
+}
+
+fn known_list(known: &[String]) -> String {
+    if known.is_empty() {
+        "(none)".to_string()
+    } else {
+        known.join(", ")
+    }
+}
+
+fn registry_hint(registry: &Option<PathBuf>) -> String {
+    match registry {
+        Some(path) => format!(
+            " (from {}); or pass a path to a BEIR folder",
+            path.display()
+        ),
+        None => " (no datasets.toml found); or pass a path to a BEIR folder".to_string(),
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+impl EngineError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EngineError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn malformed(
+        file: impl Into<PathBuf>,
+        line: u64,
+        expected: impl Into<String>,
+    ) -> Self {
+        EngineError::MalformedLine {
+            file: file.into(),
+            line,
+            expected: expected.into(),
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! TREC run files: `qid Q0 docid rank score tag`, one retrieved doc a line.
+//!
+//! A run is what a retriever produces and what [`crate::metrics`] scores.
+//! As in trec_eval, the rank column is informational: metrics order hits by
+//! score (see [`crate::metrics`]). Writes are atomic (temp file, fsync,
+//! rename) so an interrupted `--run-out` never leaves half a run behind.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{EngineError, Result};
+use crate::textio::LineReader;
+
+/// One retrieved document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunHit {
+    pub doc_id: String,
+    pub score: f64,
+}
+
+/// Retrieved documents per query, each list in the retriever's order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Run {
+    pub by_query: BTreeMap<String, Vec<RunHit>>,
+}
+
+const RUN_LINE: &str = "6 whitespace-separated fields `qid Q0 docid rank score tag`";
+
+impl Run {
+    pub fn num_hits(&self) -> usize {
+        self.by_query.values().map(Vec::len).sum()
+    }
+
+    /// Reads a TREC run file (optionally `.gz`/`.zst`). A doc listed twice
+    /// for one query is an error, as in trec_eval.
+    pub fn read(path: &Path) -> Result<Run> {
+        let mut reader = LineReader::open(path)?;
+        let mut by_query: BTreeMap<String, Vec<RunHit>> = BTreeMap::new();
+        let mut first_line: HashMap<(String, String), u64> = HashMap::new();
+        while let Some((line_number, line)) = reader.next_line()? {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [query_id, _q0, doc_id, rank, score, _tag] = fields[..] else {
+                return Err(EngineError::malformed(
+                    path,
+                    line_number,
+                    format!("{RUN_LINE}, found {} fields", fields.len()),
+                ));
+            };
+            if rank.parse::<i64>().is_err() {
+                return Err(EngineError::malformed(
+                    path,
+                    line_number,
+                    format!("an integer rank in field 4, found `{rank}`"),
+                ));
+            }
+            let score: f64 = match score.parse::<f64>() {
+                Ok(s) if s.is_finite() => s,
+                _ => {
+                    return Err(EngineError::malformed(
+                        path,
+                        line_number,
+                        format!("a finite number as score in field 5, found `{score}`"),
+                    ))
+                }
+            };
+            let key = (query_id.to_string(), doc_id.to_string());
+            if let Some(first) = first_line.get(&key) {
+                return Err(EngineError::DataCorruption {
+                    file: path.to_path_buf(),
+                    detail: format!(
+                        "line {line_number}: query `{query_id}` retrieves doc `{doc_id}` again (first on line {first})"
+                    ),
+                });
+            }
+            first_line.insert(key, line_number);
+            by_query
+                .entry(query_id.to_string())
+                .or_default()
+                .push(RunHit {
+                    doc_id: doc_id.to_string(),
+                    score,
+                });
+        }
+        Ok(Run { by_query })
+    }
+
+    /// Writes the run atomically, hits in their stored order with ranks
+    /// 1, 2, ...; see [`format_score`] for why the file orders exactly as the
+    /// run in memory.
+    pub fn write(&self, path: &Path, tag: &str) -> Result<()> {
+        if tag.is_empty() || tag.contains(char::is_whitespace) {
+            return Err(EngineError::DataCorruption {
+                file: path.to_path_buf(),
+                detail: format!("run tag `{tag}` must be one non-empty word"),
+            });
+        }
+        for (query_id, hits) in &self.by_query {
+            let bad = std::iter::once(query_id.as_str())
+                .chain(hits.iter().map(|h| h.doc_id.as_str()))
+                .find(|id| id.is_empty() || id.contains(char::is_whitespace));
+            if let Some(id) = bad {
+                return Err(EngineError::DataCorruption {
+                    file: path.to_path_buf(),
+                    detail: format!(
+                        "id `{id}` cannot be written to a run file (empty or has whitespace)"
+                    ),
+                });
+            }
+        }
+        write_atomically(path, |out| {
+            for (query_id, hits) in &self.by_query {
+                for (index, hit) in hits.iter().enumerate() {
+                    writeln!(
+                        out,
+                        "{query_id} Q0 {} {} {} {tag}",
+                        hit.doc_id,
+                        index + 1,
+                        format_score(hit.score)
+                    )?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The shortest decimal that reads back to the score's own precision:
+/// retrievers score in f32, so an f32 score prints as f32 ("4.3627", not
+/// "4.36269998550415"); anything else prints as f64. Shortest round-trip
+/// decimals keep distinct values distinct and in order, and equal values
+/// equal, so trec_eval's ranking of the written file equals the in-memory one.
+pub fn format_score(score: f64) -> String {
+    let narrow = score as f32;
+    if f64::from(narrow) == score {
+        narrow.to_string()
+    } else {
+        score.to_string()
+    }
+}
+
+/// Writes `path` through a temp file in the same folder: write, fsync,
+/// rename. Readers see the old file or the whole new one.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<&std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir: PathBuf = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let io = |e| EngineError::io(path, e);
+    let temp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
+    {
+        let mut out = std::io::BufWriter::new(temp.as_file());
+        write(&mut out).map_err(io)?;
+        out.flush().map_err(io)?;
+    }
+    temp.as_file().sync_all().map_err(io)?;
+    temp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read_keeps_ids_and_trec_eval_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.trec");
+        let hit = |d: &str, s: f64| RunHit {
+            doc_id: d.into(),
+            score: s,
+        };
+        let mut run = Run::default();
+        // f32 scores one ulp apart, an f32 tie, and f64 scores.
+        let a = 9.5898f32;
+        let b = f32::from_bits(a.to_bits() + 1);
+        run.by_query.insert(
+            "q1".into(),
+            vec![
+                hit("d1", f64::from(b)),
+                hit("d2", f64::from(a)),
+                hit("d3", f64::from(a)),
+                hit("d4", 0.1 + 0.2),
+            ],
+        );
+        run.by_query.insert("q2".into(), vec![hit("d1", -1.0)]);
+        run.write(&path, "quarry-bm25").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("q1 Q0 d1 1 9.589801 quarry-bm25\nq1 Q0 d2 2 9.5898 quarry-bm25\n"),
+            "{text}"
+        );
+        let back = Run::read(&path).unwrap();
+        assert_eq!(back.by_query["q1"][3], hit("d4", 0.1 + 0.2));
+        assert_eq!(back.by_query["q2"], run.by_query["q2"]);
+        for (query, hits) in &run.by_query {
+            let order = |hits: &[RunHit]| {
+                let mut sorted = hits.to_vec();
+                sorted.sort_by(crate::metrics::trec_eval_order);
+                sorted.into_iter().map(|h| h.doc_id).collect::<Vec<_>>()
+            };
+            assert_eq!(order(hits), order(&back.by_query[query]), "{query}");
+        }
+        assert_eq!(back.by_query["q1"][1].score, back.by_query["q1"][2].score);
+    }
+
+    #[test]
+    fn malformed_lines_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "q1 Q0 d1 1 2.0 tag\nq1 Q0 d2 2 2.0\n",
+                "run.trec:2",
+                "6 whitespace-separated",
+            ),
+            ("q1 Q0 d1 one 2.0 tag\n", "run.trec:1", "integer rank"),
+            ("q1 Q0 d1 1 NaN tag\n", "run.trec:1", "finite number"),
+            (
+                "q1 Q0 d1 1 2.0 tag\n\nq1 Q0 d1 2 1.0 tag\n",
+                "line 3",
+                "first on line 1",
+            ),
+        ];
+        for (content, place, what) in cases {
+            let path = dir.path().join("run.trec");
+            std::fs::write(&path, content).unwrap();
+            let err = Run::read(&path).unwrap_err().to_string();
+            assert!(err.contains(place) && err.contains(what), "{err}");
+        }
+    }
+}

@@ -1,0 +1,531 @@
+//! End-to-end tests of the `quarry` binary: listing datasets, scoring run
+//! files, and every kind of bad input, which must fail with a message that
+//! names the file and line (or the field) and the right exit code.
+//!
+//! Declared as an integration test of quarry-cli (see cli/Cargo.toml) so
+//! cargo builds the binary first and passes its path.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Runs quarry in `cwd` with a clean environment for quarry's variables.
+fn quarry(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("QUARRY_REGISTRY")
+        .env_remove("QUARRY_HOME")
+        .output()
+        .expect("quarry runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn registry_arg() -> String {
+    repo_root().join("datasets.toml").display().to_string()
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+/// A small valid BEIR folder: 3 docs, 2 queries, test qrels, and a run.
+fn tiny_dataset(dir: &Path) -> (PathBuf, PathBuf) {
+    let root = dir.join("tiny");
+    write(
+        &root,
+        "corpus.jsonl",
+        "{\"_id\": \"d1\", \"title\": \"Apples\", \"text\": \"red fruit\"}\n\
+         {\"_id\": \"d2\", \"title\": \"Pears\", \"text\": \"green fruit\", \"metadata\": {}}\n\
+         {\"_id\": \"d3\", \"text\": \"no title here\"}\n",
+    );
+    write(
+        &root,
+        "queries.jsonl",
+        "{\"_id\": \"q1\", \"text\": \"red\"}\n{\"_id\": \"q2\", \"text\": \"green\"}\n",
+    );
+    write(
+        &root,
+        "qrels/test.tsv",
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\nq2\td3\t0\n",
+    );
+    let run = write(
+        dir,
+        "tiny.trec",
+        "q1 Q0 d1 1 2.5 t\nq1 Q0 d2 2 1.0 t\nq2 Q0 d1 1 3.0 t\nq2 Q0 d2 2 2.0 t\n",
+    );
+    (root, run)
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(output),
+        stderr(output)
+    );
+}
+
+#[test]
+fn datasets_lists_the_registry_with_local_counts() {
+    let cwd = tempfile::tempdir().unwrap();
+    let output = quarry(cwd.path(), &["--registry", &registry_arg(), "datasets"]);
+    assert_exit(&output, 0);
+    let text = stdout(&output);
+    assert!(
+        text.contains("nfcorpus") && text.contains("3633") && text.contains("323 / 12334"),
+        "{text}"
+    );
+
+    let output = quarry(
+        cwd.path(),
+        &["--registry", &registry_arg(), "datasets", "--json"],
+    );
+    assert_exit(&output, 0);
+    let listing: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let find = |name: &str| {
+        listing["datasets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let nfcorpus = find("nfcorpus");
+    assert_eq!(nfcorpus["docs"], 3633);
+    assert_eq!(nfcorpus["split_queries"], 323);
+    assert_eq!(nfcorpus["split_qrels"], 12334);
+    assert_eq!(
+        nfcorpus["qrels_splits"],
+        serde_json::json!(["dev", "test", "train"])
+    );
+    let arguana = find("arguana");
+    assert!(arguana["corpus"].is_null());
+    assert!(arguana["queries"].is_string());
+}
+
+#[test]
+fn registry_is_found_through_the_environment() {
+    let cwd = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(["datasets", "--json"])
+        .current_dir(cwd.path())
+        .env("QUARRY_REGISTRY", registry_arg())
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    assert!(stdout(&output).contains("\"nfcorpus\""));
+}
+
+#[test]
+fn eval_scores_the_pyserini_nfcorpus_run_like_pytrec_eval() {
+    let cwd = tempfile::tempdir().unwrap();
+    let run =
+        repo_root().join("tests/fixtures/reference/pyserini_bm25_flat_nfcorpus_test.top10.trec");
+    let output = quarry(
+        cwd.path(),
+        &[
+            "--registry",
+            &registry_arg(),
+            "eval",
+            "--dataset",
+            "nfcorpus",
+            "--run",
+            run.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_exit(&output, 0);
+    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo_root().join("tests/fixtures/reference/pyserini_bm25_flat_nfcorpus_test.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let ndcg = report["metrics"]["ndcg@10"].as_f64().unwrap();
+    assert!(
+        (ndcg - reference["ndcg@10"].as_f64().unwrap()).abs() < 1e-9,
+        "{ndcg}"
+    );
+    assert_eq!(report["queries_evaluated"], 323);
+    assert_eq!(report["split"], "test");
+    assert_eq!(report["missing_qrels_docs"]["judgments"], 0);
+    // The run is a top-10 cut: deeper metrics are flagged.
+    assert!(
+        report["warnings"].to_string().contains("recall@100"),
+        "{}",
+        report["warnings"]
+    );
+
+    let output = quarry(
+        cwd.path(),
+        &[
+            "--registry",
+            &registry_arg(),
+            "eval",
+            "--dataset",
+            "nfcorpus",
+            "--run",
+            run.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&output, 0);
+    let table = stdout(&output);
+    assert!(
+        table.contains("ndcg@10") && table.contains("0.3218") && table.contains("323 queries"),
+        "{table}"
+    );
+}
+
+/// Replaces `dir/name` by `dir/name.gz` or `dir/name.zst` with the same content.
+fn compress(dir: &Path, name: &str, suffix: &str) -> PathBuf {
+    let plain = dir.join(name);
+    let content = std::fs::read(&plain).unwrap();
+    let packed = dir.join(format!("{name}{suffix}"));
+    match suffix {
+        ".gz" => {
+            use std::io::Write;
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(&content).unwrap();
+            std::fs::write(&packed, encoder.finish().unwrap()).unwrap();
+        }
+        ".zst" => std::fs::write(&packed, zstd::encode_all(&content[..], 3).unwrap()).unwrap(),
+        other => panic!("{other}"),
+    }
+    std::fs::remove_file(plain).unwrap();
+    packed
+}
+
+#[test]
+fn eval_works_on_a_bare_folder_and_compressed_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, run) = tiny_dataset(dir.path());
+    let args = |run: &Path| -> Vec<String> {
+        [
+            "eval",
+            "--dataset",
+            root.to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+            "--metrics",
+            "mrr@10,p@1",
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let plain = quarry(
+        dir.path(),
+        &args(&run).iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_exit(&plain, 0);
+    let report: Value = serde_json::from_str(&stdout(&plain)).unwrap();
+    assert_eq!(report["dataset"], "tiny");
+    // q1: d1 first -> 1; q2: d1 (unjudged) then d2 -> 1/2.
+    assert_eq!(report["metrics"]["mrr@10"], 0.75);
+    assert_eq!(report["metrics"]["p@1"], 0.5);
+
+    compress(&root, "corpus.jsonl", ".gz");
+    compress(&root.join("qrels"), "test.tsv", ".zst");
+    let run = compress(dir.path(), "tiny.trec", ".zst");
+    let packed = quarry(
+        dir.path(),
+        &args(&run).iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_exit(&packed, 0);
+    let packed_report: Value = serde_json::from_str(&stdout(&packed)).unwrap();
+    assert_eq!(packed_report["metrics"], report["metrics"]);
+    // The checksum is over the uncompressed bytes, so compression does not change it.
+    assert_eq!(packed_report["corpus_sha256"], report["corpus_sha256"]);
+}
+
+#[test]
+fn unknown_dataset_lists_the_known_ones() {
+    let cwd = tempfile::tempdir().unwrap();
+    let output = quarry(
+        cwd.path(),
+        &[
+            "--registry",
+            &registry_arg(),
+            "eval",
+            "--dataset",
+            "nfcorpsu",
+            "--run",
+            "x.trec",
+        ],
+    );
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(err.contains("unknown dataset `nfcorpsu`"), "{err}");
+    assert!(
+        err.contains("nfcorpus") && err.contains("arguana") && err.contains("cosqa"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_corpus_line_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, run) = tiny_dataset(dir.path());
+    write(
+        &root,
+        "corpus.jsonl",
+        "{\"_id\": \"d1\", \"text\": \"x\"}\n{\"_id\": \"d2\", \"text\": }\n",
+    );
+    let output = quarry(
+        dir.path(),
+        &[
+            "eval",
+            "--dataset",
+            root.to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(
+        err.contains("corpus.jsonl:2") && err.contains("\"_id\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_compressed_queries_line_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, _) = tiny_dataset(dir.path());
+    write(
+        &root,
+        "queries.jsonl",
+        "{\"_id\": \"q1\", \"text\": \"red\"}\n{\"_id\": \"q2\"}\n",
+    );
+    compress(&root, "queries.jsonl", ".zst");
+    let output = quarry(
+        dir.path(),
+        &[
+            "eval",
+            "--dataset",
+            root.to_str().unwrap(),
+            "--retriever",
+            "bm25",
+        ],
+    );
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(
+        err.contains("queries.jsonl.zst:2") && err.contains("text"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_qrels_line_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, run) = tiny_dataset(dir.path());
+    write(
+        &root,
+        "qrels/test.tsv",
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\tvery\n",
+    );
+    let output = quarry(
+        dir.path(),
+        &[
+            "eval",
+            "--dataset",
+            root.to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(
+        err.contains("test.tsv:3") && err.contains("integer relevance grade"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_run_line_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, _) = tiny_dataset(dir.path());
+    let run = write(dir.path(), "bad.trec", "q1 Q0 d1 1 2.5 t\nq1 Q0 d2 2 t\n");
+    let output = quarry(
+        dir.path(),
+        &[
+            "eval",
+            "--dataset",
+            root.to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(
+        err.contains("bad.trec:2") && err.contains("qid Q0 docid rank score tag"),
+        "{err}"
+    );
+}
+
+#[test]
+fn qrels_doc_missing_from_corpus_is_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, run) = tiny_dataset(dir.path());
+    write(
+        &root,
+        "qrels/test.tsv",
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\nq2\tghost\t1\n",
+    );
+    let output = quarry(
+        dir.path(),
+        &[
+            "eval",
+            "--dataset",
+            root.to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_exit(&output, 0);
+    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["missing_qrels_docs"]["judgments"], 1);
+    assert_eq!(
+        report["missing_qrels_docs"]["examples"],
+        serde_json::json!(["ghost"])
+    );
+    assert!(report["warnings"]
+        .to_string()
+        .contains("missing from the corpus"));
+
+    let output = quarry(
+        dir.path(),
+        &[
+            "eval",
+            "--dataset",
+            root.to_str().unwrap(),
+            "--run",
+            run.to_str().unwrap(),
+        ],
+    );
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("warning: 1 qrels judgments name 1 doc ids missing"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn registry_problems_name_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_root, run) = tiny_dataset(dir.path());
+    let entry =
+        "[[dataset]]\nname = \"tiny\"\npath = \"tiny\"\nsplit = \"test\"\nremove_self = false\n\
+                 corpus_sha256 = \"SHA\"\nurl = \"\"\nkind = \"text\"\n";
+    // Unknown field.
+    let registry = write(
+        dir.path(),
+        "datasets.toml",
+        &format!("{}colour = \"red\"\n", entry.replace("SHA", "")),
+    );
+    let output = quarry(
+        dir.path(),
+        &["eval", "--dataset", "tiny", "--run", run.to_str().unwrap()],
+    );
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(
+        err.contains("colour") && err.contains(registry.to_str().unwrap()),
+        "{err}"
+    );
+
+    // Checksum mismatch (registry found in the current directory).
+    write(
+        dir.path(),
+        "datasets.toml",
+        &entry.replace("SHA", &"0".repeat(64)),
+    );
+    let output = quarry(
+        dir.path(),
+        &["eval", "--dataset", "tiny", "--run", run.to_str().unwrap()],
+    );
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(
+        err.contains("sha256") && err.contains("corpus.jsonl"),
+        "{err}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let cwd = tempfile::tempdir().unwrap();
+    let reg = registry_arg();
+    for args in [
+        vec!["eval", "--dataset", "nfcorpus"],
+        vec![
+            "eval",
+            "--dataset",
+            "nfcorpus",
+            "--run",
+            "r.trec",
+            "--retriever",
+            "bm25",
+        ],
+        vec![
+            "eval",
+            "--dataset",
+            "nfcorpus",
+            "--run",
+            "r.trec",
+            "--metrics",
+            "ndcg@0",
+        ],
+        vec![
+            "eval",
+            "--dataset",
+            "nfcorpus",
+            "--retriever",
+            "bm25",
+            "--k",
+            "10",
+        ],
+        vec!["eval", "--dataset", "nfcorpus", "--retriever", "tfidf"],
+        vec!["frobnicate"],
+    ] {
+        let mut full = vec!["--registry", reg.as_str()];
+        full.extend(args.iter().copied());
+        let output = quarry(cwd.path(), &full);
+        assert_exit(&output, 2);
+        assert!(
+            stderr(&output).contains("error"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
