@@ -59,8 +59,8 @@ const FIELD_CONTENTS: &str = "contents";
 const FIELD_NORM: &str = "norm";
 /// Documents analysed per parallel batch during a build.
 const BUILD_BATCH: usize = 512;
-/// Corpus size (by the iterator's size hint) per tantivy writer thread.
-const DOCS_PER_WRITER_THREAD: usize = 200_000;
+/// Corpora at least this large are indexed by several tantivy writer threads.
+const LARGE_CORPUS_DOCS: usize = 200_000;
 /// tantivy indexing memory per writer thread.
 const WRITER_MEMORY_PER_THREAD: usize = 128 << 20;
 
@@ -603,8 +603,16 @@ fn build_into<'a>(
         .register(ANALYZER_NAME, english_analyzer());
     // Each tantivy writer thread analyses and indexes its own segment; the
     // segments are merged at the end, which only pays off for larger corpora.
+    // Corpus size is judged by reading ahead (iterators, e.g. progress bars,
+    // often do not report a size hint).
+    let head: Vec<Bm25Doc<'a>> = docs.by_ref().take(LARGE_CORPUS_DOCS).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (docs.size_hint().0 / DOCS_PER_WRITER_THREAD).clamp(1, cores.min(8));
+    let threads = if head.len() < LARGE_CORPUS_DOCS {
+        1
+    } else {
+        cores.clamp(1, 8)
+    };
+    let mut docs = head.into_iter().chain(docs);
     let mut writer = index
         .writer_with_num_threads::<TantivyDocument>(threads, threads * WRITER_MEMORY_PER_THREAD)
         .map_err(tantivy_err(dir))?;
