@@ -13,8 +13,20 @@ fn reference_dir() -> PathBuf {
 
 #[test]
 fn english_analyzer_matches_lucene_on_every_reference_text() {
-    let path = reference_dir().join("lucene_english_analyzer.jsonl");
-    let data = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    check_against_lucene(&reference_dir().join("lucene_english_analyzer.jsonl"), 67);
+}
+
+/// Edge cases (token length limit, case mappings, emoji, Porter's `y`...) run
+/// through real Lucene by `index/tools/lucene_analyzer_edge_cases.py`.
+#[test]
+fn english_analyzer_matches_lucene_on_edge_cases() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/lucene_english_analyzer_edge_cases.jsonl");
+    check_against_lucene(&path, 14);
+}
+
+fn check_against_lucene(path: &std::path::Path, expected_texts: usize) {
+    let data = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut analyzer = english_analyzer();
     let mut failures = Vec::new();
     let mut total = 0;
@@ -47,7 +59,13 @@ fn english_analyzer_matches_lucene_on_every_reference_text() {
             ));
         }
     }
-    assert_eq!(total, 67, "reference file has 67 texts");
+    assert_eq!(
+        total,
+        expected_texts,
+        "{} texts in {}",
+        total,
+        path.display()
+    );
     assert!(
         failures.is_empty(),
         "{} of {total} texts differ from Lucene:\n{}",

@@ -59,8 +59,8 @@ const FIELD_CONTENTS: &str = "contents";
 const FIELD_NORM: &str = "norm";
 /// Documents analysed per parallel batch during a build.
 const BUILD_BATCH: usize = 512;
-/// Corpus size (by the iterator's size hint) per tantivy writer thread.
-const DOCS_PER_WRITER_THREAD: usize = 200_000;
+/// Corpora at least this large are indexed by several tantivy writer threads.
+const LARGE_CORPUS_DOCS: usize = 200_000;
 /// tantivy indexing memory per writer thread.
 const WRITER_MEMORY_PER_THREAD: usize = 128 << 20;
 
@@ -351,9 +351,9 @@ impl Bm25Index {
                 .get_field(name)
                 .map_err(|_| corrupt(dir, format!("index has no field {name:?}")))
         };
-        let (contents, id_field, norm_field) =
-            (field(FIELD_CONTENTS)?, field(FIELD_ID)?, field(FIELD_NORM)?);
-        let _ = (id_field, norm_field);
+        let contents = field(FIELD_CONTENTS)?;
+        field(FIELD_ID)?;
+        field(FIELD_NORM)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -603,13 +603,16 @@ fn build_into<'a>(
         .register(ANALYZER_NAME, english_analyzer());
     // Each tantivy writer thread analyses and indexes its own segment; the
     // segments are merged at the end, which only pays off for larger corpora.
+    // Corpus size is judged by reading ahead (iterators, e.g. progress bars,
+    // often do not report a size hint).
+    let head: Vec<Bm25Doc<'a>> = docs.by_ref().take(LARGE_CORPUS_DOCS).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = std::env::var("QUARRY_BM25_DOCS_PER_WRITER_THREAD")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DOCS_PER_WRITER_THREAD)
-        .max(1);
-    let threads = (docs.size_hint().0 / per_thread).clamp(1, cores.min(8));
+    let threads = if head.len() < LARGE_CORPUS_DOCS {
+        1
+    } else {
+        cores.clamp(1, 8)
+    };
+    let mut docs = head.into_iter().chain(docs);
     let mut writer = index
         .writer_with_num_threads::<TantivyDocument>(threads, threads * WRITER_MEMORY_PER_THREAD)
         .map_err(tantivy_err(dir))?;
