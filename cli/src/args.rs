@@ -34,6 +34,8 @@ pub enum Command {
     Datasets(DatasetsArgs),
     /// Retrieve with a retriever (or read a run file) and score it against qrels
     Eval(EvalArgs),
+    /// Inspect, verify and query dense embedding indexes
+    Index(crate::index_cmd::IndexArgs),
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 mod args;
 mod datasets;
 mod eval;
+mod index_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -55,6 +56,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Datasets(args) => datasets::run(&context, &args),
         Command::Eval(args) => eval::run(&context, args.validate()?),
+        Command::Index(args) => index_cmd::run(args),
     }
 }
 

@@ -12,4 +12,33 @@ pub enum IndexError {
     },
     #[error("{file}: corrupt data: {detail}")]
     DataCorruption { file: PathBuf, detail: String },
+    /// A file written by a newer (or unknown) version of quarry.
+    #[error("{file}: unsupported format version {found} (this quarry reads version {supported})")]
+    UnsupportedVersion {
+        file: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    /// A vector (query or row) whose length is not the index's dimension.
+    #[error("{file}: dimension mismatch: index has {expected} dimensions, got {found}")]
+    DimensionMismatch {
+        file: PathBuf,
+        expected: usize,
+        found: usize,
+    },
+    /// Bad input to a writer or a search: NaN/inf values, duplicate doc ids,
+    /// a resumed build whose parameters differ from the stored ones, …
+    #[error("{file}: invalid input: {detail}")]
+    InvalidInput { file: PathBuf, detail: String },
+    /// Queries encoded by another model (or model revision) than the index.
+    #[error(
+        "{file}: encoder mismatch: the index was built with encoder `{index}`, \
+         the queries come from `{query}`; re-encode the queries with the index's encoder \
+         or rebuild the index"
+    )]
+    EncoderMismatch {
+        file: PathBuf,
+        index: String,
+        query: String,
+    },
 }

@@ -8,3 +8,5 @@
 
 pub mod error;
 pub use error::IndexError;
+
+pub mod dense;

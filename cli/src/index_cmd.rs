@@ -1,0 +1,293 @@
+//! `quarry index …`: inspect, verify and query a dense embedding index
+//! directory (see `index/FORMAT.md`) without the engine.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use quarry_index::dense::npy::NpyF32;
+use quarry_index::dense::{DenseIndex, HnswIndex, HnswParams, ShardStatus, Verify};
+
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    #[command(subcommand)]
+    pub command: IndexCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IndexCommand {
+    /// Rows, dimension, element type, encoder fingerprint, size, checksum status.
+    Info {
+        /// Index directory (holds manifest.json).
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute every shard's checksum (exit status 1 on any corruption).
+    Verify {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exact (or HNSW) top-k for query vectors from a file or a stored row.
+    Search {
+        dir: PathBuf,
+        /// Queries: `.npy` (f32, 1-D or 2-D), `.json` (array or array of arrays) or raw little-endian f32.
+        #[arg(long, conflicts_with = "row")]
+        query_file: Option<PathBuf>,
+        /// Use stored row N as the query.
+        #[arg(long)]
+        row: Option<u64>,
+        #[arg(short, long, default_value_t = 10)]
+        k: usize,
+        /// Encoder fingerprint of the queries (defaults to the index's: the vectors are taken as given).
+        #[arg(long)]
+        encoder: Option<String>,
+        /// Search the HNSW graph instead of the exact scan.
+        #[arg(long)]
+        hnsw: bool,
+        /// HNSW ef at search time (default: the manifest's ef_search).
+        #[arg(long)]
+        ef: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build (or rebuild) the HNSW graph next to the shards and report recall@10 vs exact.
+    Hnsw {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 16)]
+        m: usize,
+        #[arg(long, default_value_t = 200)]
+        ef_construction: usize,
+        #[arg(long, default_value_t = 64)]
+        ef_search: usize,
+    },
+}
+
+fn status_name(s: &ShardStatus) -> &'static str {
+    match s {
+        ShardStatus::VerifiedNow => "verified now",
+        ShardStatus::VerifiedBefore => "verified earlier, file unchanged",
+        ShardStatus::Unverified => "not yet verified",
+    }
+}
+
+fn open(dir: &Path, verify: Verify) -> Result<DenseIndex> {
+    DenseIndex::open_with(dir, verify).with_context(|| format!("opening index {}", dir.display()))
+}
+
+fn info(dir: &Path, json: bool, verify: Verify) -> Result<()> {
+    let index = open(dir, verify)?;
+    let m = index.manifest();
+    let shards: Vec<_> = m
+        .shards
+        .iter()
+        .zip(index.shard_status())
+        .map(|(s, st)| {
+            serde_json::json!({"file": s.file, "rows": s.rows, "bytes": s.bytes,
+                                "checksum": s.checksum, "status": status_name(st)})
+        })
+        .collect();
+    if json {
+        let v = serde_json::json!({
+            "dir": dir, "format_version": m.format_version, "rows": index.rows(), "dim": m.dim,
+            "element_type": m.element_type, "encoder_fingerprint": m.encoder_fingerprint,
+            "corpus_checksum": m.corpus_checksum, "complete": m.complete,
+            "size_on_disk": index.size_on_disk(), "shards": shards, "hnsw": m.hnsw,
+            "simd": index.isa_name(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("index            {}", dir.display());
+    println!("format version   {}", m.format_version);
+    println!("rows             {}", index.rows());
+    println!("dimension        {}", m.dim);
+    println!("element type     {}", m.element_type);
+    println!("encoder          {}", m.encoder_fingerprint);
+    println!("corpus checksum  {}", m.corpus_checksum);
+    println!("complete         {}", m.complete);
+    println!(
+        "size on disk     {} bytes ({:.1} MiB)",
+        index.size_on_disk(),
+        index.size_on_disk() as f64 / (1 << 20) as f64
+    );
+    println!("search kernel    {}", index.isa_name());
+    match &m.hnsw {
+        Some(h) => println!(
+            "hnsw             M={} ef_construction={} ef_search={} recall@{}={:.4} ({} queries)",
+            h.m, h.ef_construction, h.ef_search, h.recall_k, h.recall_at_k, h.recall_queries
+        ),
+        None => println!("hnsw             none"),
+    }
+    println!("shards           {}", m.shards.len());
+    for (s, st) in m.shards.iter().zip(index.shard_status()) {
+        println!(
+            "  {}  {:>9} rows  {:>12} bytes  xxh3 {}  {}",
+            s.file,
+            s.rows,
+            s.bytes,
+            s.checksum,
+            status_name(st)
+        );
+    }
+    Ok(())
+}
+
+fn read_queries(path: &Path, dim: usize) -> Result<Vec<f32>> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let values: Vec<f32> = match ext {
+        "npy" => {
+            let a = NpyF32::open(path)?;
+            a.rows_vec(0, a.rows)
+        }
+        "json" => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not JSON", path.display()))?;
+            let rows: Vec<serde_json::Value> = match v {
+                serde_json::Value::Array(a) if a.first().is_some_and(|x| x.is_array()) => a,
+                other => vec![other],
+            };
+            let mut out = Vec::new();
+            for (i, r) in rows.iter().enumerate() {
+                let r: Vec<f32> = serde_json::from_value(r.clone()).with_context(|| {
+                    format!("{}: query {i} is not an array of numbers", path.display())
+                })?;
+                out.extend(r);
+            }
+            out
+        }
+        _ => {
+            let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            if !b.len().is_multiple_of(4) {
+                bail!(
+                    "{}: raw f32 file has {} bytes, not a multiple of 4",
+                    path.display(),
+                    b.len()
+                );
+            }
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect()
+        }
+    };
+    if values.is_empty() || !values.len().is_multiple_of(dim) {
+        bail!(
+            "{}: {} values is not a whole number of {dim}-dimensional queries (index dimension {dim})",
+            path.display(),
+            values.len()
+        );
+    }
+    Ok(values)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn search(
+    dir: &Path,
+    query_file: Option<&Path>,
+    row: Option<u64>,
+    k: usize,
+    encoder: Option<&str>,
+    use_hnsw: bool,
+    ef: Option<usize>,
+    json: bool,
+) -> Result<()> {
+    let index = open(dir, Verify::Once)?;
+    let queries = match (query_file, row) {
+        (Some(f), _) => read_queries(f, index.dim())?,
+        (None, Some(r)) => index.row_vector(r)?,
+        (None, None) => bail!("give --query-file FILE or --row N"),
+    };
+    let fp = encoder
+        .unwrap_or(&index.manifest().encoder_fingerprint)
+        .to_string();
+    let t = std::time::Instant::now();
+    let results = if use_hnsw {
+        HnswIndex::load(&index)?.search(&index, &fp, &queries, k, ef)?
+    } else {
+        index.search(&fp, &queries, k)?
+    };
+    let seconds = t.elapsed().as_secs_f64();
+    let mut out = Vec::new();
+    for (qi, hits) in results.iter().enumerate() {
+        let mut list = Vec::new();
+        for (rank, h) in hits.iter().enumerate() {
+            let doc = index.doc_id(h.row)?;
+            if json {
+                list.push(serde_json::json!({"rank": rank + 1, "row": h.row, "doc_id": doc, "score": h.score}));
+            } else {
+                println!("{qi}\t{}\t{}\t{}\t{:.6}", rank + 1, h.row, doc, h.score);
+            }
+        }
+        if json {
+            out.push(serde_json::json!({"query": qi, "hits": list}));
+        }
+    }
+    if json {
+        let v = serde_json::json!({"method": if use_hnsw {"hnsw"} else {"flat"}, "k": k,
+                                   "seconds": seconds, "results": out});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        eprintln!(
+            "{} queries in {:.3} s ({})",
+            results.len(),
+            seconds,
+            if use_hnsw { "hnsw" } else { "exact flat scan" }
+        );
+    }
+    Ok(())
+}
+
+pub fn run(args: IndexArgs) -> Result<()> {
+    match args.command {
+        IndexCommand::Info { dir, json } => info(&dir, json, Verify::Never),
+        IndexCommand::Verify { dir, json } => {
+            // Verify::Always checksums every shard; the first mismatch is the error.
+            info(&dir, json, Verify::Always)
+        }
+        IndexCommand::Search {
+            dir,
+            query_file,
+            row,
+            k,
+            encoder,
+            hnsw,
+            ef,
+            json,
+        } => search(
+            &dir,
+            query_file.as_deref(),
+            row,
+            k,
+            encoder.as_deref(),
+            hnsw,
+            ef,
+            json,
+        ),
+        IndexCommand::Hnsw {
+            dir,
+            m,
+            ef_construction,
+            ef_search,
+        } => {
+            let index = open(&dir, Verify::Once)?;
+            let params = HnswParams {
+                m,
+                ef_construction,
+                ef_search,
+            };
+            let report = HnswIndex::build(&index, params, &[], 10)?;
+            println!(
+                "built HNSW over {} rows in {:.1} s: M={m} ef_construction={ef_construction}; \
+                 recall@10 vs exact at ef_search={ef_search}: {:.4} ({} stored rows as queries)",
+                report.entry.rows,
+                report.build_seconds,
+                report.entry.recall_at_k,
+                report.entry.recall_queries
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Creates the Python reference environment (transformers + torch + sentence-transformers)
+# used by make_fixtures.py and the other parity scripts. Outside the repository on purpose:
+# it is ~5 GB (PyPI's torch wheel pulls the CUDA libraries).
+# Usage: encoder/scripts/make_venv.sh [venv dir, default /work/venvs/hf]
+set -euo pipefail
+VENV="${1:-/work/venvs/hf}"
+python3 -m venv "$VENV"
+"$VENV/bin/pip" install --upgrade pip
+"$VENV/bin/pip" install torch transformers safetensors sentence-transformers gguf accelerate numpy
+# Other scripts wait for this marker before using the venv.
+touch "$VENV/.ready"

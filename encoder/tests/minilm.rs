@@ -1,0 +1,80 @@
+//! The real all-MiniLM-L6-v2 against sentence-transformers (references made by
+//! `scripts/make_minilm_reference.py`). Runs only where the model folder is
+//! present: `$QUARRY_MODELS/all-MiniLM-L6-v2` or `<repo>/models/all-MiniLM-L6-v2`.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::SafetensorsFile;
+use quarry_encoder::encode::CpuBackend;
+use quarry_encoder::{EncodeOptions, Encoder, ModelConfig, Pooling};
+
+#[derive(serde::Deserialize)]
+struct MiniLmReference {
+    max_seq_length: usize,
+    texts: Vec<String>,
+    token_ids: Vec<Vec<u32>>,
+    embeddings: Vec<Vec<f32>>,
+}
+
+fn model_dir() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("QUARRY_MODELS").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|root| root.join("all-MiniLM-L6-v2"))
+        .find(|dir| dir.join("model.safetensors").is_file())
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
+    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+#[test]
+fn minilm_matches_sentence_transformers() {
+    let Some(dir) = model_dir() else {
+        eprintln!("all-MiniLM-L6-v2 not found (set QUARRY_MODELS); skipping");
+        return;
+    };
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/minilm_reference.json");
+    let reference: MiniLmReference =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(reference.texts.len() >= 20);
+    assert!(reference
+        .token_ids
+        .iter()
+        .all(|ids| ids.len() <= reference.max_seq_length));
+
+    let config = ModelConfig::from_hf_file(&dir.join("config.json")).unwrap();
+    let options = EncodeOptions::from_sentence_transformers_dir(&dir).unwrap();
+    assert_eq!(options.pooling, Pooling::Mean);
+    assert!(options.normalize);
+    let source = SafetensorsFile::open(&dir.join("model.safetensors"));
+    let encoder =
+        Encoder::<CpuBackend>::load(&config, &source, options, &Default::default()).unwrap();
+    let embeddings = encoder.embed(&reference.token_ids).unwrap();
+
+    let mut worst_cosine = 1.0f64;
+    let mut worst_abs = 0.0f32;
+    for (actual, expected) in embeddings.iter().zip(&reference.embeddings) {
+        worst_cosine = worst_cosine.min(cosine(actual, expected));
+        for (x, y) in actual.iter().zip(expected) {
+            worst_abs = worst_abs.max((x - y).abs());
+        }
+    }
+    eprintln!(
+        "all-MiniLM-L6-v2: {} texts, min cosine {worst_cosine:.7}, max abs error {worst_abs:.2e}",
+        embeddings.len()
+    );
+    assert!(worst_cosine >= 0.9999, "min cosine {worst_cosine}");
+}
