@@ -52,11 +52,15 @@ impl Session {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // `quarry index` works on an index directory alone: no registry or catalog.
+    if let Command::Index(args) = cli.command {
+        return index_cmd::run(args);
+    }
     let context = Session::load(&cli)?;
     match cli.command {
         Command::Datasets(args) => datasets::run(&context, &args),
         Command::Eval(args) => eval::run(&context, args.validate()?),
-        Command::Index(args) => index_cmd::run(args),
+        Command::Index(_) => unreachable!("handled above"),
     }
 }
 

@@ -41,4 +41,11 @@ pub enum IndexError {
         index: String,
         query: String,
     },
+    /// The BM25 index's tantivy layer failed (open, write, merge, read).
+    #[error("{path}: tantivy: {source}")]
+    Tantivy {
+        path: PathBuf,
+        #[source]
+        source: tantivy::TantivyError,
+    },
 }

@@ -9,4 +9,5 @@
 pub mod error;
 pub use error::IndexError;
 
+pub mod bm25;
 pub mod dense;
