@@ -258,20 +258,23 @@ fn retrieve_with_bm25(
             .expect("valid template"),
         )
     };
-    // WIRING PENDING: the index crate's BM25 (quarry_index::bm25) has not
-    // landed on main yet. engine/src/bm25.rs holds `retrieve_bm25`, written
-    // against its agreed API; once it lands: add `pub mod bm25;` to
-    // engine/src/lib.rs and replace this body with the call below.
-    //   let retrieval = quarry_engine::bm25::retrieve_bm25(&context.catalog, dataset, corpus, queries, k, &progress)
-    //       .with_context(|| format!("BM25 retrieval on {}", dataset.name))?;
-    //   Ok(Retrieved { run: retrieval.run, index_dir: retrieval.index_dir, index_reused: retrieval.index_reused,
-    //       index_time: retrieval.index_time, search_time: retrieval.search_time,
-    //       self_hits_removed: retrieval.self_hits_removed })
-    let _ = (context, dataset, corpus, queries, k, progress);
-    anyhow::bail!(
-        "the bm25 retriever is not available in this build yet (quarry_index::bm25 has not landed); \
-         score an existing run with --run FILE"
+    let retrieval = quarry_engine::bm25::retrieve_bm25(
+        &context.catalog,
+        dataset,
+        corpus,
+        queries,
+        k,
+        &progress,
     )
+    .with_context(|| format!("BM25 retrieval on {}", dataset.name))?;
+    Ok(Retrieved {
+        run: retrieval.run,
+        index_dir: retrieval.index_dir,
+        index_reused: retrieval.index_reused,
+        index_time: retrieval.index_time,
+        search_time: retrieval.search_time,
+        self_hits_removed: retrieval.self_hits_removed,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -8,12 +8,11 @@
 //! - [`dataset`]: corpus, queries and qrels of a BEIR folder.
 //! - [`run`]: TREC run files, read and written.
 //! - [`metrics`]: nDCG, MRR, recall, P and MAP as trec_eval computes them.
+//! - [`bm25`]: the BM25 retriever (index crate), catalog-cached.
 //! - [`retrieve`]: the index catalog, split queries, self-hit removal.
 //! - [`textio`]: line reading of plain, `.gz` and `.zst` files.
 
-// `bm25` (src/bm25.rs, the BM25 retriever) is written against the agreed
-// quarry_index::bm25 API and joins the build as `pub mod bm25;` once that
-// API lands on main.
+pub mod bm25;
 pub mod dataset;
 pub mod error;
 pub mod metrics;

@@ -529,3 +529,68 @@ fn usage_errors_exit_with_2() {
         );
     }
 }
+
+#[test]
+fn bm25_on_nfcorpus_matches_pyserini_and_reuses_its_index() {
+    let cwd = tempfile::tempdir().unwrap();
+    let home = cwd.path().join("home");
+    let run_out = cwd.path().join("bm25.trec");
+    let reg = registry_arg();
+    let eval = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "--registry",
+            reg.as_str(),
+            "--home",
+            home.to_str().unwrap(),
+            "eval",
+            "--dataset",
+            "nfcorpus",
+        ];
+        args.extend_from_slice(extra);
+        args.push("--json");
+        let output = quarry(cwd.path(), &args);
+        assert_exit(&output, 0);
+        serde_json::from_str(&stdout(&output)).unwrap()
+    };
+    let built = eval(&[
+        "--retriever",
+        "bm25",
+        "--run-out",
+        run_out.to_str().unwrap(),
+    ]);
+    assert_eq!(built["source"]["index_reused"], false);
+    assert_eq!(built["queries_evaluated"], 323);
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo_root().join("tests/fixtures/reference/pyserini_bm25_flat_nfcorpus_test.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let ndcg = built["metrics"]["ndcg@10"].as_f64().unwrap();
+    let pyserini = reference["ndcg@10"].as_f64().unwrap();
+    assert!(
+        (ndcg - pyserini).abs() < 1e-3,
+        "quarry {ndcg} vs Pyserini {pyserini}"
+    );
+    for metric in ["recall@100", "recall@1000"] {
+        let ours = built["metrics"][metric].as_f64().unwrap();
+        let published = reference["meta"]["published_expected"][metric]
+            .as_f64()
+            .unwrap();
+        assert!(
+            (ours - published).abs() < 5e-4,
+            "{metric}: quarry {ours} vs published {published}"
+        );
+    }
+
+    // Same corpus checksum: the index in the catalog is reused, same numbers.
+    let reused = eval(&["--retriever", "bm25"]);
+    assert_eq!(reused["source"]["index_reused"], true);
+    assert_eq!(reused["source"]["index_dir"], built["source"]["index_dir"]);
+    assert_eq!(reused["metrics"], built["metrics"]);
+
+    // The written run scores the same when read back.
+    let rescored = eval(&["--run", run_out.to_str().unwrap()]);
+    assert_eq!(rescored["metrics"], built["metrics"]);
+}
