@@ -9,13 +9,14 @@
 //! - [`run`]: TREC run files, read and written.
 //! - [`metrics`]: nDCG, MRR, recall, P and MAP as trec_eval computes them.
 //! - [`retrieve`]: the index catalog, split queries, self-hit removal.
+//! - [`fusion`]: reciprocal rank fusion and score interpolation of two rankings.
+//! - [`bm25`]: the BM25 retriever over the catalog's index.
 //! - [`textio`]: line reading of plain, `.gz` and `.zst` files.
 
-// `bm25` (src/bm25.rs, the BM25 retriever) is written against the agreed
-// quarry_index::bm25 API and joins the build as `pub mod bm25;` once that
-// API lands on main.
+pub mod bm25;
 pub mod dataset;
 pub mod error;
+pub mod fusion;
 pub mod metrics;
 pub mod registry;
 pub mod retrieve;
