@@ -13,7 +13,9 @@ use quarry_engine::retrieve::queries_for_split;
 use quarry_engine::run::Run;
 use serde::Serialize;
 
-use crate::args::{EvalConfig, RetrieverKind, RunSource};
+use quarry_engine::fusion::{Fusion, RetrieverSpec};
+
+use crate::args::{EvalConfig, RunSource};
 use crate::Session;
 
 /// Everything `quarry eval` reports; printed as JSON with `--json`.
@@ -41,7 +43,7 @@ struct Report {
 #[serde(untagged)]
 enum SourceReport {
     Retriever {
-        retriever: &'static str,
+        retriever: String,
         k: usize,
         index_dir: String,
         index_reused: bool,
@@ -140,21 +142,18 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
             }
             queries_without_text = without_text;
             let corpus = corpus.as_ref().expect("read above for retrievers");
-            let retrieved = match kind {
-                RetrieverKind::Bm25 => {
-                    retrieve_with_bm25(context, &dataset, corpus, &selected, *k, config.json)?
-                }
-            };
+            let retrieved =
+                retrieve_with(context, kind, &dataset, corpus, &selected, *k, config.json)?;
             timings.index = Some(retrieved.index_time.as_secs_f64());
             timings.search = Some(retrieved.search_time.as_secs_f64());
             if let Some(path) = run_out {
                 retrieved
                     .run
-                    .write(path, &format!("quarry-{}", kind_name(*kind)))
+                    .write(path, &format!("quarry-{kind}"))
                     .with_context(|| format!("writing the run to {}", path.display()))?;
             }
             let source = SourceReport::Retriever {
-                retriever: kind_name(*kind),
+                retriever: kind.to_string(),
                 k: *k,
                 index_dir: retrieved.index_dir.display().to_string(),
                 index_reused: retrieved.index_reused,
@@ -232,10 +231,61 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
     Ok(())
 }
 
-fn kind_name(kind: RetrieverKind) -> &'static str {
-    match kind {
-        RetrieverKind::Bm25 => "bm25",
+/// Runs any retriever spec; hybrids fuse their two sides' runs per query.
+fn retrieve_with(
+    context: &Session,
+    spec: &RetrieverSpec,
+    dataset: &Dataset,
+    corpus: &Corpus,
+    queries: &[&Query],
+    k: usize,
+    quiet: bool,
+) -> Result<Retrieved> {
+    match spec {
+        RetrieverSpec::Bm25 => retrieve_with_bm25(context, dataset, corpus, queries, k, quiet),
+        RetrieverSpec::Dense(name) => anyhow::bail!(
+            "dense:{name}: dense retrieval from the catalog is not in this build yet (it arrives with `quarry build`)"
+        ),
+        RetrieverSpec::Hybrid {
+            fusion,
+            first,
+            second,
+        } => retrieve_hybrid(context, *fusion, first, second, dataset, corpus, queries, k, quiet),
     }
+}
+
+/// A hybrid: both sides retrieve `k` deep, then each query's two rankings
+/// are fused ([`quarry_engine::fusion`]) and cut to `k`.
+#[allow(clippy::too_many_arguments)]
+fn retrieve_hybrid(
+    context: &Session,
+    fusion: Fusion,
+    first: &RetrieverSpec,
+    second: &RetrieverSpec,
+    dataset: &Dataset,
+    corpus: &Corpus,
+    queries: &[&Query],
+    k: usize,
+    quiet: bool,
+) -> Result<Retrieved> {
+    let first = retrieve_with(context, first, dataset, corpus, queries, k, quiet)?;
+    let second = retrieve_with(context, second, dataset, corpus, queries, k, quiet)?;
+    let started = Instant::now();
+    let mut run = Run::default();
+    let empty = Vec::new();
+    for query in queries {
+        let a = first.run.by_query.get(&query.id).unwrap_or(&empty);
+        let b = second.run.by_query.get(&query.id).unwrap_or(&empty);
+        run.by_query.insert(query.id.clone(), fusion.fuse(a, b, k));
+    }
+    Ok(Retrieved {
+        run,
+        index_dir: first.index_dir,
+        index_reused: first.index_reused && second.index_reused,
+        index_time: first.index_time + second.index_time,
+        search_time: first.search_time + second.search_time + started.elapsed(),
+        self_hits_removed: first.self_hits_removed.max(second.self_hits_removed),
+    })
 }
 
 /// BM25 through the index crate (`quarry_engine::bm25`), building the index
@@ -258,20 +308,23 @@ fn retrieve_with_bm25(
             .expect("valid template"),
         )
     };
-    // WIRING PENDING: the index crate's BM25 (quarry_index::bm25) has not
-    // landed on main yet. engine/src/bm25.rs holds `retrieve_bm25`, written
-    // against its agreed API; once it lands: add `pub mod bm25;` to
-    // engine/src/lib.rs and replace this body with the call below.
-    //   let retrieval = quarry_engine::bm25::retrieve_bm25(&context.catalog, dataset, corpus, queries, k, &progress)
-    //       .with_context(|| format!("BM25 retrieval on {}", dataset.name))?;
-    //   Ok(Retrieved { run: retrieval.run, index_dir: retrieval.index_dir, index_reused: retrieval.index_reused,
-    //       index_time: retrieval.index_time, search_time: retrieval.search_time,
-    //       self_hits_removed: retrieval.self_hits_removed })
-    let _ = (context, dataset, corpus, queries, k, progress);
-    anyhow::bail!(
-        "the bm25 retriever is not available in this build yet (quarry_index::bm25 has not landed); \
-         score an existing run with --run FILE"
+    let retrieval = quarry_engine::bm25::retrieve_bm25(
+        &context.catalog,
+        dataset,
+        corpus,
+        queries,
+        k,
+        &progress,
     )
+    .with_context(|| format!("BM25 retrieval on {}", dataset.name))?;
+    Ok(Retrieved {
+        run: retrieval.run,
+        index_dir: retrieval.index_dir,
+        index_reused: retrieval.index_reused,
+        index_time: retrieval.index_time,
+        search_time: retrieval.search_time,
+        self_hits_removed: retrieval.self_hits_removed,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

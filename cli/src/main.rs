@@ -6,6 +6,7 @@ mod args;
 mod datasets;
 mod eval;
 mod index_cmd;
+mod search;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,6 +61,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Datasets(args) => datasets::run(&context, &args),
         Command::Eval(args) => eval::run(&context, args.validate()?),
+        Command::Search(args) => search::run(&context, args),
         Command::Index(_) => unreachable!("handled above"),
     }
 }

@@ -198,11 +198,23 @@ impl RetrieverSpec {
                     .parse::<f64>()
                     .ok()
                     .filter(|a| (0.0..=1.0).contains(a))
-                    .ok_or_else(|| fail(format!("interp alpha `{value}` is not a number in [0, 1]")))?;
+                    .ok_or_else(|| {
+                        fail(format!("interp alpha `{value}` is not a number in [0, 1]"))
+                    })?;
                 (Fusion::Interpolation { alpha }, [a, b])
             }
-            ("rrf", _) => return Err(fail(format!("rrf takes 2 retrievers (and optionally k= first), got {} arguments", args.len()))),
-            ("interp", _) => return Err(fail(format!("interp takes an alpha and 2 retrievers, got {} arguments", args.len()))),
+            ("rrf", _) => {
+                return Err(fail(format!(
+                    "rrf takes 2 retrievers (and optionally k= first), got {} arguments",
+                    args.len()
+                )))
+            }
+            ("interp", _) => {
+                return Err(fail(format!(
+                    "interp takes an alpha and 2 retrievers, got {} arguments",
+                    args.len()
+                )))
+            }
             (other, _) => return Err(fail(format!("unknown fusion `{other}` (rrf or interp)"))),
         };
         let first = RetrieverSpec::parse(retrievers[0])?;
