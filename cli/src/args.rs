@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use quarry_engine::metrics::{parse_metric_list, Metric};
 
 #[derive(Debug, Parser)]
@@ -36,6 +36,10 @@ pub enum Command {
     Eval(EvalArgs),
     /// Inspect, verify and query dense embedding indexes
     Index(crate::index_cmd::IndexArgs),
+    /// Encode a dataset's corpus and queries once into a dense index (resumable, idempotent)
+    Build(crate::build::BuildArgs),
+    /// Score several retrievers on several datasets: one table (md, csv, json) or an SVG chart
+    Compare(crate::compare::CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -45,10 +49,35 @@ pub struct DatasetsArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RetrieverKind {
+/// A retriever named on the command line: `bm25` or `dense:NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetrieverSpec {
     /// Lucene-exact BM25 (k1=0.9, b=0.4), as Pyserini
     Bm25,
+    /// A dense index built by `quarry build` (`<home>/dense/NAME@<dataset>`)
+    Dense(String),
+}
+
+impl RetrieverSpec {
+    pub fn name(&self) -> String {
+        match self {
+            RetrieverSpec::Bm25 => "bm25".into(),
+            RetrieverSpec::Dense(name) => format!("dense:{name}"),
+        }
+    }
+}
+
+/// Parses `bm25` | `dense:NAME` (clap value parser).
+pub fn parse_retriever(text: &str) -> Result<RetrieverSpec, String> {
+    match text.split_once(':') {
+        None if text == "bm25" => Ok(RetrieverSpec::Bm25),
+        Some(("dense", name)) if !name.is_empty() && !name.contains(['/', '\\']) => {
+            Ok(RetrieverSpec::Dense(name.to_string()))
+        }
+        _ => Err(format!(
+            "`{text}` is not a retriever: use bm25 or dense:NAME (an index built by quarry build)"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -58,9 +87,9 @@ pub struct EvalArgs {
     #[arg(long, value_name = "NAME|DIR")]
     pub dataset: String,
 
-    /// Retriever to run
-    #[arg(long, value_enum)]
-    pub retriever: Option<RetrieverKind>,
+    /// Retriever to run: bm25 or dense:NAME (an index built by `quarry build`)
+    #[arg(long, value_parser = parse_retriever, value_name = "bm25|dense:NAME")]
+    pub retriever: Option<RetrieverSpec>,
 
     /// Score this TREC run file instead of retrieving
     #[arg(long, value_name = "FILE", conflicts_with_all = ["retriever", "k", "run_out"])]
@@ -103,7 +132,7 @@ impl std::error::Error for UsageError {}
 #[derive(Debug, Clone)]
 pub enum RunSource {
     Retriever {
-        kind: RetrieverKind,
+        kind: RetrieverSpec,
         k: usize,
         run_out: Option<PathBuf>,
     },

@@ -13,7 +13,7 @@ use quarry_engine::retrieve::queries_for_split;
 use quarry_engine::run::Run;
 use serde::Serialize;
 
-use crate::args::{EvalConfig, RetrieverKind, RunSource};
+use crate::args::{EvalConfig, RetrieverSpec, RunSource};
 use crate::Session;
 
 /// Everything `quarry eval` reports; printed as JSON with `--json`.
@@ -41,7 +41,7 @@ struct Report {
 #[serde(untagged)]
 enum SourceReport {
     Retriever {
-        retriever: &'static str,
+        retriever: String,
         k: usize,
         index_dir: String,
         index_reused: bool,
@@ -140,21 +140,17 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
             }
             queries_without_text = without_text;
             let corpus = corpus.as_ref().expect("read above for retrievers");
-            let retrieved = match kind {
-                RetrieverKind::Bm25 => {
-                    retrieve_with_bm25(context, &dataset, corpus, &selected, *k, config.json)?
-                }
-            };
+            let retrieved = retrieve(context, &dataset, corpus, &selected, kind, *k, config.json)?;
             timings.index = Some(retrieved.index_time.as_secs_f64());
             timings.search = Some(retrieved.search_time.as_secs_f64());
             if let Some(path) = run_out {
                 retrieved
                     .run
-                    .write(path, &format!("quarry-{}", kind_name(*kind)))
+                    .write(path, &format!("quarry-{}", kind.name()))
                     .with_context(|| format!("writing the run to {}", path.display()))?;
             }
             let source = SourceReport::Retriever {
-                retriever: kind_name(*kind),
+                retriever: kind.name(),
                 k: *k,
                 index_dir: retrieved.index_dir.display().to_string(),
                 index_reused: retrieved.index_reused,
@@ -232,9 +228,38 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
     Ok(())
 }
 
-fn kind_name(kind: RetrieverKind) -> &'static str {
-    match kind {
-        RetrieverKind::Bm25 => "bm25",
+/// Runs one retriever over the split's queries: BM25 (built in the catalog
+/// on first use) or a dense index built by `quarry build`.
+pub fn retrieve(
+    context: &Session,
+    dataset: &Dataset,
+    corpus: &Corpus,
+    queries: &[&Query],
+    spec: &RetrieverSpec,
+    k: usize,
+    quiet: bool,
+) -> Result<Retrieved> {
+    match spec {
+        RetrieverSpec::Bm25 => retrieve_with_bm25(context, dataset, corpus, queries, k, quiet),
+        RetrieverSpec::Dense(name) => {
+            let retrieval = quarry_engine::build::retrieve_dense(
+                &context.catalog,
+                dataset,
+                name,
+                &corpus.sha256,
+                queries,
+                k,
+            )
+            .with_context(|| format!("dense retrieval with `{name}` on {}", dataset.name))?;
+            Ok(Retrieved {
+                run: retrieval.run,
+                index_dir: retrieval.index_dir,
+                index_reused: true,
+                index_time: retrieval.open_time,
+                search_time: retrieval.search_time,
+                self_hits_removed: retrieval.self_hits_removed,
+            })
+        }
     }
 }
 
@@ -258,20 +283,23 @@ fn retrieve_with_bm25(
             .expect("valid template"),
         )
     };
-    // WIRING PENDING: the index crate's BM25 (quarry_index::bm25) has not
-    // landed on main yet. engine/src/bm25.rs holds `retrieve_bm25`, written
-    // against its agreed API; once it lands: add `pub mod bm25;` to
-    // engine/src/lib.rs and replace this body with the call below.
-    //   let retrieval = quarry_engine::bm25::retrieve_bm25(&context.catalog, dataset, corpus, queries, k, &progress)
-    //       .with_context(|| format!("BM25 retrieval on {}", dataset.name))?;
-    //   Ok(Retrieved { run: retrieval.run, index_dir: retrieval.index_dir, index_reused: retrieval.index_reused,
-    //       index_time: retrieval.index_time, search_time: retrieval.search_time,
-    //       self_hits_removed: retrieval.self_hits_removed })
-    let _ = (context, dataset, corpus, queries, k, progress);
-    anyhow::bail!(
-        "the bm25 retriever is not available in this build yet (quarry_index::bm25 has not landed); \
-         score an existing run with --run FILE"
+    let retrieval = quarry_engine::bm25::retrieve_bm25(
+        &context.catalog,
+        dataset,
+        corpus,
+        queries,
+        k,
+        &progress,
     )
+    .with_context(|| format!("BM25 retrieval on {}", dataset.name))?;
+    Ok(Retrieved {
+        run: retrieval.run,
+        index_dir: retrieval.index_dir,
+        index_reused: retrieval.index_reused,
+        index_time: retrieval.index_time,
+        search_time: retrieval.search_time,
+        self_hits_removed: retrieval.self_hits_removed,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -9,11 +9,11 @@
 //! - [`run`]: TREC run files, read and written.
 //! - [`metrics`]: nDCG, MRR, recall, P and MAP as trec_eval computes them.
 //! - [`retrieve`]: the index catalog, split queries, self-hit removal.
+//! - [`build`]: dense indexes: encode a corpus once, cache query embeddings, search.
 //! - [`textio`]: line reading of plain, `.gz` and `.zst` files.
 
-// `bm25` (src/bm25.rs, the BM25 retriever) is written against the agreed
-// quarry_index::bm25 API and joins the build as `pub mod bm25;` once that
-// API lands on main.
+pub mod bm25;
+pub mod build;
 pub mod dataset;
 pub mod error;
 pub mod metrics;
