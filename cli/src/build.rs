@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use quarry_encoder::{ComputeDevice, Precision};
 use quarry_engine::build::{build_dense, BuildMode, BuildRequest, EncoderSpec, DEFAULT_CHUNK_DOCS};
 use quarry_engine::dataset::Dataset;
-use quarry_encoder::{ComputeDevice, Precision};
 use quarry_index::dense::{ElementType, DEFAULT_SHARD_ROWS};
 
 use crate::args::UsageError;
@@ -178,17 +178,16 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
         )
         .expect("valid template"),
     );
-    let outcome = build_dense(&context.catalog, &dataset, &request, &progress).with_context(
-        || {
+    let outcome =
+        build_dense(&context.catalog, &dataset, &request, &progress).with_context(|| {
             format!(
                 "building a dense index of {} with {}",
                 dataset.name,
                 args.model.display()
             )
-        },
-    )?;
+        })?;
     progress.finish_and_clear();
-    let name = format!("{}", outcome.name);
+    let name = outcome.name.clone();
     if outcome.up_to_date {
         println!(
             "up to date: dense:{name} for {} ({}) — nothing to encode ({:.2}s)",
@@ -199,10 +198,7 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
     } else {
         let secs = outcome.encode_time.as_secs_f64().max(1e-9);
         if outcome.resumed_rows > 0 {
-            println!(
-                "resumed after {} rows already stored",
-                outcome.resumed_rows
-            );
+            println!("resumed after {} rows already stored", outcome.resumed_rows);
         }
         println!(
             "built dense:{name} for {} in {}: {} docs encoded in {:.1}s ({:.1} docs/s, {:.0} tokens/s), {} queries encoded; total {:.1}s",

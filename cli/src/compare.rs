@@ -71,7 +71,10 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
         .parse()
         .map_err(|e: quarry_engine::EngineError| UsageError(e.to_string()))?;
     if metric.depth().is_some_and(|d| d > DEFAULT_K) {
-        return Err(UsageError(format!("{metric} looks deeper than the {DEFAULT_K} hits retrieved")).into());
+        return Err(UsageError(format!(
+            "{metric} looks deeper than the {DEFAULT_K} hits retrieved"
+        ))
+        .into());
     }
     let mut rows = Vec::new();
     let mut missing = Vec::new();
@@ -91,8 +94,9 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
         let mut values = Vec::new();
         let mut evaluated = 0;
         for spec in &args.retrievers {
-            match crate::eval::retrieve(context, &dataset, &corpus, &selected, spec, DEFAULT_K, true)
-            {
+            match crate::eval::retrieve(
+                context, &dataset, &corpus, &selected, spec, DEFAULT_K, true,
+            ) {
                 Ok(retrieved) => {
                     let evaluation = evaluate(&qrels, &retrieved.run, &[metric]);
                     evaluated = evaluation.num_queries();

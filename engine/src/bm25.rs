@@ -71,7 +71,11 @@ pub fn retrieve_bm25(
     if hits.len() != queries.len() {
         return Err(EngineError::DataCorruption {
             file: index_dir,
-            detail: format!("search returned {} result lists for {} queries", hits.len(), queries.len()),
+            detail: format!(
+                "search returned {} result lists for {} queries",
+                hits.len(),
+                queries.len()
+            ),
         });
     }
     let hits = hits

@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
-use quarry_encoder::fingerprint::{encoder_fingerprint, fingerprint_description, FingerprintInputs};
+use quarry_encoder::fingerprint::{
+    encoder_fingerprint, fingerprint_description, FingerprintInputs,
+};
 use quarry_encoder::prompt::{detect_family, PoolAt, PromptBuilder, PromptTemplate, TextKind};
 use quarry_encoder::weights::{open_weights, Weights};
 use quarry_encoder::{ComputeDevice, EmbeddingModel, EncodeOptions, ModelConfig, Precision};
@@ -119,8 +121,7 @@ impl PreparedEncoder {
         let family = detect_family(&config_json, chat_template.as_deref()).ok_or_else(|| {
             EngineError::Build {
                 path: spec.model.clone(),
-                detail: "its chat template is of a format quarry has no prompt template for"
-                    .into(),
+                detail: "its chat template is of a format quarry has no prompt template for".into(),
             }
         })?;
         let template_mode = spec.mode.template_mode(family);
@@ -746,12 +747,11 @@ pub fn retrieve_dense(
     k: usize,
 ) -> Result<DenseRetrieval> {
     let started = Instant::now();
-    let dir = resolve_dense_dir(catalog, name, &dataset.name).map_err(|detail| {
-        EngineError::Build {
+    let dir =
+        resolve_dense_dir(catalog, name, &dataset.name).map_err(|detail| EngineError::Build {
             path: catalog.home.join("dense"),
             detail,
-        }
-    })?;
+        })?;
     let manifest = Manifest::load(&dir)
         .map_err(|e| stale_format(&dir, e))?
         .ok_or_else(|| EngineError::Build {

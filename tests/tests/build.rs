@@ -109,7 +109,9 @@ fn tiny_dataset(dir: &Path, docs: usize) -> PathBuf {
     std::fs::create_dir_all(root.join("qrels")).unwrap();
     let mut corpus = String::new();
     for i in 0..docs {
-        let words: Vec<&str> = (0..(3 + i % 9)).map(|j| WORDS[(i * 7 + j * 3) % 12]).collect();
+        let words: Vec<&str> = (0..(3 + i % 9))
+            .map(|j| WORDS[(i * 7 + j * 3) % 12])
+            .collect();
         corpus += &serde_json::json!({"_id": format!("d{i}"), "title": WORDS[i % 12],
             "text": words.join(" ")})
         .to_string();
@@ -168,7 +170,11 @@ fn build_then_eval_then_rebuild_is_a_no_op() {
 
     let output = quarry(&home, &["build", "--model", model, "--dataset", data]);
     assert_exit(&output, 0);
-    assert!(text(&output).contains("dense:tiny-bert"), "{}", text(&output));
+    assert!(
+        text(&output).contains("dense:tiny-bert"),
+        "{}",
+        text(&output)
+    );
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(index_dir(&home).join("manifest.json")).unwrap())
             .unwrap();
@@ -208,7 +214,11 @@ fn build_then_eval_then_rebuild_is_a_no_op() {
     assert_exit(&output, 0);
     assert!(text(&output).contains("up to date"), "{}", text(&output));
     assert!(started.elapsed() < Duration::from_secs(30));
-    assert_eq!(content(&index_dir(&home)), before, "a no-op build changed the index");
+    assert_eq!(
+        content(&index_dir(&home)),
+        before,
+        "a no-op build changed the index"
+    );
 
     let output = quarry(
         &home,
@@ -224,7 +234,10 @@ fn build_then_eval_then_rebuild_is_a_no_op() {
     );
     assert_exit(&output, 0);
     let csv = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(csv.starts_with("dataset,bm25,dense:tiny-bert\ntiny,"), "{csv}");
+    assert!(
+        csv.starts_with("dataset,bm25,dense:tiny-bert\ntiny,"),
+        "{csv}"
+    );
 
     // A missing index is named with the command that builds it.
     let output = quarry(
@@ -366,9 +379,19 @@ fn cuda_without_the_feature_is_a_usage_error() {
     let output = quarry(
         tmp.path(),
         &[
-            "build", "--model", "m", "--dataset", "nfcorpus", "--device", "cuda",
+            "build",
+            "--model",
+            "m",
+            "--dataset",
+            "nfcorpus",
+            "--device",
+            "cuda",
         ],
     );
     assert_exit(&output, 2);
-    assert!(text(&output).contains("--features cuda"), "{}", text(&output));
+    assert!(
+        text(&output).contains("--features cuda"),
+        "{}",
+        text(&output)
+    );
 }
