@@ -47,6 +47,8 @@ use crate::run::{Run, RunHit};
 pub const QUERY_CACHE_DIR: &str = "queries";
 /// File of an index directory recording how it was built.
 pub const BUILD_INFO_FILE: &str = "build.json";
+/// Default upper bound on batch size × padded length on the CPU.
+pub const CPU_BATCH_TOKENS: usize = 4096;
 /// Documents encoded per chunk (the unit of progress and of resumption).
 pub const DEFAULT_CHUNK_DOCS: usize = 2048;
 
@@ -157,9 +159,14 @@ impl PreparedEncoder {
         };
         options.normalize = builder.normalize();
         options.precision = spec.precision;
-        if let Some(tokens) = spec.batch_tokens {
-            options.batch.max_batch_tokens = tokens.max(1);
-        }
+        options.batch.max_batch_tokens = match (spec.batch_tokens, spec.device) {
+            (Some(tokens), _) => tokens.max(1),
+            // Smaller batches run faster on the CPU backend (less memory traffic and
+            // page faulting): MiniLM on 300 nfcorpus docs, 2 cores: 87.6 s at 16,384
+            // tokens per batch, 75.4 s at 4,096. The GPU keeps the encoder's default.
+            (None, ComputeDevice::Cpu) => CPU_BATCH_TOKENS,
+            (None, ComputeDevice::Cuda(_)) => options.batch.max_batch_tokens,
+        };
         let inputs = FingerprintInputs {
             model_files: weights.model_files(),
             tokenizer: builder.tokenizer(),
