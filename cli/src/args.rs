@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use quarry_engine::fusion::RetrieverSpec;
+pub use quarry_engine::fusion::RetrieverSpec;
 use quarry_engine::metrics::{parse_metric_list, Metric};
 
 #[derive(Debug, Parser)]
@@ -39,6 +39,10 @@ pub enum Command {
     Index(crate::index_cmd::IndexArgs),
     /// Interactive search shell over a dataset (reads queries line by line from a pipe)
     Search(crate::search::SearchArgs),
+    /// Encode a dataset's corpus and queries once into a dense index (resumable, idempotent)
+    Build(crate::build::BuildArgs),
+    /// Score several retrievers on several datasets: one table (md, csv, json) or an SVG chart
+    Compare(crate::compare::CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -86,7 +90,7 @@ pub struct EvalArgs {
 }
 
 /// `--retriever` values (see [`RetrieverSpec::parse`]).
-fn parse_retriever(spec: &str) -> Result<RetrieverSpec, String> {
+pub fn parse_retriever(spec: &str) -> Result<RetrieverSpec, String> {
     RetrieverSpec::parse(spec).map_err(|e| e.to_string())
 }
 

@@ -13,9 +13,9 @@ use quarry_engine::retrieve::queries_for_split;
 use quarry_engine::run::Run;
 use serde::Serialize;
 
-use quarry_engine::fusion::{Fusion, RetrieverSpec};
+use quarry_engine::fusion::Fusion;
 
-use crate::args::{EvalConfig, RunSource};
+use crate::args::{EvalConfig, RetrieverSpec, RunSource};
 use crate::Session;
 
 /// Everything `quarry eval` reports; printed as JSON with `--json`.
@@ -142,18 +142,17 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
             }
             queries_without_text = without_text;
             let corpus = corpus.as_ref().expect("read above for retrievers");
-            let retrieved =
-                retrieve_with(context, kind, &dataset, corpus, &selected, *k, config.json)?;
+            let retrieved = retrieve(context, &dataset, corpus, &selected, kind, *k, config.json)?;
             timings.index = Some(retrieved.index_time.as_secs_f64());
             timings.search = Some(retrieved.search_time.as_secs_f64());
             if let Some(path) = run_out {
                 retrieved
                     .run
-                    .write(path, &format!("quarry-{kind}"))
+                    .write(path, &format!("quarry-{}", kind.name()))
                     .with_context(|| format!("writing the run to {}", path.display()))?;
             }
             let source = SourceReport::Retriever {
-                retriever: kind.to_string(),
+                retriever: kind.name(),
                 k: *k,
                 index_dir: retrieved.index_dir.display().to_string(),
                 index_reused: retrieved.index_reused,
@@ -231,26 +230,45 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
     Ok(())
 }
 
-/// Runs any retriever spec; hybrids fuse their two sides' runs per query.
-fn retrieve_with(
+/// Runs one retriever over the split's queries: BM25 (built in the catalog
+/// on first use) or a dense index built by `quarry build`.
+pub fn retrieve(
     context: &Session,
-    spec: &RetrieverSpec,
     dataset: &Dataset,
     corpus: &Corpus,
     queries: &[&Query],
+    spec: &RetrieverSpec,
     k: usize,
     quiet: bool,
 ) -> Result<Retrieved> {
     match spec {
         RetrieverSpec::Bm25 => retrieve_with_bm25(context, dataset, corpus, queries, k, quiet),
-        RetrieverSpec::Dense(name) => anyhow::bail!(
-            "dense:{name}: dense retrieval from the catalog is not in this build yet (it arrives with `quarry build`)"
-        ),
         RetrieverSpec::Hybrid {
             fusion,
             first,
             second,
-        } => retrieve_hybrid(context, *fusion, first, second, dataset, corpus, queries, k, quiet),
+        } => retrieve_hybrid(
+            context, *fusion, first, second, dataset, corpus, queries, k, quiet,
+        ),
+        RetrieverSpec::Dense(name) => {
+            let retrieval = quarry_engine::build::retrieve_dense(
+                &context.catalog,
+                dataset,
+                name,
+                &corpus.sha256,
+                queries,
+                k,
+            )
+            .with_context(|| format!("dense retrieval with `{name}` on {}", dataset.name))?;
+            Ok(Retrieved {
+                run: retrieval.run,
+                index_dir: retrieval.index_dir,
+                index_reused: true,
+                index_time: retrieval.open_time,
+                search_time: retrieval.search_time,
+                self_hits_removed: retrieval.self_hits_removed,
+            })
+        }
     }
 }
 
@@ -268,8 +286,8 @@ fn retrieve_hybrid(
     k: usize,
     quiet: bool,
 ) -> Result<Retrieved> {
-    let first = retrieve_with(context, first, dataset, corpus, queries, k, quiet)?;
-    let second = retrieve_with(context, second, dataset, corpus, queries, k, quiet)?;
+    let first = retrieve(context, dataset, corpus, queries, first, k, quiet)?;
+    let second = retrieve(context, dataset, corpus, queries, second, k, quiet)?;
     let started = Instant::now();
     let mut run = Run::default();
     let empty = Vec::new();

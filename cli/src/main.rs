@@ -3,6 +3,8 @@
 //! Exit codes: 0 success, 1 error, 2 usage error (bad flags or values).
 
 mod args;
+mod build;
+mod compare;
 mod datasets;
 mod eval;
 mod index_cmd;
@@ -62,6 +64,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Datasets(args) => datasets::run(&context, &args),
         Command::Eval(args) => eval::run(&context, args.validate()?),
         Command::Search(args) => search::run(&context, args),
+        Command::Build(args) => build::run(&context, args),
+        Command::Compare(args) => compare::run(&context, args),
         Command::Index(_) => unreachable!("handled above"),
     }
 }

@@ -226,6 +226,11 @@ impl RetrieverSpec {
         })
     }
 
+    /// The spec as users write it (canonical form, `k=` spelled out).
+    pub fn name(&self) -> String {
+        self.to_string()
+    }
+
     /// Every dense index name the spec uses.
     pub fn dense_names(&self) -> Vec<&str> {
         match self {

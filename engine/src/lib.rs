@@ -11,9 +11,11 @@
 //! - [`retrieve`]: the index catalog, split queries, self-hit removal.
 //! - [`fusion`]: reciprocal rank fusion and score interpolation of two rankings.
 //! - [`bm25`]: the BM25 retriever over the catalog's index.
+//! - [`build`]: dense indexes: encode a corpus once, cache query embeddings, search.
 //! - [`textio`]: line reading of plain, `.gz` and `.zst` files.
 
 pub mod bm25;
+pub mod build;
 pub mod dataset;
 pub mod error;
 pub mod fusion;
