@@ -7,10 +7,10 @@
 //! `<data home>/search_history`); with a pipe it reads one query or command
 //! per line and prints no prompt, so it can be scripted.
 //!
-//! Retrievers: `bm25` (the catalog's BM25 index, built on first use) and
-//! hybrids of retrievers ([`quarry_engine::fusion`]). Dense retrievers
-//! (`dense:NAME`) need the catalog's dense indexes that `quarry build` makes;
-//! until that lands here they are refused with a message that says so.
+//! Retrievers: `bm25` (the catalog's BM25 index, built on first use),
+//! `dense:NAME` (an index `quarry build` made; its model is loaded once, when
+//! the retriever is first chosen, on the CPU for f32 builds) and hybrids of
+//! retrievers ([`quarry_engine::fusion`]).
 
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
@@ -19,11 +19,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use quarry_encoder::{ComputeDevice, EmbeddingModel, Precision};
 use quarry_engine::bm25::open_or_build_bm25;
+use quarry_engine::build::{resolve_dense_dir, BuildInfo, PreparedEncoder};
 use quarry_engine::dataset::{Corpus, Dataset, Document};
 use quarry_engine::fusion::RetrieverSpec;
 use quarry_engine::run::RunHit;
 use quarry_index::bm25::Bm25Index;
+use quarry_index::dense::DenseIndex;
 
 use crate::Session;
 
@@ -66,6 +69,15 @@ struct Loaded {
     /// doc id -> position in `corpus.docs`.
     positions: std::collections::HashMap<String, usize>,
     bm25: Bm25Index,
+    /// Dense indexes opened so far, by name, with their loaded encoders.
+    dense: std::collections::BTreeMap<String, DenseSide>,
+}
+
+/// A dense index and the model that encodes queries for it.
+struct DenseSide {
+    index: DenseIndex,
+    prepared: PreparedEncoder,
+    model: EmbeddingModel,
 }
 
 struct Shell<'s> {
@@ -147,6 +159,7 @@ fn load(session: &Session, name: &str) -> Result<Loaded> {
         corpus,
         positions,
         bm25,
+        dense: Default::default(),
     })
 }
 
@@ -298,13 +311,16 @@ impl Shell<'_> {
         }
     }
 
-    /// Refuses specs this build cannot run on the loaded dataset.
-    fn check_available(&self, spec: &RetrieverSpec) -> Result<()> {
-        if let Some(name) = spec.dense_names().first() {
-            bail!(
-                "dense:{name}: dense retrieval from the catalog is not in this build yet \
-                 (it arrives with `quarry build`); use bm25"
-            );
+    /// Opens every dense index `spec` names (and loads its model) unless
+    /// open already; an index that is missing or stale is an error.
+    fn check_available(&mut self, spec: &RetrieverSpec) -> Result<()> {
+        for name in spec.dense_names() {
+            if self.loaded.dense.contains_key(name) {
+                continue;
+            }
+            let side = open_dense(self.session, &self.loaded, name)
+                .with_context(|| format!("dense:{name} on {}", self.loaded.dataset.name))?;
+            self.loaded.dense.insert(name.to_string(), side);
         }
         Ok(())
     }
@@ -331,7 +347,27 @@ impl Shell<'_> {
                     .collect())
             }
             RetrieverSpec::Dense(name) => {
-                bail!("dense:{name}: dense retrieval from the catalog is not in this build yet")
+                let Some(side) = self.loaded.dense.get(name) else {
+                    bail!("dense:{name} is not open (choose it with :retriever first)");
+                };
+                let started = Instant::now();
+                let inputs = side.prepared.query_inputs(&[query])?;
+                let vectors = side.model.embed(&inputs)?;
+                latency.encode += started.elapsed();
+                let started = Instant::now();
+                let vector = vectors.into_iter().next().unwrap_or_default();
+                let lists = side
+                    .index
+                    .search(&side.prepared.fingerprint, &vector, depth)?;
+                let mut hits = Vec::new();
+                for hit in lists.into_iter().next().unwrap_or_default() {
+                    hits.push(RunHit {
+                        doc_id: side.index.doc_id(hit.row)?.to_string(),
+                        score: f64::from(hit.score),
+                    });
+                }
+                latency.search += started.elapsed();
+                Ok(hits)
             }
             RetrieverSpec::Hybrid {
                 fusion,
@@ -388,14 +424,20 @@ impl Shell<'_> {
         Ok(())
     }
 
-    /// `:rank ID`: the doc's rank under bm25 (and every dense index of the
-    /// dataset, once those exist here) and under the current retriever.
+    /// `:rank ID`: the doc's rank under bm25, every dense index opened in
+    /// this session, and the current retriever.
     fn rank(&self, id: &str) -> Result<()> {
         let Some(query) = &self.last_query else {
             bail!("no query yet: search something first, then `:rank {id}`");
         };
         self.doc(id)?;
         let mut retrievers = vec![RetrieverSpec::Bm25];
+        retrievers.extend(
+            self.loaded
+                .dense
+                .keys()
+                .map(|name| RetrieverSpec::Dense(name.clone())),
+        );
         if !retrievers.contains(&self.retriever) {
             retrievers.push(self.retriever.clone());
         }
@@ -457,4 +499,50 @@ impl Shell<'_> {
         }
         parts.join(" ")
     }
+}
+
+/// Opens `dense:NAME` for the loaded dataset and loads its encoder, as
+/// `quarry eval` does (f32 builds encode queries on the CPU).
+fn open_dense(session: &Session, loaded: &Loaded, name: &str) -> Result<DenseSide> {
+    let dir = resolve_dense_dir(&session.catalog, name, &loaded.dataset.name)
+        .map_err(anyhow::Error::msg)?;
+    let info = BuildInfo::load(&dir)?.with_context(|| {
+        format!(
+            "{} has no build record: its build did not finish",
+            dir.display()
+        )
+    })?;
+    let index = DenseIndex::open(&dir)?;
+    if !index.manifest().complete {
+        bail!(
+            "the build of {} did not finish; run `{}` again to resume it",
+            dir.display(),
+            info.command_for(&loaded.dataset.name)
+        );
+    }
+    if index.manifest().corpus_checksum != loaded.corpus.sha256 {
+        bail!(
+            "{} was built from another corpus; rebuild it: {}",
+            dir.display(),
+            info.command_for(&loaded.dataset.name)
+        );
+    }
+    let mut spec = info.encoder.clone();
+    if spec.precision == Precision::F32 {
+        spec.device = ComputeDevice::Cpu;
+    }
+    let prepared = PreparedEncoder::prepare(&spec)?;
+    if prepared.fingerprint != index.manifest().encoder_fingerprint {
+        bail!(
+            "the model at {} no longer matches the index's encoder; rebuild: {}",
+            spec.model.display(),
+            info.command_for(&loaded.dataset.name)
+        );
+    }
+    let model = prepared.load()?;
+    Ok(DenseSide {
+        index,
+        prepared,
+        model,
+    })
 }

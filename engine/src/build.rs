@@ -201,6 +201,12 @@ impl PreparedEncoder {
         )?)
     }
 
+    /// Token ids of queries, prompt applied (for callers that encode queries
+    /// themselves, e.g. the `quarry search` shell holding a loaded model).
+    pub fn query_inputs(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        self.inputs(TextKind::Query, None, texts)
+    }
+
     /// Token ids for texts of one kind; the template's pooling position
     /// always agrees with the encoder's pooling (last / first token / mean).
     fn inputs(
