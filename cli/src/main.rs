@@ -3,9 +3,12 @@
 //! Exit codes: 0 success, 1 error, 2 usage error (bad flags or values).
 
 mod args;
+mod build;
+mod compare;
 mod datasets;
 mod eval;
 mod index_cmd;
+mod search;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,6 +63,9 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Datasets(args) => datasets::run(&context, &args),
         Command::Eval(args) => eval::run(&context, args.validate()?),
+        Command::Search(args) => search::run(&context, args),
+        Command::Build(args) => build::run(&context, args),
+        Command::Compare(args) => compare::run(&context, args),
         Command::Index(_) => unreachable!("handled above"),
     }
 }

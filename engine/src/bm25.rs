@@ -34,6 +34,32 @@ pub struct Bm25Retrieval {
     pub self_hits_removed: usize,
 }
 
+/// The dataset's BM25 index in the catalog, built first when no index of
+/// this exact corpus is there. Returns it and whether it was reused.
+///
+/// `progress` shows the build (one tick per document).
+pub fn open_or_build_bm25(
+    catalog: &Catalog,
+    dataset: &Dataset,
+    corpus: &Corpus,
+    progress: &ProgressBar,
+) -> Result<(Bm25Index, bool)> {
+    let index_dir = catalog.bm25_dir(&dataset.name, &corpus.sha256);
+    if let Some(index) = Bm25Index::open_if_current(&index_dir, &corpus.sha256)? {
+        return Ok((index, true));
+    }
+    ensure_parent(&index_dir).map_err(|e| EngineError::io(&index_dir, e))?;
+    progress.set_length(corpus.docs.len() as u64);
+    let docs = corpus.docs.iter().map(|doc| Bm25Doc {
+        id: &doc.id,
+        title: &doc.title,
+        text: &doc.text,
+    });
+    let index = Bm25Index::build(&index_dir, &corpus.sha256, progress.wrap_iter(docs))?;
+    progress.finish_and_clear();
+    Ok((index, false))
+}
+
 /// Retrieves the top `k` docs for each of `queries`.
 ///
 /// `progress` shows the index build (one tick per document); it is left
@@ -46,23 +72,9 @@ pub fn retrieve_bm25(
     k: usize,
     progress: &ProgressBar,
 ) -> Result<Bm25Retrieval> {
-    let index_dir = catalog.bm25_dir(&dataset.name, &corpus.sha256);
     let started = Instant::now();
-    let (index, index_reused) = match Bm25Index::open_if_current(&index_dir, &corpus.sha256)? {
-        Some(index) => (index, true),
-        None => {
-            ensure_parent(&index_dir).map_err(|e| EngineError::io(&index_dir, e))?;
-            progress.set_length(corpus.docs.len() as u64);
-            let docs = corpus.docs.iter().map(|doc| Bm25Doc {
-                id: &doc.id,
-                title: &doc.title,
-                text: &doc.text,
-            });
-            let index = Bm25Index::build(&index_dir, &corpus.sha256, progress.wrap_iter(docs))?;
-            progress.finish_and_clear();
-            (index, false)
-        }
-    };
+    let (index, index_reused) = open_or_build_bm25(catalog, dataset, corpus, progress)?;
+    let index_dir = index.dir().to_path_buf();
     let index_time = started.elapsed();
 
     let started = Instant::now();

@@ -65,6 +65,14 @@ pub enum EngineError {
 
     #[error(transparent)]
     Index(#[from] quarry_index::IndexError),
+
+    #[error(transparent)]
+    Encoder(#[from] quarry_encoder::EncoderError),
+
+    /// A dense build or dense retrieval that cannot go on (index missing,
+    /// built from something else, interrupted); the detail says what to run.
+    #[error("{path}: {detail}")]
+    Build { path: PathBuf, detail: String },
 }
 
 fn known_list(known: &[String]) -> String {

@@ -8,13 +8,17 @@
 //! - [`dataset`]: corpus, queries and qrels of a BEIR folder.
 //! - [`run`]: TREC run files, read and written.
 //! - [`metrics`]: nDCG, MRR, recall, P and MAP as trec_eval computes them.
-//! - [`bm25`]: the BM25 retriever (index crate), catalog-cached.
 //! - [`retrieve`]: the index catalog, split queries, self-hit removal.
+//! - [`fusion`]: reciprocal rank fusion and score interpolation of two rankings.
+//! - [`bm25`]: the BM25 retriever over the catalog's index.
+//! - [`build`]: dense indexes: encode a corpus once, cache query embeddings, search.
 //! - [`textio`]: line reading of plain, `.gz` and `.zst` files.
 
 pub mod bm25;
+pub mod build;
 pub mod dataset;
 pub mod error;
+pub mod fusion;
 pub mod metrics;
 pub mod registry;
 pub mod retrieve;

@@ -1,0 +1,220 @@
+//! `quarry build`: encode a dataset's corpus (and its queries) once into a
+//! dense index in the catalog; see `quarry_engine::build` for identity,
+//! resumption and the query cache.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use quarry_encoder::{ComputeDevice, Precision};
+use quarry_engine::build::{build_dense, BuildMode, BuildRequest, EncoderSpec, DEFAULT_CHUNK_DOCS};
+use quarry_engine::dataset::Dataset;
+use quarry_index::dense::{ElementType, DEFAULT_SHARD_ROWS};
+
+use crate::args::UsageError;
+use crate::Session;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// sentence-embedding for BERT-family models, zero-shot for decoders
+    Auto,
+    /// PromptReps-style prompt, last prompt token's state
+    ZeroShot,
+    /// RepLLaMA-style prefixes + EOS
+    Supervised,
+    /// sentence-transformers: the text as is, mean pooling
+    SentenceEmbedding,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    F32,
+    Bf16,
+    F16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreArg {
+    F32,
+    F16,
+    Bf16,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// A GGUF file or an HF model folder (e.g. models/all-MiniLM-L6-v2)
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+
+    /// Registry name, or a path to any BEIR folder
+    #[arg(long, value_name = "NAME|DIR")]
+    pub dataset: String,
+
+    /// Prompting and pooling
+    #[arg(long, value_enum, default_value = "auto")]
+    pub mode: ModeArg,
+
+    /// Where to run the model: cpu, cuda or cuda:N (cuda needs a build with --features cuda)
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+
+    /// Compute dtype (bf16/f16 on cuda only)
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: DtypeArg,
+
+    /// Storage type of the vectors in the index
+    #[arg(long, value_enum, default_value = "f32")]
+    pub store: StoreArg,
+
+    /// Maximum tokens per text, prompt included [default: the model's
+    /// sentence-transformers max_seq_length, else 512]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(8..))]
+    pub max_len: Option<u32>,
+
+    /// Upper bound on batch size × padded length per forward pass
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_tokens: Option<u32>,
+
+    /// Also build an HNSW graph (exact flat search needs none)
+    #[arg(long)]
+    pub hnsw: bool,
+
+    /// Index name; the folder is <home>/dense/NAME@<dataset> [default: the
+    /// model's file/folder name, lowercased, plus the mode unless sentence-embedding]
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Rows per shard file (the unit of resumption)
+    #[arg(long, env = "QUARRY_SHARD_ROWS", hide = true, default_value_t = DEFAULT_SHARD_ROWS)]
+    pub shard_rows: usize,
+
+    /// Documents encoded per chunk (progress and resumption granularity)
+    #[arg(long, env = "QUARRY_CHUNK_DOCS", hide = true, default_value_t = DEFAULT_CHUNK_DOCS)]
+    pub chunk_docs: usize,
+}
+
+fn parse_device(text: &str) -> Result<ComputeDevice, UsageError> {
+    let device = match text {
+        "cpu" => ComputeDevice::Cpu,
+        "cuda" => ComputeDevice::Cuda(0),
+        _ => match text.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(n)) => ComputeDevice::Cuda(n),
+            _ => {
+                return Err(UsageError(format!(
+                    "--device `{text}`: use cpu, cuda or cuda:N"
+                )))
+            }
+        },
+    };
+    if matches!(device, ComputeDevice::Cuda(_)) && !cfg!(feature = "cuda") {
+        return Err(UsageError(
+            "--device cuda: this quarry was built without GPU support; \
+             rebuild with `cargo build --release --features cuda`"
+                .into(),
+        ));
+    }
+    Ok(device)
+}
+
+pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
+    let device = parse_device(&args.device)?;
+    let precision = match args.dtype {
+        DtypeArg::F32 => Precision::F32,
+        DtypeArg::Bf16 => Precision::BF16,
+        DtypeArg::F16 => Precision::F16,
+    };
+    if device == ComputeDevice::Cpu && precision != Precision::F32 {
+        return Err(UsageError(format!(
+            "--dtype {:?} needs --device cuda: the CPU backend computes in f32",
+            args.dtype
+        ))
+        .into());
+    }
+    if args.shard_rows == 0 || args.chunk_docs == 0 {
+        return Err(UsageError("shard rows and chunk docs must be positive".into()).into());
+    }
+    if let Some(name) = &args.name {
+        if name.is_empty() || name.contains(['/', '\\', '@']) {
+            return Err(UsageError(format!(
+                "--name `{name}`: no slashes or @ (the folder is NAME@<dataset>)"
+            ))
+            .into());
+        }
+    }
+    let dataset = Dataset::resolve(&args.dataset, context.registry.as_ref())?;
+    let mut command: Vec<String> = std::env::args().collect();
+    if let Some(first) = command.first_mut() {
+        *first = "quarry".into();
+    }
+    let request = BuildRequest {
+        encoder: EncoderSpec {
+            model: args.model.clone(),
+            mode: match args.mode {
+                ModeArg::Auto => BuildMode::Auto,
+                ModeArg::ZeroShot => BuildMode::ZeroShot,
+                ModeArg::Supervised => BuildMode::Supervised,
+                ModeArg::SentenceEmbedding => BuildMode::SentenceEmbedding,
+            },
+            precision,
+            device,
+            max_length: args.max_len.map(|n| n as usize),
+            batch_tokens: args.batch_tokens.map(|n| n as usize),
+        },
+        name: args.name.clone(),
+        store: match args.store {
+            StoreArg::F32 => ElementType::F32,
+            StoreArg::F16 => ElementType::F16,
+            StoreArg::Bf16 => ElementType::Bf16,
+        },
+        shard_rows: args.shard_rows,
+        chunk_docs: args.chunk_docs,
+        hnsw: args.hnsw,
+        command,
+    };
+    let progress = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr()).with_style(
+        ProgressStyle::with_template(
+            "encoding {bar:30} {pos}/{len} docs, {per_sec}, ETA {eta} {msg}",
+        )
+        .expect("valid template"),
+    );
+    let outcome =
+        build_dense(&context.catalog, &dataset, &request, &progress).with_context(|| {
+            format!(
+                "building a dense index of {} with {}",
+                dataset.name,
+                args.model.display()
+            )
+        })?;
+    progress.finish_and_clear();
+    let name = outcome.name.clone();
+    if outcome.up_to_date {
+        println!(
+            "up to date: dense:{name} for {} ({}) — nothing to encode ({:.2}s)",
+            dataset.name,
+            outcome.dir.display(),
+            outcome.total_time.as_secs_f64()
+        );
+    } else {
+        let secs = outcome.encode_time.as_secs_f64().max(1e-9);
+        if outcome.resumed_rows > 0 {
+            println!("resumed after {} rows already stored", outcome.resumed_rows);
+        }
+        println!(
+            "built dense:{name} for {} in {}: {} docs encoded in {:.1}s ({:.1} docs/s, {:.0} tokens/s), {} queries encoded; total {:.1}s",
+            dataset.name,
+            outcome.dir.display(),
+            outcome.docs_encoded,
+            secs,
+            outcome.docs_encoded as f64 / secs,
+            outcome.tokens_encoded as f64 / secs,
+            outcome.queries_encoded,
+            outcome.total_time.as_secs_f64()
+        );
+    }
+    println!(
+        "evaluate with: quarry eval --dataset {} --retriever dense:{name}",
+        args.dataset
+    );
+    Ok(())
+}
