@@ -216,7 +216,15 @@ fn render_svg(t: &Table) -> String {
     let bar_w = 28.0;
     let group_w = bar_w * n as f64 + 30.0;
     let (left, top, plot_h) = (60.0, 40.0, 260.0);
-    let width = left + group_w * groups.len() as f64 + 20.0;
+    // Wide enough for the bars and for the longest legend entry (~7 px a character).
+    let longest = t
+        .retrievers
+        .iter()
+        .map(|r| r.chars().count())
+        .max()
+        .unwrap_or(0);
+    let width =
+        (left + group_w * groups.len() as f64 + 20.0).max(left + 38.0 + 7.0 * longest as f64);
     let legend_h = 20.0 * n as f64;
     let height = top + plot_h + 50.0 + legend_h;
     let max = groups

@@ -265,7 +265,7 @@ fn build_then_eval_then_rebuild_is_a_no_op() {
 fn an_interrupted_build_resumes_to_the_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let model = tiny_model(tmp.path());
-    let data = tiny_dataset(tmp.path(), 600);
+    let data = tiny_dataset(tmp.path(), 1200);
     let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
     let args = ["build", "--model", model, "--dataset", data];
     let small = |cmd: &mut Command| {
