@@ -278,8 +278,7 @@ fn real(model: &Path, corpus: &Path, cpu_docs: usize, gpu_docs: usize) {
     );
     let mut options = EncodeOptions::last_token();
     options.normalize = false;
-    let cpu = Encoder::<CpuBackend>::load(&config, &source, options, &Default::default())
-        .unwrap();
+    let cpu = Encoder::<CpuBackend>::load(&config, &source, options, &Default::default()).unwrap();
     let t = Instant::now();
     let cpu_out = cpu.embed(&ids[..cpu_docs]).unwrap();
     println!(
@@ -291,9 +290,12 @@ fn real(model: &Path, corpus: &Path, cpu_docs: usize, gpu_docs: usize) {
         let mut options = options;
         options.precision = precision;
         let t = Instant::now();
-        let gpu = Encoder::<CudaBackend>::load(&config, &source, options, &Default::default())
-            .unwrap();
-        println!("real {precision:?}: loaded on CUDA in {:.1} s", t.elapsed().as_secs_f64());
+        let gpu =
+            Encoder::<CudaBackend>::load(&config, &source, options, &Default::default()).unwrap();
+        println!(
+            "real {precision:?}: loaded on CUDA in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
         let t = Instant::now();
         let warm = gpu.embed(&ids).unwrap();
         let warm_s = t.elapsed().as_secs_f64();
