@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tiny_fixtures::{repo_root, tiny_dataset, tiny_model, WORDS};
+use tiny_fixtures::{repo_root, tiny_dataset, tiny_model};
 
 mod tiny_fixtures;
 

@@ -10,11 +10,11 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use tiny_fixtures::{repo_root, tiny_dataset, tiny_model, WORDS};
+use tiny_fixtures::{repo_root, tiny_dataset, tiny_model};
 
 mod tiny_fixtures;
 
