@@ -142,6 +142,14 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
             .into());
         }
     }
+    #[cfg(feature = "cuda")]
+    if matches!(device, ComputeDevice::Cuda(_)) {
+        // Kernel tuning persists in the data home, so the next build starts fast.
+        let tuning = context.catalog.home.join("gpu-tuning");
+        if let Some(dir) = quarry_encoder::encode::use_gpu_tuning_cache(&tuning) {
+            eprintln!("GPU kernel tuning cache: {}", dir.display());
+        }
+    }
     let dataset = Dataset::resolve(&args.dataset, context.registry.as_ref())?;
     let mut command: Vec<String> = std::env::args().collect();
     if let Some(first) = command.first_mut() {

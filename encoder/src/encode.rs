@@ -512,6 +512,33 @@ pub enum ComputeDevice {
     Cuda(usize),
 }
 
+/// Points burn-cuda's kernel autotune cache at `directory` so that tuning
+/// done by one process is reused by the next (first-pass autotune costs
+/// tens of seconds per new shape). cubecl's default puts it under the
+/// `target/` folder of whatever Cargo project the current directory is in,
+/// which for an installed binary is an accident of where it was started.
+/// A `cubecl.toml` naming another cache location wins. Must run before the
+/// first GPU use; later calls (or a config already in use) change nothing.
+/// Returns the directory in force, if this call set it.
+#[cfg(feature = "cuda")]
+pub fn use_gpu_tuning_cache(directory: &std::path::Path) -> Option<std::path::PathBuf> {
+    use burn::cubecl::config::{cache::CacheConfig, CubeClRuntimeConfig, RuntimeConfig};
+    let storage = CubeClRuntimeConfig::storage();
+    let mut state = storage.lock();
+    if state.is_some() {
+        return None;
+    }
+    let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+    if !matches!(config.autotune.cache, CacheConfig::Target) {
+        // The user configured a location: respect it.
+        *state = Some(std::sync::Arc::new(config));
+        return None;
+    }
+    config.autotune.cache = CacheConfig::File(directory.to_path_buf());
+    *state = Some(std::sync::Arc::new(config));
+    Some(directory.to_path_buf())
+}
+
 /// CPU backend.
 pub type CpuBackend = burn_ndarray::NdArray<f32>;
 /// CUDA backend (kernels fused and autotuned; dtype chosen at load time).
