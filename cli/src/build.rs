@@ -55,7 +55,8 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub mode: ModeArg,
 
-    /// Where to run the model: cpu, cuda or cuda:N (cuda needs a build with --features cuda)
+    /// Where to run the model: cpu, cuda, cuda:N, or cuda:all to split the corpus
+    /// over every visible GPU (cuda needs a build with --features cuda)
     #[arg(long, default_value = "cpu")]
     pub device: String,
 
@@ -94,6 +95,22 @@ pub struct BuildArgs {
     pub chunk_docs: usize,
 }
 
+/// The devices `--device` names: the first also encodes the queries.
+fn parse_devices(text: &str) -> Result<Vec<ComputeDevice>, UsageError> {
+    if text != "cuda:all" {
+        return parse_device(text).map(|device| vec![device]);
+    }
+    parse_device("cuda")?;
+    let count = quarry_encoder::encode::cuda_device_count();
+    if count == 0 {
+        return Err(UsageError(
+            "--device cuda:all: no CUDA device is visible (check the driver and CUDA_VISIBLE_DEVICES)"
+                .into(),
+        ));
+    }
+    Ok((0..count).map(ComputeDevice::Cuda).collect())
+}
+
 fn parse_device(text: &str) -> Result<ComputeDevice, UsageError> {
     let device = match text {
         "cpu" => ComputeDevice::Cpu,
@@ -102,7 +119,7 @@ fn parse_device(text: &str) -> Result<ComputeDevice, UsageError> {
             Some(Ok(n)) => ComputeDevice::Cuda(n),
             _ => {
                 return Err(UsageError(format!(
-                    "--device `{text}`: use cpu, cuda or cuda:N"
+                    "--device `{text}`: use cpu, cuda, cuda:N or cuda:all"
                 )))
             }
         },
@@ -118,7 +135,8 @@ fn parse_device(text: &str) -> Result<ComputeDevice, UsageError> {
 }
 
 pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
-    let device = parse_device(&args.device)?;
+    let devices = parse_devices(&args.device)?;
+    let device = devices[0];
     let precision = match args.dtype {
         DtypeArg::F32 => Precision::F32,
         DtypeArg::Bf16 => Precision::BF16,
@@ -179,6 +197,7 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
         chunk_docs: args.chunk_docs,
         hnsw: args.hnsw,
         command,
+        extra_devices: devices[1..].to_vec(),
     };
     let progress = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr()).with_style(
         ProgressStyle::with_template(

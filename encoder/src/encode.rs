@@ -539,6 +539,21 @@ pub fn use_gpu_tuning_cache(directory: &std::path::Path) -> Option<std::path::Pa
     Some(directory.to_path_buf())
 }
 
+/// How many CUDA devices this process can see (0 in a build without the
+/// `cuda` feature or on a machine without a driver).
+pub fn cuda_device_count() -> usize {
+    #[cfg(feature = "cuda")]
+    {
+        use burn::tensor::backend::Backend;
+        // cubecl's CUDA device type id is 0.
+        std::panic::catch_unwind(|| CudaBackend::device_count(0)).unwrap_or(0)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        0
+    }
+}
+
 /// CPU backend.
 pub type CpuBackend = burn_ndarray::NdArray<f32>;
 /// CUDA backend (kernels fused and autotuned; dtype chosen at load time).
@@ -547,9 +562,9 @@ pub type CudaBackend = burn::backend::Cuda;
 
 #[derive(Debug, Clone)]
 enum AnyEncoder {
-    Cpu(Encoder<CpuBackend>),
+    Cpu(Box<Encoder<CpuBackend>>),
     #[cfg(feature = "cuda")]
-    Cuda(Encoder<CudaBackend>),
+    Cuda(Box<Encoder<CudaBackend>>),
 }
 
 /// The encoder the engine holds: one type whatever the device.
@@ -566,19 +581,19 @@ impl EmbeddingModel {
         device: ComputeDevice,
     ) -> Result<Self, EncoderError> {
         let encoder = match device {
-            ComputeDevice::Cpu => AnyEncoder::Cpu(Encoder::load(
+            ComputeDevice::Cpu => AnyEncoder::Cpu(Box::new(Encoder::load(
                 config,
                 source,
                 options,
                 &burn_ndarray::NdArrayDevice::Cpu,
-            )?),
+            )?)),
             #[cfg(feature = "cuda")]
-            ComputeDevice::Cuda(index) => AnyEncoder::Cuda(Encoder::load(
+            ComputeDevice::Cuda(index) => AnyEncoder::Cuda(Box::new(Encoder::load(
                 config,
                 source,
                 options,
                 &burn::backend::cuda::CudaDevice::new(index),
-            )?),
+            )?)),
             #[cfg(not(feature = "cuda"))]
             ComputeDevice::Cuda(_) => {
                 return Err(EncoderError::Backend(

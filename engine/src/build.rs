@@ -193,11 +193,16 @@ impl PreparedEncoder {
 
     /// Loads the weights onto the device (the expensive part).
     pub fn load(&self) -> Result<EmbeddingModel> {
+        self.load_on(self.spec.device)
+    }
+
+    /// Loads the weights onto another device than the spec's (multi-GPU builds).
+    pub fn load_on(&self, device: ComputeDevice) -> Result<EmbeddingModel> {
         Ok(EmbeddingModel::load(
             &self.config,
             self.weights.as_source(),
             self.options,
-            self.spec.device,
+            device,
         )?)
     }
 
@@ -352,6 +357,10 @@ pub struct BuildRequest {
     pub chunk_docs: usize,
     pub hnsw: bool,
     pub command: Vec<String>,
+    /// Further devices that encode corpus chunks alongside `encoder.device`
+    /// (`--device cuda:all`): one model copy and one thread per device, the
+    /// chunks written in corpus order by one writer. Queries stay on the first.
+    pub extra_devices: Vec<ComputeDevice>,
 }
 
 #[derive(Debug)]
@@ -468,7 +477,15 @@ pub fn build_dense(
         fingerprint: prepared.fingerprint.clone(),
     };
     if !existing.as_ref().is_some_and(|m| m.complete) {
-        let (resumed, tokens) = encode_corpus(&prepared, &model, &corpus, &dir, request, progress)?;
+        let mut extra_models = Vec::with_capacity(request.extra_devices.len());
+        for &device in &request.extra_devices {
+            progress.set_message(format!("loading the model on {device:?}"));
+            extra_models.push(prepared.load_on(device)?);
+        }
+        let models: Vec<&EmbeddingModel> =
+            std::iter::once(&model).chain(extra_models.iter()).collect();
+        let (resumed, tokens) =
+            encode_corpus(&prepared, &models, &corpus, &dir, request, progress)?;
         outcome.resumed_rows = resumed;
         outcome.docs_encoded = corpus.docs.len() - resumed as usize;
         outcome.tokens_encoded = tokens;
@@ -530,9 +547,13 @@ fn stale_format(dir: &Path, err: quarry_index::IndexError) -> EngineError {
 
 /// Encodes the documents not yet stored and finishes the index. Returns
 /// (rows found already stored, tokens encoded).
+///
+/// With several models (one per device) each takes the next unencoded chunk
+/// as it frees up, and the chunks are appended in corpus order, so the
+/// index layout does not depend on which device finished first.
 fn encode_corpus(
     prepared: &PreparedEncoder,
-    model: &EmbeddingModel,
+    models: &[&EmbeddingModel],
     corpus: &Corpus,
     dir: &Path,
     request: &BuildRequest,
@@ -546,40 +567,104 @@ fn encode_corpus(
         shard_rows: request.shard_rows,
     };
     let mut writer = IndexWriter::create_or_resume(dir, spec)?;
-    let done = writer.rows_done();
+    let done = writer.rows_done() as usize;
     let total = corpus.docs.len();
-    if done as usize > total {
+    if done > total {
         return Err(EngineError::DataCorruption {
             file: dir.to_path_buf(),
             detail: format!("the index holds {done} rows, the corpus has {total} documents"),
         });
     }
     progress.set_length(total as u64);
-    progress.set_position(done);
+    progress.set_position(done as u64);
     progress.reset_eta();
-    let chunk = request.chunk_docs.max(1);
-    let mut tokens = 0usize;
+    let mut chunk = request.chunk_docs.max(1);
+    if models.len() > 1 {
+        // Enough chunks that every device stays busy to the end.
+        chunk = chunk.min(total.div_ceil(8 * models.len()).max(64));
+    }
+    // Chunks start on multiples of the chunk size; the first one skips the
+    // rows an interrupted build already stored.
+    let chunks: Vec<(usize, usize)> = ((done / chunk) * chunk..total)
+        .step_by(chunk)
+        .map(|start| (start, (start + chunk).min(total)))
+        .collect();
     let started = Instant::now();
-    let mut chunk_start = (done as usize / chunk) * chunk;
-    while chunk_start < total {
-        let chunk_end = (chunk_start + chunk).min(total);
-        let docs = &corpus.docs[chunk_start..chunk_end];
+    let mut tokens = 0usize;
+    let mut write_chunk =
+        |start: usize, end: usize, vectors: Vec<Vec<f32>>, chunk_tokens: usize| {
+            let skip = done.saturating_sub(start);
+            let ids: Vec<&str> = corpus.docs[start + skip..end]
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect();
+            let flat: Vec<f32> = vectors[skip..].iter().flatten().copied().collect();
+            writer.push_batch(&ids, &flat)?;
+            tokens += chunk_tokens;
+            progress.set_position(end as u64);
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            progress.set_message(format!("{:.0} tokens/s", tokens as f64 / secs));
+            Ok::<(), EngineError>(())
+        };
+    let encode_chunk = |model: &EmbeddingModel, start: usize, end: usize| {
+        let docs = &corpus.docs[start..end];
         let titles: Vec<&str> = docs.iter().map(|d| d.title.as_str()).collect();
         let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
         let inputs = prepared.inputs(TextKind::Passage, Some(&titles), &texts)?;
-        tokens += inputs.iter().map(Vec::len).sum::<usize>();
-        let vectors = model.embed(&inputs)?;
-        let skip = (done as usize).saturating_sub(chunk_start);
-        let ids: Vec<&str> = docs[skip..].iter().map(|d| d.id.as_str()).collect();
-        let flat: Vec<f32> = vectors[skip..].iter().flatten().copied().collect();
-        writer.push_batch(&ids, &flat)?;
-        progress.set_position(chunk_end as u64);
-        let secs = started.elapsed().as_secs_f64().max(1e-9);
-        progress.set_message(format!("{:.0} tokens/s", tokens as f64 / secs));
-        chunk_start = chunk_end;
+        let chunk_tokens = inputs.iter().map(Vec::len).sum::<usize>();
+        Ok::<_, EngineError>((model.embed(&inputs)?, chunk_tokens))
+    };
+    if let [model] = models {
+        for &(start, end) in &chunks {
+            let (vectors, chunk_tokens) = encode_chunk(model, start, end)?;
+            write_chunk(start, end, vectors, chunk_tokens)?;
+        }
+    } else {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let next = AtomicUsize::new(0);
+        let abort = AtomicBool::new(false);
+        std::thread::scope(|scope| -> Result<()> {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            for model in models {
+                let sender = sender.clone();
+                let (next, abort, chunks, encode_chunk) = (&next, &abort, &chunks, &encode_chunk);
+                scope.spawn(move || loop {
+                    let index = next.fetch_add(1, Ordering::SeqCst);
+                    if index >= chunks.len() || abort.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let (start, end) = chunks[index];
+                    let result = encode_chunk(model, start, end);
+                    let failed = result.is_err();
+                    if sender.send((index, result)).is_err() || failed {
+                        break;
+                    }
+                });
+            }
+            drop(sender);
+            let mut pending = std::collections::BTreeMap::new();
+            let mut next_to_write = 0;
+            for (index, result) in receiver {
+                let result = result.inspect_err(|_| abort.store(true, Ordering::SeqCst));
+                pending.insert(index, result?);
+                while let Some((vectors, chunk_tokens)) = pending.remove(&next_to_write) {
+                    let (start, end) = chunks[next_to_write];
+                    write_chunk(start, end, vectors, chunk_tokens)
+                        .inspect_err(|_| abort.store(true, Ordering::SeqCst))?;
+                    next_to_write += 1;
+                }
+            }
+            if next_to_write != chunks.len() {
+                return Err(EngineError::Build {
+                    path: dir.to_path_buf(),
+                    detail: "an encoding thread stopped before the corpus was encoded".into(),
+                });
+            }
+            Ok(())
+        })?;
     }
     writer.finish()?;
-    Ok((done, tokens))
+    Ok((done as u64, tokens))
 }
 
 /// Query embeddings cached next to an index, keyed by query id and a hash of

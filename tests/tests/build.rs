@@ -228,6 +228,52 @@ fn an_interrupted_build_resumes_to_the_same_bytes() {
     assert_eq!(content(&index_dir(&home)), content(&index_dir(&whole)));
 }
 
+/// `--device cuda:all` hands corpus chunks to one thread per device and writes
+/// them in corpus order; with the CPU standing in for three devices the index
+/// must be byte-identical to a one-device build.
+#[test]
+fn a_build_split_over_several_devices_writes_the_same_index() {
+    use quarry_encoder::{ComputeDevice, Precision};
+    use quarry_engine::build::{build_dense, BuildMode, BuildRequest, EncoderSpec};
+    use quarry_engine::dataset::Dataset;
+    use quarry_engine::retrieve::Catalog;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_model(tmp.path());
+    let data = tiny_dataset(tmp.path(), 300);
+    let dataset = Dataset::resolve(data.to_str().unwrap(), None).unwrap();
+    let request = |extra_devices: Vec<ComputeDevice>| BuildRequest {
+        encoder: EncoderSpec {
+            model: model.clone(),
+            mode: BuildMode::Auto,
+            precision: Precision::F32,
+            device: ComputeDevice::Cpu,
+            max_length: None,
+            batch_tokens: None,
+        },
+        name: None,
+        store: quarry_index::dense::ElementType::F32,
+        shard_rows: 16,
+        chunk_docs: 8,
+        hnsw: false,
+        command: vec!["quarry".into()],
+        extra_devices,
+    };
+    let progress = indicatif::ProgressBar::hidden();
+    let one = tmp.path().join("one");
+    build_dense(&Catalog::new(&one), &dataset, &request(vec![]), &progress).unwrap();
+    let three = tmp.path().join("three");
+    let outcome = build_dense(
+        &Catalog::new(&three),
+        &dataset,
+        &request(vec![ComputeDevice::Cpu, ComputeDevice::Cpu]),
+        &progress,
+    )
+    .unwrap();
+    assert_eq!(outcome.docs_encoded, 300);
+    assert_eq!(content(&index_dir(&three)), content(&index_dir(&one)));
+}
+
 #[test]
 fn a_dataset_without_corpus_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
