@@ -135,6 +135,16 @@ fn parse_device(text: &str) -> Result<ComputeDevice, UsageError> {
 }
 
 pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
+    // Kernel tuning persists in the data home, so the next build starts fast.
+    // Set before anything touches the GPU: counting devices for cuda:all
+    // already fixes cubecl's configuration.
+    #[cfg(feature = "cuda")]
+    if args.device.starts_with("cuda") {
+        let tuning = context.catalog.home.join("gpu-tuning");
+        if let Some(dir) = quarry_encoder::encode::use_gpu_tuning_cache(&tuning) {
+            eprintln!("GPU kernel tuning cache: {}", dir.display());
+        }
+    }
     let devices = parse_devices(&args.device)?;
     let device = devices[0];
     let precision = match args.dtype {
@@ -158,14 +168,6 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
                 "--name `{name}`: no slashes or @ (the folder is NAME@<dataset>)"
             ))
             .into());
-        }
-    }
-    #[cfg(feature = "cuda")]
-    if matches!(device, ComputeDevice::Cuda(_)) {
-        // Kernel tuning persists in the data home, so the next build starts fast.
-        let tuning = context.catalog.home.join("gpu-tuning");
-        if let Some(dir) = quarry_encoder::encode::use_gpu_tuning_cache(&tuning) {
-            eprintln!("GPU kernel tuning cache: {}", dir.display());
         }
     }
     let dataset = Dataset::resolve(&args.dataset, context.registry.as_ref())?;
