@@ -43,6 +43,8 @@ pub enum Command {
     Build(crate::build::BuildArgs),
     /// Score several retrievers on several datasets: one table (md, csv, json) or an SVG chart
     Compare(crate::compare::CompareArgs),
+    /// Mine hard negatives for a train split: Tevatron JSONL training groups for `quarry train`
+    Mine(crate::mine::MineArgs),
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod compare;
 mod datasets;
 mod eval;
 mod index_cmd;
+mod mine;
 mod search;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Search(args) => search::run(&context, args),
         Command::Build(args) => build::run(&context, args),
         Command::Compare(args) => compare::run(&context, args),
+        Command::Mine(args) => mine::run(&context, args),
         Command::Index(_) => unreachable!("handled above"),
     }
 }

@@ -23,6 +23,23 @@ pub enum EngineError {
         expected: String,
     },
 
+    /// A training group (Tevatron JSONL line) without a positive passage.
+    #[error("{file}:{line}: query `{query_id}` has no positive passage")]
+    NoPositives {
+        file: PathBuf,
+        line: u64,
+        query_id: String,
+    },
+
+    /// A training file naming a doc id that the corpus it is resolved against lacks.
+    #[error("{file}:{line}: doc id `{doc_id}` is not in the corpus {corpus}")]
+    UnknownDocId {
+        file: PathBuf,
+        line: u64,
+        doc_id: String,
+        corpus: PathBuf,
+    },
+
     /// A registry (`datasets.toml`) that does not parse or has a bad value.
     #[error("{file}: {detail}")]
     Registry { file: PathBuf, detail: String },

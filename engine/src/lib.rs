@@ -12,6 +12,8 @@
 //! - [`fusion`]: reciprocal rank fusion and score interpolation of two rankings.
 //! - [`bm25`]: the BM25 retriever over the catalog's index.
 //! - [`build`]: dense indexes: encode a corpus once, cache query embeddings, search.
+//! - [`mine`]: hard negatives from a ranking, as training groups.
+//! - [`train_data`]: training groups (Tevatron/RepLLaMA JSONL, MS MARCO triples), read and written.
 //! - [`textio`]: line reading of plain, `.gz` and `.zst` files.
 
 pub mod bm25;
@@ -20,9 +22,11 @@ pub mod dataset;
 pub mod error;
 pub mod fusion;
 pub mod metrics;
+pub mod mine;
 pub mod registry;
 pub mod retrieve;
 pub mod run;
 pub mod textio;
+pub mod train_data;
 
 pub use error::{EngineError, Result};

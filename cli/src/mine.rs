@@ -1,0 +1,353 @@
+//! `quarry mine`: hard negatives for a dataset's train split, written as
+//! Tevatron/RepLLaMA JSONL training groups (what `quarry train` reads).
+//!
+//! Retrieval is `quarry eval`'s ([`crate::eval::retrieve`]): BM25 (built in
+//! the catalog on first use), a dense index made by `quarry build` (its
+//! query cache holds every query of the queries file, train queries
+//! included; missing ones are encoded with the index's model), or a hybrid
+//! of two. Choosing negatives is the engine's ([`quarry_engine::mine`]).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use quarry_engine::dataset::{Dataset, Query};
+use quarry_engine::mine::{MineConfig, Miner, NegativeSampling, Skipped};
+use quarry_engine::retrieve::queries_for_split;
+use quarry_engine::train_data::{file_sha256, write_train_groups};
+use serde::Serialize;
+
+use crate::args::{parse_retriever, RetrieverSpec, UsageError};
+use crate::Session;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SampleArg {
+    /// The highest-ranked unjudged docs, in rank order (deterministic)
+    Top,
+    /// A uniform sample of the unjudged docs in the top --depth, seeded by
+    /// --seed and the query id (Tevatron's build_train_hn.py samples 30 of 200)
+    Random,
+}
+
+#[derive(Debug, Args)]
+pub struct MineArgs {
+    /// Registry name, or a path to any BEIR folder
+    #[arg(long, value_name = "NAME|DIR")]
+    pub dataset: String,
+
+    /// Retriever whose rankings give the negatives: bm25, dense:NAME,
+    /// hybrid:rrf(bm25,dense:NAME), hybrid:interp(ALPHA,A,B)
+    #[arg(long, value_name = "SPEC", value_parser = parse_retriever)]
+    pub retriever: RetrieverSpec,
+
+    /// Qrels split whose queries become training groups
+    #[arg(long, default_value = "train")]
+    pub split: String,
+
+    /// Docs retrieved per query (the window negatives come from)
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub depth: u32,
+
+    /// Negatives kept per group
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub negatives: u32,
+
+    /// Groups with fewer negatives than this are left out (as Tevatron's --min_hn)
+    #[arg(long, default_value_t = 1)]
+    pub min_negatives: u32,
+
+    /// Skip this many of the highest-ranked unjudged docs (likely unjudged positives)
+    #[arg(long, default_value_t = 0)]
+    pub skip_top: u32,
+
+    /// How negatives are taken from the unjudged docs
+    #[arg(long, value_enum, default_value = "top")]
+    pub sample: SampleArg,
+
+    /// Seed of --sample random
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Output JSONL file [default: <dataset>-<split>-<retriever>.jsonl]
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `quarry mine` reports (`--json`).
+#[derive(Serialize)]
+struct Summary {
+    dataset: String,
+    split: String,
+    retriever: String,
+    depth: usize,
+    negatives: usize,
+    min_negatives: usize,
+    skip_top: usize,
+    sample: String,
+    /// Queries of the split's qrels.
+    queries: usize,
+    queries_without_text: usize,
+    /// Skipped: no relevant qrels doc in the corpus.
+    queries_without_positives: usize,
+    /// Skipped: fewer than --min-negatives negatives left.
+    queries_below_min_negatives: usize,
+    groups_written: usize,
+    positives_total: usize,
+    negatives_total: usize,
+    avg_positives: f64,
+    avg_negatives: f64,
+    /// Groups that got fewer than --negatives negatives (written anyway).
+    groups_short_of_negatives: usize,
+    /// Relevant qrels docs absent from the corpus (left out of positives).
+    positives_missing_from_corpus: usize,
+    /// Retrieved docs dropped because the query's qrels judge them.
+    judged_docs_dropped: usize,
+    self_hits_removed: usize,
+    index_dir: String,
+    output: String,
+    output_bytes: u64,
+    output_sha256: String,
+    timings_s: Timings,
+}
+
+#[derive(Serialize)]
+struct Timings {
+    read_data: f64,
+    retrieve: f64,
+    write: f64,
+    total: f64,
+}
+
+fn default_output(dataset: &str, split: &str, retriever: &str) -> PathBuf {
+    let safe: String = format!("{dataset}-{split}-{retriever}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    PathBuf::from(format!("{safe}.jsonl"))
+}
+
+pub fn run(context: &Session, args: MineArgs) -> Result<()> {
+    let total_started = Instant::now();
+    if args.split.is_empty() || args.split.contains(['/', '\\']) {
+        return Err(UsageError(format!("--split `{}` is not a split name", args.split)).into());
+    }
+    let depth = args.depth as usize;
+    let config = MineConfig {
+        negatives: args.negatives as usize,
+        skip_top: args.skip_top as usize,
+        sampling: match args.sample {
+            SampleArg::Top => NegativeSampling::Top,
+            SampleArg::Random => NegativeSampling::Random { seed: args.seed },
+        },
+    };
+    if config.negatives + config.skip_top > depth {
+        return Err(UsageError(format!(
+            "--depth {depth} cannot give {} negatives after skipping {}; raise --depth",
+            config.negatives, config.skip_top
+        ))
+        .into());
+    }
+    if args.min_negatives as usize > config.negatives {
+        return Err(UsageError(format!(
+            "--min-negatives {} is more than --negatives {}",
+            args.min_negatives, config.negatives
+        ))
+        .into());
+    }
+    let dataset = Dataset::resolve(&args.dataset, context.registry.as_ref())?;
+    let retriever = args.retriever.name();
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(&dataset.name, &args.split, &retriever));
+
+    let started = Instant::now();
+    let qrels = dataset
+        .read_qrels(&args.split)
+        .with_context(|| format!("reading the {} qrels of {}", args.split, dataset.name))?;
+    let corpus = dataset
+        .read_corpus()
+        .with_context(|| format!("reading the corpus of {}", dataset.name))?;
+    let queries = dataset
+        .read_queries()
+        .with_context(|| format!("reading the queries of {}", dataset.name))?;
+    let (selected, without_text) = queries_for_split(&queries, &qrels);
+    let read_time = started.elapsed();
+
+    let started = Instant::now();
+    if !args.json {
+        eprintln!(
+            "retrieving {depth} docs for {} {} queries with {retriever}",
+            selected.len(),
+            args.split
+        );
+    }
+    let retrieved = crate::eval::retrieve(
+        context,
+        &dataset,
+        &corpus,
+        &selected,
+        &args.retriever,
+        depth,
+        args.json,
+    )?;
+    let retrieve_time = started.elapsed();
+
+    let started = Instant::now();
+    let miner = Miner::new(&corpus, config);
+    let mut stats = Stats::default();
+    let bar = progress_bar(args.json, selected.len() as u64);
+    let empty_run = Vec::new();
+    let min_negatives = args.min_negatives as usize;
+    let groups = bar.wrap_iter(selected.iter()).filter_map(|query: &&Query| {
+        let judged = &qrels.by_query[&query.id];
+        let ranking = retrieved.run.by_query.get(&query.id).unwrap_or(&empty_run);
+        let mined = miner.group(query, judged, ranking);
+        stats.positives_missing += mined.positives_missing;
+        stats.judged_dropped += mined.judged_dropped;
+        match mined.group {
+            Err(Skipped::NoPositives) => {
+                stats.without_positives += 1;
+                None
+            }
+            Ok(group) if group.negatives.len() < min_negatives => {
+                stats.below_min_negatives += 1;
+                None
+            }
+            Ok(group) => {
+                stats.positives += group.positives.len();
+                stats.negatives += group.negatives.len();
+                stats.short += usize::from(group.negatives.len() < config.negatives);
+                Some(group)
+            }
+        }
+    });
+    let written = write_train_groups(&output, groups)
+        .with_context(|| format!("writing the training groups to {}", output.display()))?;
+    bar.finish_and_clear();
+    let write_time = started.elapsed();
+    let output_bytes = std::fs::metadata(&output)
+        .with_context(|| format!("reading back {}", output.display()))?
+        .len();
+    let output_sha256 = file_sha256(&output)?;
+
+    let per_group = |total: usize| {
+        if written == 0 {
+            0.0
+        } else {
+            total as f64 / written as f64
+        }
+    };
+    let summary = Summary {
+        dataset: dataset.name.clone(),
+        split: args.split.clone(),
+        retriever,
+        depth,
+        negatives: config.negatives,
+        min_negatives,
+        skip_top: config.skip_top,
+        sample: config.sampling.name(),
+        queries: qrels.by_query.len(),
+        queries_without_text: without_text.len(),
+        queries_without_positives: stats.without_positives,
+        queries_below_min_negatives: stats.below_min_negatives,
+        groups_written: written,
+        positives_total: stats.positives,
+        negatives_total: stats.negatives,
+        avg_positives: per_group(stats.positives),
+        avg_negatives: per_group(stats.negatives),
+        groups_short_of_negatives: stats.short,
+        positives_missing_from_corpus: stats.positives_missing,
+        judged_docs_dropped: stats.judged_dropped,
+        self_hits_removed: retrieved.self_hits_removed,
+        index_dir: retrieved.index_dir.display().to_string(),
+        output: output.display().to_string(),
+        output_bytes,
+        output_sha256,
+        timings_s: Timings {
+            read_data: read_time.as_secs_f64(),
+            retrieve: retrieve_time.as_secs_f64(),
+            write: write_time.as_secs_f64(),
+            total: total_started.elapsed().as_secs_f64(),
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
+    } else {
+        print_summary(&mut out, &summary)?;
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct Stats {
+    without_positives: usize,
+    below_min_negatives: usize,
+    positives: usize,
+    negatives: usize,
+    short: usize,
+    positives_missing: usize,
+    judged_dropped: usize,
+}
+
+/// A bar over `len` queries on stderr; hidden with `--json` (and by
+/// indicatif when stderr is not a terminal).
+fn progress_bar(hidden: bool, len: u64) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()).with_style(
+        ProgressStyle::with_template("mining {bar:30} {pos}/{len} queries, {per_sec}, ETA {eta}")
+            .expect("valid template"),
+    )
+}
+
+fn print_summary(out: &mut impl std::io::Write, s: &Summary) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{} ({} split, {} queries) mined with {} (depth {}, {} negatives, sample {}, skip-top {})",
+        s.dataset, s.split, s.queries, s.retriever, s.depth, s.negatives, s.sample, s.skip_top
+    )?;
+    writeln!(
+        out,
+        "wrote {} groups to {} ({} bytes, sha256 {})",
+        s.groups_written, s.output, s.output_bytes, s.output_sha256
+    )?;
+    writeln!(
+        out,
+        "per group: {:.2} positives, {:.2} negatives on average; {} groups short of {} negatives",
+        s.avg_positives, s.avg_negatives, s.groups_short_of_negatives, s.negatives
+    )?;
+    writeln!(
+        out,
+        "skipped: {} queries without text, {} without a positive in the corpus, {} with fewer than {} negatives",
+        s.queries_without_text, s.queries_without_positives, s.queries_below_min_negatives, s.min_negatives
+    )?;
+    if s.positives_missing_from_corpus > 0 {
+        writeln!(
+            out,
+            "warning: {} relevant qrels docs are not in the corpus and were left out of positives",
+            s.positives_missing_from_corpus
+        )?;
+    }
+    let t = &s.timings_s;
+    writeln!(
+        out,
+        "time: read {:.2}s, retrieve {:.2}s, write {:.2}s, total {:.2}s",
+        t.read_data, t.retrieve, t.write, t.total
+    )
+}

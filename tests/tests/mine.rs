@@ -1,0 +1,359 @@
+//! End-to-end tests of `quarry mine` on a tiny BEIR folder with a train
+//! split: the groups it writes read back with the engine's Tevatron reader,
+//! hold exactly the relevant qrels docs as positives, never a judged doc as
+//! a negative, take negatives in the retriever's order (as `quarry eval
+//! --run-out` ranks them), and are byte-identical from one run to the next.
+//! Dense and hybrid mining use the tiny random BERT of `encoder/fixtures`.
+//!
+//! Declared as an integration test of quarry-cli (see cli/Cargo.toml).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use quarry_engine::run::Run;
+use quarry_engine::train_data::{load_train_groups, TrainGroup};
+use serde_json::Value;
+use tiny_fixtures::{repo_root, tiny_dataset, tiny_model};
+
+mod tiny_fixtures;
+
+fn quarry(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .env_remove("QUARRY_REGISTRY")
+        .env("QUARRY_HOME", home)
+        .arg("--registry")
+        .arg(repo_root().join("datasets.toml"))
+        .args(args)
+        .output()
+        .expect("quarry runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn ok_json(output: &Output) -> Value {
+    assert_eq!(output.status.code(), Some(0), "{}", text(output));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)))
+}
+
+/// Train qrels of the tiny folder: query -> [(doc, grade)]. q2's only
+/// relevant doc is not in the corpus (no group); q4 has a grade-0 judgment
+/// that must not come back as a negative; q5 has no train qrels.
+const TRAIN_QRELS: [(&str, &[(&str, i32)]); 5] = [
+    ("q0", &[("d0", 1), ("d3", 2)]),
+    ("q1", &[("d5", 1), ("d1", 0)]),
+    ("q2", &[("dx", 1)]),
+    ("q3", &[("d9", 1), ("d12", 1), ("d2", 0)]),
+    ("q4", &[("d4", 2), ("d16", 0), ("d28", 0)]),
+];
+
+fn dataset_with_train_split(dir: &Path) -> PathBuf {
+    let root = tiny_dataset(dir, 30);
+    let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
+    for (query, docs) in TRAIN_QRELS {
+        for (doc, grade) in docs {
+            qrels += &format!("{query}\t{doc}\t{grade}\n");
+        }
+    }
+    std::fs::write(root.join("qrels/train.tsv"), qrels).unwrap();
+    root
+}
+
+fn judged() -> HashMap<&'static str, HashMap<&'static str, i32>> {
+    TRAIN_QRELS
+        .iter()
+        .map(|(q, docs)| (*q, docs.iter().copied().collect()))
+        .collect()
+}
+
+/// Checks every group against the qrels and, when given, the ranking the
+/// negatives must follow (judged docs removed, first `n`).
+fn check_groups(groups: &[TrainGroup], run: Option<&Run>, n: usize) {
+    let judged = judged();
+    for group in groups {
+        let qrels = &judged[group.query_id.as_str()];
+        let mut expected_positives: Vec<(&str, i32)> = qrels
+            .iter()
+            .filter(|(d, g)| **g > 0 && **d != "dx")
+            .map(|(d, g)| (*d, *g))
+            .collect();
+        expected_positives.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let positives: Vec<&str> = group.positives.iter().map(|p| p.doc_id.as_str()).collect();
+        assert_eq!(
+            positives,
+            expected_positives.iter().map(|p| p.0).collect::<Vec<_>>(),
+            "{}",
+            group.query_id
+        );
+        for negative in &group.negatives {
+            assert!(
+                !qrels.contains_key(negative.doc_id.as_str()),
+                "{}: judged doc {} mined as a negative",
+                group.query_id,
+                negative.doc_id
+            );
+        }
+        let distinct: HashSet<&str> = group.negatives.iter().map(|p| p.doc_id.as_str()).collect();
+        assert_eq!(distinct.len(), group.negatives.len());
+        assert!(!group.negatives.is_empty() && group.negatives.len() <= n);
+        if let Some(run) = run {
+            let expected: Vec<&str> = run.by_query[&group.query_id]
+                .iter()
+                .map(|h| h.doc_id.as_str())
+                .filter(|d| !qrels.contains_key(d))
+                .take(n)
+                .collect();
+            let negatives: Vec<&str> = group.negatives.iter().map(|p| p.doc_id.as_str()).collect();
+            assert_eq!(negatives, expected, "{}", group.query_id);
+        }
+    }
+}
+
+#[test]
+fn bm25_mining_excludes_judged_docs_and_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let data = dataset_with_train_split(tmp.path());
+    let data = data.to_str().unwrap();
+    let out = tmp.path().join("mined.jsonl");
+    let mine = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "mine",
+            "--dataset",
+            data,
+            "--retriever",
+            "bm25",
+            "--depth",
+            "20",
+            "--negatives",
+            "4",
+            "--json",
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        ok_json(&quarry(&home, &args))
+    };
+    let summary = mine(&out, &[]);
+    assert_eq!(summary["split"], "train");
+    assert_eq!(summary["queries"], 5);
+    assert_eq!(summary["queries_without_positives"], 1);
+    assert_eq!(summary["groups_written"], 4);
+    assert_eq!(summary["positives_missing_from_corpus"], 1);
+    assert_eq!(summary["sample"], "top");
+
+    let groups = load_train_groups(&out).unwrap();
+    assert_eq!(
+        groups
+            .iter()
+            .map(|g| g.query_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["q0", "q1", "q3", "q4"]
+    );
+    // Texts come from the corpus.
+    let q0 = &groups[0];
+    assert_eq!(q0.query, "apple light");
+    assert_eq!(q0.positives[0].doc_id, "d3");
+    assert_eq!(q0.positives[0].title, "cloud");
+    let negatives: usize = groups.iter().map(|g| g.negatives.len()).sum();
+    assert_eq!(
+        summary["avg_negatives"].as_f64().unwrap(),
+        negatives as f64 / 4.0
+    );
+
+    // Negatives follow BM25's ranking of the same queries.
+    let run_file = tmp.path().join("train.run");
+    let eval = quarry(
+        &home,
+        &[
+            "eval",
+            "--dataset",
+            data,
+            "--split",
+            "train",
+            "--retriever",
+            "bm25",
+            "--k",
+            "20",
+            "--metrics",
+            "ndcg@10",
+            "--run-out",
+            run_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(eval.status.code(), Some(0), "{}", text(&eval));
+    let run = Run::read(&run_file).unwrap();
+    check_groups(&groups, Some(&run), 4);
+
+    // Same input, same bytes; the summary's checksum is the file's.
+    let again = tmp.path().join("again.jsonl");
+    let summary_again = mine(&again, &[]);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
+    assert_eq!(summary["output_sha256"], summary_again["output_sha256"]);
+
+    // Skipping the top candidates shifts the window.
+    let skipped = tmp.path().join("skip.jsonl");
+    mine(&skipped, &["--skip-top", "1"]);
+    let skipped: HashMap<String, TrainGroup> = load_train_groups(&skipped)
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.query_id.clone(), g))
+        .collect();
+    for without in &groups {
+        if without.negatives.len() > 1 {
+            let with = &skipped[&without.query_id];
+            assert_eq!(with.negatives[0], without.negatives[1]);
+        }
+    }
+
+    // Random sampling: seeded, reproducible, never a judged doc.
+    let random = |name: &str, seed: &str| {
+        let path = tmp.path().join(name);
+        let summary = mine(&path, &["--sample", "random", "--seed", seed]);
+        assert_eq!(summary["sample"], format!("random(seed={seed})"));
+        std::fs::read(&path).unwrap()
+    };
+    let first = random("r1.jsonl", "7");
+    assert_eq!(first, random("r2.jsonl", "7"));
+    check_groups(
+        &load_train_groups(&tmp.path().join("r1.jsonl")).unwrap(),
+        None,
+        4,
+    );
+}
+
+#[test]
+fn dense_and_hybrid_mining_use_the_built_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let model = tiny_model(tmp.path());
+    let data = dataset_with_train_split(tmp.path());
+    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let build = quarry(&home, &["build", "--model", model, "--dataset", data]);
+    assert_eq!(build.status.code(), Some(0), "{}", text(&build));
+    for retriever in ["dense:tiny-bert", "hybrid:rrf(bm25,dense:tiny-bert)"] {
+        let out = tmp.path().join("mined.jsonl");
+        let run_file = tmp.path().join("train.run");
+        let summary = ok_json(&quarry(
+            &home,
+            &[
+                "mine",
+                "--dataset",
+                data,
+                "--retriever",
+                retriever,
+                "--depth",
+                "25",
+                "--negatives",
+                "6",
+                "--json",
+                "--output",
+                out.to_str().unwrap(),
+            ],
+        ));
+        assert_eq!(summary["groups_written"], 4, "{retriever}");
+        // Every train query has a doc of the 30 in its dense top 25 that is
+        // unjudged, so every group is full.
+        assert_eq!(summary["avg_negatives"], 6.0, "{retriever}");
+        let eval = quarry(
+            &home,
+            &[
+                "eval",
+                "--dataset",
+                data,
+                "--split",
+                "train",
+                "--retriever",
+                retriever,
+                "--k",
+                "25",
+                "--metrics",
+                "ndcg@10",
+                "--run-out",
+                run_file.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(eval.status.code(), Some(0), "{}", text(&eval));
+        let run = Run::read(&run_file).unwrap();
+        check_groups(&load_train_groups(&out).unwrap(), Some(&run), 6);
+    }
+}
+
+#[test]
+fn bad_requests_fail_cleanly_without_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let data = tiny_dataset(tmp.path(), 30);
+    let data = data.to_str().unwrap();
+    let out = tmp.path().join("mined.jsonl");
+    let out_arg = out.to_str().unwrap();
+
+    // The tiny folder has no train split: the message lists the splits present.
+    let output = quarry(
+        &home,
+        &[
+            "mine",
+            "--dataset",
+            data,
+            "--retriever",
+            "bm25",
+            "--output",
+            out_arg,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("train") && err.contains("splits present: test"),
+        "{err}"
+    );
+
+    // A window too small for the negatives asked for is a usage error.
+    let output = quarry(
+        &home,
+        &[
+            "mine",
+            "--dataset",
+            data,
+            "--retriever",
+            "bm25",
+            "--split",
+            "test",
+            "--depth",
+            "10",
+            "--negatives",
+            "8",
+            "--skip-top",
+            "5",
+            "--output",
+            out_arg,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--depth 10"));
+
+    // A dense index that was never built names the build command.
+    let output = quarry(
+        &home,
+        &[
+            "mine",
+            "--dataset",
+            data,
+            "--retriever",
+            "dense:nothing",
+            "--split",
+            "test",
+            "--output",
+            out_arg,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("quarry build"));
+    assert!(!out.exists());
+}
