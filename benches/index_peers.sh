@@ -39,8 +39,11 @@ PY="$VENV/bin/python"
 HW="$WORK/clustered"
 "$PY" "$ROOT/benches/index_peers.py" gen-clustered --n "$N_HNSW" --dim $DIM --out "$HW"
 
-cargo build -q --release -p quarry-index --example dense_bench
-BENCH="$CARGO_TARGET_DIR/release/examples/dense_bench"
+# DENSE_BENCH=path skips the build (a binary built earlier from this tree).
+if [ -z "${DENSE_BENCH:-}" ]; then
+  cargo build -q --release -p quarry-index --example dense_bench
+fi
+BENCH=${DENSE_BENCH:-$CARGO_TARGET_DIR/release/examples/dense_bench}
 
 load() { echo "load: $(cut -d' ' -f1-3 /proc/loadavg), rustc running: $(pgrep -c rustc || true)"; }
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2), $(load)"

@@ -135,22 +135,26 @@ fn flat(a: &HashMap<String, String>) {
 fn open(a: &HashMap<String, String>) {
     let queries = NpyF32::open(Path::new(&a["queries"])).unwrap();
     let work = PathBuf::from(&a["work"]);
-    let label = a.get("label").map_or("page cache warm", |l| l.as_str());
+    // "as found": whatever the page cache holds now; the second open right
+    // after is the warm case.
+    let label = a.get("label").map_or("as found", |l| l.as_str());
     for et in ["f32", "f16"] {
         if a.get("only").is_some_and(|o| o != et) {
             continue;
         }
-        let t = Instant::now();
-        let index = DenseIndex::open(&work.join(format!("quarry-{et}"))).unwrap();
-        let open_ms = t.elapsed().as_secs_f64() * 1e3;
-        let q = queries.rows_vec(0, 1);
-        let t2 = Instant::now();
-        index.search(FP, &q, 10).unwrap();
-        println!(
-            "open {} rows {et} ({label}): open {open_ms:.2} ms; first query {:.1} ms",
-            index.rows(),
-            t2.elapsed().as_secs_f64() * 1e3
-        );
+        for pass in [label, "again, warm"] {
+            let t = Instant::now();
+            let index = DenseIndex::open(&work.join(format!("quarry-{et}"))).unwrap();
+            let open_ms = t.elapsed().as_secs_f64() * 1e3;
+            let q = queries.rows_vec(0, 1);
+            let t2 = Instant::now();
+            index.search(FP, &q, 10).unwrap();
+            println!(
+                "open {} rows {et} ({pass}): open {open_ms:.2} ms; first query {:.1} ms",
+                index.rows(),
+                t2.elapsed().as_secs_f64() * 1e3
+            );
+        }
     }
 }
 
