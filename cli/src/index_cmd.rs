@@ -245,7 +245,12 @@ pub fn run(args: IndexArgs) -> Result<()> {
         IndexCommand::Info { dir, json } => info(&dir, json, Verify::Never),
         IndexCommand::Verify { dir, json } => {
             // Verify::Always checksums every shard; the first mismatch is the error.
-            info(&dir, json, Verify::Always)
+            info(&dir, json, Verify::Always)?;
+            // The HNSW graph file too (checksum and link ranges), when there is one.
+            let index = open(&dir, Verify::Never)?;
+            HnswIndex::verify_file(&index)
+                .with_context(|| format!("verifying the HNSW graph of {}", dir.display()))?;
+            Ok(())
         }
         IndexCommand::Search {
             dir,

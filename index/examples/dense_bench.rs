@@ -135,20 +135,31 @@ fn flat(a: &HashMap<String, String>) {
 fn open(a: &HashMap<String, String>) {
     let queries = NpyF32::open(Path::new(&a["queries"])).unwrap();
     let work = PathBuf::from(&a["work"]);
+    // "as found": whatever the page cache holds now; the second open right
+    // after is the warm case.
+    let label = a.get("label").map_or("as found", |l| l.as_str());
     for et in ["f32", "f16"] {
-        let t = Instant::now();
-        let index = DenseIndex::open(&work.join(format!("quarry-{et}"))).unwrap();
-        let open_ms = t.elapsed().as_secs_f64() * 1e3;
-        let q = queries.rows_vec(0, 1);
-        let t2 = Instant::now();
-        index.search(FP, &q, 10).unwrap();
-        println!(
-            "open {} rows {et}: {open_ms:.2} ms; first query {:.1} ms (page cache warm)",
-            index.rows(),
-            t2.elapsed().as_secs_f64() * 1e3
-        );
+        if a.get("only").is_some_and(|o| o != et) {
+            continue;
+        }
+        for pass in [label, "again, warm"] {
+            let t = Instant::now();
+            let index = DenseIndex::open(&work.join(format!("quarry-{et}"))).unwrap();
+            let open_ms = t.elapsed().as_secs_f64() * 1e3;
+            let q = queries.rows_vec(0, 1);
+            let t2 = Instant::now();
+            index.search(FP, &q, 10).unwrap();
+            println!(
+                "open {} rows {et} ({pass}): open {open_ms:.2} ms; first query {:.1} ms",
+                index.rows(),
+                t2.elapsed().as_secs_f64() * 1e3
+            );
+        }
     }
 }
+
+/// ef values swept by both HNSW benches (index_peers.py's EF_SWEEP).
+const EF_SWEEP: [usize; 12] = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512];
 
 fn hnsw(a: &HashMap<String, String>) {
     let base = NpyF32::open(Path::new(&a["base"])).unwrap();
@@ -162,8 +173,7 @@ fn hnsw(a: &HashMap<String, String>) {
     };
     let dir = work.join(format!("quarry-hnsw-{rows}"));
     let index = ensure_index(&base, &dir, ElementType::F32, rows);
-    // Few queries: on random 896-d data HNSW needs a very large ef for high recall.
-    let nq: usize = a.get("nq").map_or(200, |n| n.parse().unwrap());
+    let nq: usize = a.get("nq").map_or(1000, |n| n.parse().unwrap());
     let q = queries.rows_vec(0, nq);
     let report = HnswIndex::build(&index, params, &q[..200 * base.cols], 10).unwrap();
     println!(
@@ -179,19 +189,36 @@ fn hnsw(a: &HashMap<String, String>) {
     let t = Instant::now();
     let graph = HnswIndex::load(&index).unwrap();
     let reload_s = t.elapsed().as_secs_f64();
-    println!("quarry hnsw reload: {reload_s:.3} s");
+    println!("quarry hnsw reload: {:.1} ms", reload_s * 1e3);
     let truth = index.search(FP, &q, 10).unwrap();
     let mut sweep = Vec::new();
-    for ef in [32usize, 64, 128, 256, 512, 1024, 2048] {
-        graph
-            .search(&index, FP, &q[..50 * base.cols], 10, Some(ef))
+    // Same protocol as index_peers.py's hnswlib run: the whole query set as one
+    // batch over `threads` threads (1 = one query at a time; all cores).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut thread_counts = vec![1, cores];
+    thread_counts.dedup();
+    for threads in thread_counts {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
             .unwrap();
-        let t = Instant::now();
-        let res = graph.search(&index, FP, &q, 10, Some(ef)).unwrap();
-        let qps = nq as f64 / t.elapsed().as_secs_f64();
-        let recall = recall_at_k(&truth, &res, 10);
-        println!("quarry hnsw ef={ef}: recall@10 {recall:.4}, {qps:.0} q/s");
-        sweep.push(serde_json::json!({"ef": ef, "qps": qps, "recall": recall}));
+        for ef in EF_SWEEP {
+            pool.install(|| {
+                graph
+                    .search(&index, FP, &q[..50 * base.cols], 10, Some(ef))
+                    .unwrap();
+                let t = Instant::now();
+                let res = graph.search(&index, FP, &q, 10, Some(ef)).unwrap();
+                let qps = nq as f64 / t.elapsed().as_secs_f64();
+                let recall = recall_at_k(&truth, &res, 10);
+                println!(
+                    "quarry hnsw threads={threads} ef={ef}: recall@10 {recall:.4}, {qps:.0} q/s"
+                );
+                sweep.push(
+                    serde_json::json!({"ef": ef, "threads": threads, "qps": qps, "recall": recall}),
+                );
+            });
+        }
     }
     let out =
         serde_json::json!({"build_s": report.build_seconds, "reload_s": reload_s, "sweep": sweep});

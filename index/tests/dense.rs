@@ -400,6 +400,67 @@ fn hnsw_builds_persists_and_reloads() {
 }
 
 #[test]
+fn hnsw_over_f32_rows_and_corrupt_graph_files() {
+    use quarry_index::dense::{HnswIndex, HnswParams};
+    let tmp = tempfile::tempdir().unwrap();
+    let dim = 24;
+    let data = vectors(3000, dim, 9);
+    build(tmp.path(), &data, dim, ElementType::F32, 1000);
+    let index = DenseIndex::open(tmp.path()).unwrap();
+    let params = HnswParams {
+        m: 8,
+        ef_construction: 64,
+        ef_search: 64,
+    };
+    let report = HnswIndex::build(&index, params, &[], 10).unwrap();
+    assert!(report.entry.recall_at_k >= 0.9, "{:?}", report.entry);
+    let index = DenseIndex::open(tmp.path()).unwrap(); // sees the manifest's new graph entry
+    let graph = HnswIndex::load(&index).unwrap();
+    // Scores are the exact inner products of the stored rows.
+    let q = &data[5 * dim..6 * dim];
+    let hits = graph.search(&index, FP, q, 5, Some(64)).unwrap();
+    assert_eq!(hits[0][0].row, 5);
+    let exact = index.search(FP, q, 5).unwrap();
+    assert_eq!(hits[0][0].score, exact[0][0].score);
+    drop(graph);
+
+    // A flipped byte in the links: caught by the checksum on the next full check.
+    let file = tmp.path().join("hnsw/graph.qhg");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let original = bytes.clone();
+    bytes[200] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    match HnswIndex::load(&index) {
+        Err(IndexError::DataCorruption { file: f, detail }) => {
+            assert_eq!(f, file);
+            assert!(detail.contains("checksum"), "{detail}");
+        }
+        other => panic!("expected DataCorruption, got {:?}", other.err()),
+    }
+    // Truncated: named, typed.
+    std::fs::write(&file, &original[..original.len() - 100]).unwrap();
+    match HnswIndex::load(&index) {
+        Err(IndexError::DataCorruption { file: f, detail }) => {
+            assert_eq!(f, file);
+            assert!(detail.contains("truncated"), "{detail}");
+        }
+        other => panic!("expected DataCorruption, got {:?}", other.err()),
+    }
+    // Wrong magic.
+    let mut bad = original.clone();
+    bad[0] = b'X';
+    std::fs::write(&file, &bad).unwrap();
+    assert!(matches!(
+        HnswIndex::load(&index),
+        Err(IndexError::DataCorruption { .. })
+    ));
+    // Restored: loads again (and verify_file passes).
+    std::fs::write(&file, &original).unwrap();
+    HnswIndex::load(&index).unwrap();
+    HnswIndex::verify_file(&index).unwrap();
+}
+
+#[test]
 fn hnsw_refuses_non_unit_vectors() {
     use quarry_index::dense::{HnswIndex, HnswParams};
     let tmp = tempfile::tempdir().unwrap();

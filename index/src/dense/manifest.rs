@@ -27,10 +27,15 @@ pub struct ShardEntry {
 /// HNSW graph persisted next to the shards (optional).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HnswEntry {
-    /// Sub-directory holding the hnsw_rs dump.
+    /// Sub-directory holding the graph file (`hnsw`).
     pub dir: String,
-    /// Basename of the hnsw_rs dump files (`<basename>.hnsw.graph` / `.hnsw.data`).
+    /// File name of the graph inside `dir` (`graph.qhg`, layout in FORMAT.md).
     pub basename: String,
+    /// XXH3-64 of the graph file's bytes before its footer, 16 hex digits
+    /// (equals the footer's). Empty in manifests written before quarry's own
+    /// graph format (an hnsw_rs dump): loading those asks for a rebuild.
+    #[serde(default)]
+    pub checksum: String,
     pub m: usize,
     pub ef_construction: usize,
     /// Default ef at search time.

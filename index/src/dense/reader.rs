@@ -67,9 +67,15 @@ impl DenseIndex {
         let mut verified = VerifiedSet::load(dir);
         let mut verified_changed = false;
         let mut start = 0u64;
-        for entry in &manifest.shards {
+        // Map every shard first (starting the header/footer reads), then decode.
+        let mapped = manifest
+            .shards
+            .iter()
+            .map(|entry| Shard::map(&dir.join(&entry.file)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (entry, mapped) in manifest.shards.iter().zip(mapped) {
             let path = dir.join(&entry.file);
-            let shard = Shard::open(&path)?;
+            let shard = mapped.finish()?;
             let h = shard.header();
             let mismatch = |detail: String| IndexError::DataCorruption {
                 file: path.clone(),
