@@ -43,6 +43,8 @@ pub enum Command {
     Build(crate::build::BuildArgs),
     /// Score several retrievers on several datasets: one table (md, csv, json) or an SVG chart
     Compare(crate::compare::CompareArgs),
+    /// LoRA-fine-tune a Qwen2 encoder contrastively (RepLLaMA recipe) into a PEFT adapter
+    Train(Box<crate::train::TrainArgs>),
 }
 
 #[derive(Debug, Args)]

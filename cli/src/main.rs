@@ -9,6 +9,7 @@ mod datasets;
 mod eval;
 mod index_cmd;
 mod search;
+mod train;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -59,6 +60,10 @@ fn run(cli: Cli) -> Result<()> {
     if let Command::Index(args) = cli.command {
         return index_cmd::run(args);
     }
+    // `quarry train` reads its model and training file alone.
+    if let Command::Train(args) = cli.command {
+        return train::run(*args);
+    }
     let context = Session::load(&cli)?;
     match cli.command {
         Command::Datasets(args) => datasets::run(&context, &args),
@@ -66,7 +71,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Search(args) => search::run(&context, args),
         Command::Build(args) => build::run(&context, args),
         Command::Compare(args) => compare::run(&context, args),
-        Command::Index(_) => unreachable!("handled above"),
+        Command::Index(_) | Command::Train(_) => unreachable!("handled above"),
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`bm25`]: the BM25 retriever over the catalog's index.
 //! - [`build`]: dense indexes: encode a corpus once, cache query embeddings, search.
 //! - [`textio`]: line reading of plain, `.gz` and `.zst` files.
+//! - [`train_data`], [`train`]: LoRA contrastive fine-tuning (`quarry train`).
 
 pub mod bm25;
 pub mod build;
@@ -24,5 +25,7 @@ pub mod registry;
 pub mod retrieve;
 pub mod run;
 pub mod textio;
+pub mod train;
+pub mod train_data;
 
 pub use error::{EngineError, Result};
