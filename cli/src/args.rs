@@ -45,6 +45,8 @@ pub enum Command {
     Compare(crate::compare::CompareArgs),
     /// Mine hard negatives for a train split: Tevatron JSONL training groups for `quarry train`
     Mine(crate::mine::MineArgs),
+    /// LoRA-fine-tune a Qwen2 encoder contrastively (RepLLaMA recipe) into a PEFT adapter
+    Train(Box<crate::train::TrainArgs>),
 }
 
 #[derive(Debug, Args)]

@@ -77,6 +77,11 @@ pub struct BuildArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_tokens: Option<u32>,
 
+    /// A LoRA adapter folder (PEFT format, e.g. from `quarry train`) merged into the
+    /// model's weights; part of the encoder's identity
+    #[arg(long, value_name = "DIR")]
+    pub lora: Option<PathBuf>,
+
     /// Also build an HNSW graph (exact flat search needs none)
     #[arg(long)]
     pub hnsw: bool,
@@ -111,7 +116,7 @@ fn parse_devices(text: &str) -> Result<Vec<ComputeDevice>, UsageError> {
     Ok((0..count).map(ComputeDevice::Cuda).collect())
 }
 
-fn parse_device(text: &str) -> Result<ComputeDevice, UsageError> {
+pub fn parse_device(text: &str) -> Result<ComputeDevice, UsageError> {
     let device = match text {
         "cpu" => ComputeDevice::Cpu,
         "cuda" => ComputeDevice::Cuda(0),
@@ -188,6 +193,7 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
             device,
             max_length: args.max_len.map(|n| n as usize),
             batch_tokens: args.batch_tokens.map(|n| n as usize),
+            lora: args.lora.clone(),
         },
         name: args.name.clone(),
         store: match args.store {

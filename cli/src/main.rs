@@ -10,6 +10,7 @@ mod eval;
 mod index_cmd;
 mod mine;
 mod search;
+mod train;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,6 +61,10 @@ fn run(cli: Cli) -> Result<()> {
     if let Command::Index(args) = cli.command {
         return index_cmd::run(args);
     }
+    // `quarry train` reads its model and training file alone.
+    if let Command::Train(args) = cli.command {
+        return train::run(*args);
+    }
     let context = Session::load(&cli)?;
     match cli.command {
         Command::Datasets(args) => datasets::run(&context, &args),
@@ -68,7 +73,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Build(args) => build::run(&context, args),
         Command::Compare(args) => compare::run(&context, args),
         Command::Mine(args) => mine::run(&context, args),
-        Command::Index(_) => unreachable!("handled above"),
+        Command::Index(_) | Command::Train(_) => unreachable!("handled above"),
     }
 }
 

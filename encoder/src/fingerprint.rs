@@ -105,6 +105,9 @@ pub struct FingerprintInputs<'a> {
     /// Files whose bytes define the model: weight files (all shards) and, for HF folders,
     /// `config.json`. Their paths do not enter the fingerprint, only their contents.
     pub model_files: Vec<PathBuf>,
+    /// Files of a LoRA adapter merged into the weights (`adapter_model.safetensors`,
+    /// `adapter_config.json`); empty without one. Contents only, like `model_files`.
+    pub adapter_files: Vec<PathBuf>,
     pub tokenizer: &'a TextTokenizer,
     pub template: &'a PromptTemplate,
     pub normalize: bool,
@@ -129,6 +132,10 @@ pub fn fingerprint_description(inputs: &FingerprintInputs<'_>) -> Result<String,
     let mut text = format!("{RECIPE}\n");
     for path in &inputs.model_files {
         text.push_str(&format!("model_file {}\n", sha256_file(path)?));
+    }
+    // Only present with an adapter, so fingerprints of plain models stay as they were.
+    for path in &inputs.adapter_files {
+        text.push_str(&format!("adapter_file {}\n", sha256_file(path)?));
     }
     let tokenizer_json = inputs.tokenizer.canonical_json()?;
     text.push_str(&format!(

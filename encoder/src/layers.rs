@@ -115,7 +115,11 @@ impl<'a, B: Backend> WeightReader<'a, B> {
         } else {
             None
         };
-        Ok(Linear { weight, bias })
+        Ok(Linear {
+            weight,
+            bias,
+            lora: None,
+        })
     }
 }
 
@@ -138,16 +142,82 @@ fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
-/// `y = x W^T + b` with `W` stored transposed (`[d_in, d_out]`).
+/// `y = x W^T + b` with `W` stored transposed (`[d_in, d_out]`), plus an optional LoRA
+/// branch (training: base weights stay constants, the branch holds the trainable tensors).
 #[derive(Debug, Clone)]
 pub(crate) struct Linear<B: Backend> {
     weight: Tensor<B, 2>,
     bias: Option<Tensor<B, 1>>,
+    pub(crate) lora: Option<LoraBranch<B>>,
 }
 
 impl<B: Backend> Linear<B> {
     pub(crate) fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        burn::tensor::module::linear(x, self.weight.clone(), self.bias.clone())
+        match &self.lora {
+            None => burn::tensor::module::linear(x, self.weight.clone(), self.bias.clone()),
+            Some(lora) => {
+                let base =
+                    burn::tensor::module::linear(x.clone(), self.weight.clone(), self.bias.clone());
+                base + lora.forward(x)
+            }
+        }
+    }
+
+    /// `(d_in, d_out)`.
+    pub(crate) fn dims(&self) -> (usize, usize) {
+        let [d_in, d_out] = self.weight.dims();
+        (d_in, d_out)
+    }
+}
+
+/// PEFT's LoRA branch `dropout(x) Aᵀ Bᵀ · scale`, with `a` `[rank, in]` and `b` `[out, rank]`
+/// in PEFT's layout (so saving, loading and optimiser state need no transposes). The tensors
+/// are kept in f32 and cast to the activations' dtype in the forward pass.
+#[derive(Debug, Clone)]
+pub struct LoraBranch<B: Backend> {
+    pub a: Tensor<B, 2>,
+    pub b: Tensor<B, 2>,
+    pub scale: f64,
+    /// Probability of zeroing an input element (training only; 0 disables it).
+    pub dropout: f64,
+}
+
+impl<B: Backend> LoraBranch<B> {
+    fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let dtype = x.dtype();
+        let x = if self.dropout > 0.0 {
+            let keep = 1.0 - self.dropout;
+            // Draws from the backend's generator: the trainer seeds it per micro-batch, so
+            // masks are a function of (seed, step) and a resumed run draws the same ones.
+            let mask = Tensor::<B, D>::random(
+                x.shape(),
+                burn::tensor::Distribution::Bernoulli(keep),
+                &x.device(),
+            );
+            x * to_dtype(mask, dtype).div_scalar(keep)
+        } else {
+            x
+        };
+        let a = to_dtype(self.a.clone(), dtype).transpose();
+        let b = to_dtype(self.b.clone(), dtype).transpose();
+        let low = burn::tensor::module::linear(x, a, None);
+        burn::tensor::module::linear(low, b, None).mul_scalar(self.scale)
+    }
+}
+
+/// `x / y` for a positive `y`, with an exact gradient on the CPU.
+///
+/// burn-autodiff differentiates `x / y` with respect to `x` as `grad * recip(y)`, and
+/// burn-ndarray's f32 `recip` (also what `powf_scalar(-1)` becomes) is a SIMD
+/// approximation (~3e-4 relative): enough to put LoRA gradients 2e-4 away from PyTorch's.
+/// When differentiating, `x · (y²)^-½` is used instead (`powf` with a non-integer exponent
+/// is exact, and so is its derivative); without autodiff the plain division keeps inference
+/// numerics as they were.
+pub(crate) fn divide<B: Backend, const D: usize>(x: Tensor<B, D>, y: Tensor<B, D>) -> Tensor<B, D> {
+    if B::ad_enabled(&x.device()) {
+        x * y.powi_scalar(2).powf_scalar(-0.5)
+    } else {
+        x / y
     }
 }
 

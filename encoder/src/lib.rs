@@ -32,8 +32,11 @@ pub mod tokenizer;
 pub mod weights;
 
 pub mod bert;
+pub mod contrastive;
 pub mod encode;
 mod layers;
+pub mod lora;
+pub use layers::LoraBranch;
 pub mod qwen2;
 pub use bert::{BertConfig, BertModel};
 pub use encode::{

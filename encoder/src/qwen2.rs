@@ -24,8 +24,9 @@ use burn::tensor::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::layers::{require_positive, to_dtype, to_f32, Linear, WeightReader};
-use crate::{EncoderError, TensorSource};
+use crate::layers::{divide, require_positive, to_dtype, to_f32, Linear, LoraBranch, WeightReader};
+use crate::lora::{LoraAdapter, LoraPair};
+use crate::{EncoderError, HostTensor, TensorSource};
 
 /// The architecture hyper-parameters, from a HF `config.json` (or GGUF metadata).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -267,7 +268,7 @@ impl<B: Backend> RmsNorm<B> {
         let mean_square = x.clone().powi_scalar(2).mean_dim(2);
         // Division, not `recip()`: burn-ndarray's SIMD reciprocal is an
         // approximation (~1e-4 relative), far outside parity tolerance.
-        let normed = x / mean_square.add_scalar(self.eps).sqrt();
+        let normed = divide(x, mean_square.add_scalar(self.eps).sqrt());
         to_dtype(normed, dtype) * self.weight.clone()
     }
 }
@@ -379,7 +380,11 @@ impl<B: Backend> Attention<B> {
             softcap: None,
             is_causal: true,
         };
-        let context = attention(q, k, v, None, None, options);
+        let context = if B::ad_enabled(&q.device()) {
+            differentiable_causal_attention(q, k, v)
+        } else {
+            attention(q, k, v, None, None, options)
+        };
         let context =
             context
                 .swap_dims(1, 2)
@@ -398,6 +403,38 @@ impl<B: Backend> Attention<B> {
             .expand([batch, kv_heads, group, seq_len, head_dim])
             .reshape([batch, kv_heads * group, seq_len, head_dim])
     }
+}
+
+/// Causal softmax attention written out for training. burn-autodiff has no attention
+/// kernel of its own (it differentiates the same decomposition), and writing it here lets
+/// the softmax normalisation use [`divide`] (exact gradients on the CPU backend).
+fn differentiable_causal_attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let [batch, heads, seq_len, head_dim] = q.dims();
+    let device = q.device();
+    let scores = q
+        .matmul(k.swap_dims(2, 3))
+        .mul_scalar(1.0 / (head_dim as f64).sqrt());
+    let future: Vec<bool> = (0..seq_len)
+        .flat_map(|row| (0..seq_len).map(move |col| col > row))
+        .collect();
+    let future = Tensor::<B, 2, burn::tensor::Bool>::from_data(
+        TensorData::new(future, [seq_len, seq_len]),
+        &device,
+    )
+    .reshape([1, 1, seq_len, seq_len])
+    .expand([batch, heads, seq_len, seq_len]);
+    let scores = scores.mask_fill(future, f32::NEG_INFINITY);
+    // Softmax in f32 (as transformers' eager attention), shifted by the (constant) row maximum.
+    let dtype = scores.dtype();
+    let scores = to_f32(scores);
+    let shifted = scores.clone() - scores.max_dim(3).detach();
+    let weights = shifted.exp();
+    let weights = divide(weights.clone(), weights.sum_dim(3));
+    to_dtype(weights, dtype).matmul(v)
 }
 
 /// SwiGLU feed-forward: `down(silu(gate(x)) * up(x))`.
@@ -462,6 +499,8 @@ pub struct Qwen2Model<B: Backend> {
     config: Qwen2Config,
     device: B::Device,
     dtype: DType,
+    /// The checkpoint's prefix of the language model's names (`model.`), for module paths.
+    prefix: String,
 }
 
 impl<B: Backend> Qwen2Model<B> {
@@ -496,11 +535,137 @@ impl<B: Backend> Qwen2Model<B> {
             config: config.clone(),
             device: weights.device().clone(),
             dtype: weights.dtype(),
+            prefix: prefix.to_string(),
         })
     }
 
     pub fn config(&self) -> &Qwen2Config {
         &self.config
+    }
+
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    /// Every linear with its module path in the checkpoint's naming
+    /// (`model.layers.0.self_attn.q_proj`), layer by layer in PEFT's order.
+    fn linears_mut(&mut self) -> Vec<(String, &mut Linear<B>)> {
+        let prefix = &self.prefix;
+        let mut linears = Vec::with_capacity(self.layers.len() * 7);
+        for (index, layer) in self.layers.iter_mut().enumerate() {
+            let attention = &mut layer.self_attn;
+            let mlp = &mut layer.mlp;
+            let path = |group: &str, name: &str| format!("{prefix}layers.{index}.{group}.{name}");
+            linears.push((path("self_attn", "q_proj"), &mut attention.q_proj));
+            linears.push((path("self_attn", "k_proj"), &mut attention.k_proj));
+            linears.push((path("self_attn", "v_proj"), &mut attention.v_proj));
+            linears.push((path("self_attn", "o_proj"), &mut attention.o_proj));
+            linears.push((path("mlp", "gate_proj"), &mut mlp.gate_proj));
+            linears.push((path("mlp", "up_proj"), &mut mlp.up_proj));
+            linears.push((path("mlp", "down_proj"), &mut mlp.down_proj));
+        }
+        linears
+    }
+
+    /// Module paths and `(d_in, d_out)` of the linears whose last name component is in
+    /// `targets` (`q_proj`, ...), in model order.
+    pub fn lora_targets(&mut self, targets: &[String]) -> Vec<(String, usize, usize)> {
+        self.linears_mut()
+            .into_iter()
+            .filter(|(path, _)| {
+                let last = path.rsplit('.').next().unwrap_or("");
+                targets.iter().any(|t| t == last)
+            })
+            .map(|(path, linear)| {
+                let (d_in, d_out) = linear.dims();
+                (path, d_in, d_out)
+            })
+            .collect()
+    }
+
+    /// Puts `adapter`'s tensors (f32, on the model's device) on the linears it adapts, as
+    /// branches with `dropout` (0 for inference); replaces any branches attached before.
+    /// Every adapter module must exist with fitting shapes.
+    pub fn attach_lora(&mut self, adapter: &LoraAdapter, dropout: f64) -> Result<(), EncoderError> {
+        let device = self.device.clone();
+        let scale = adapter.config.scale();
+        let mut used = 0;
+        for (path, linear) in self.linears_mut() {
+            linear.lora = None;
+            let Some(pair) = adapter.modules.get(&path) else {
+                continue;
+            };
+            let (d_in, d_out) = linear.dims();
+            let rank = adapter.config.rank;
+            if pair.a.shape != [rank, d_in] || pair.b.shape != [d_out, rank] {
+                return Err(EncoderError::InvalidInput(format!(
+                    "adapter `{path}`: lora_A {:?} / lora_B {:?} do not fit the linear [{d_out}, {d_in}]",
+                    pair.a.shape, pair.b.shape
+                )));
+            }
+            let tensor = |host: &HostTensor| {
+                Tensor::<B, 2>::from_data(
+                    TensorData::new(host.data.clone(), [host.shape[0], host.shape[1]]),
+                    (&device, DType::F32),
+                )
+            };
+            linear.lora = Some(LoraBranch {
+                a: tensor(&pair.a),
+                b: tensor(&pair.b),
+                scale,
+                dropout,
+            });
+            used += 1;
+        }
+        if used != adapter.modules.len() {
+            let known: Vec<String> = self.linears_mut().into_iter().map(|(p, _)| p).collect();
+            let unknown: Vec<&String> = adapter
+                .modules
+                .keys()
+                .filter(|module| !known.contains(module))
+                .collect();
+            return Err(EncoderError::InvalidInput(format!(
+                "the adapter names modules this model does not have: {unknown:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The attached LoRA branches with their module paths, in model order.
+    pub fn lora_branches_mut(&mut self) -> Vec<(String, &mut LoraBranch<B>)> {
+        self.linears_mut()
+            .into_iter()
+            .filter_map(|(path, linear)| linear.lora.as_mut().map(|lora| (path, lora)))
+            .collect()
+    }
+
+    /// The attached branches' current values as a host adapter (for saving).
+    pub fn lora_adapter(
+        &mut self,
+        config: &crate::lora::LoraConfig,
+    ) -> Result<LoraAdapter, EncoderError> {
+        let mut modules = std::collections::BTreeMap::new();
+        for (path, branch) in self.lora_branches_mut() {
+            let host = |tensor: &Tensor<B, 2>| -> Result<HostTensor, EncoderError> {
+                let shape = tensor.dims().to_vec();
+                let data = to_f32(tensor.clone())
+                    .into_data()
+                    .to_vec::<f32>()
+                    .map_err(|e| EncoderError::Backend(format!("reading `{path}`: {e:?}")))?;
+                Ok(HostTensor { shape, data })
+            };
+            modules.insert(
+                path.clone(),
+                LoraPair {
+                    a: host(&branch.a)?,
+                    b: host(&branch.b)?,
+                },
+            );
+        }
+        Ok(LoraAdapter {
+            config: config.clone(),
+            modules,
+        })
     }
 
     /// Final hidden states `[batch, seq, hidden]` (after the final norm) of

@@ -410,6 +410,7 @@ fn minilm_safetensors_and_fingerprint() {
     );
     let inputs = FingerprintInputs {
         model_files: files,
+        adapter_files: Vec::new(),
         tokenizer: &tokenizer,
         template: &template,
         normalize: true,

@@ -31,6 +31,7 @@ use indicatif::ProgressBar;
 use quarry_encoder::fingerprint::{
     encoder_fingerprint, fingerprint_description, FingerprintInputs,
 };
+use quarry_encoder::lora::{LoraAdapter, LoraMergedSource};
 use quarry_encoder::prompt::{detect_family, PoolAt, PromptBuilder, PromptTemplate, TextKind};
 use quarry_encoder::weights::{open_weights, Weights};
 use quarry_encoder::{ComputeDevice, EmbeddingModel, EncodeOptions, ModelConfig, Precision};
@@ -87,6 +88,9 @@ pub struct EncoderSpec {
     pub max_length: Option<usize>,
     /// Upper bound on batch size × padded length; `None`: the encoder's default.
     pub batch_tokens: Option<usize>,
+    /// A LoRA adapter folder (PEFT format) merged into the weights at load time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<PathBuf>,
 }
 
 /// Name of the compute dtype as the fingerprint spells it.
@@ -104,6 +108,7 @@ pub fn precision_name(precision: Precision) -> &'static str {
 pub struct PreparedEncoder {
     pub spec: EncoderSpec,
     weights: Weights,
+    adapter: Option<LoraAdapter>,
     config: ModelConfig,
     pub builder: PromptBuilder,
     pub options: EncodeOptions,
@@ -167,8 +172,17 @@ impl PreparedEncoder {
             (None, ComputeDevice::Cpu) => CPU_BATCH_TOKENS,
             (None, ComputeDevice::Cuda(_)) => options.batch.max_batch_tokens,
         };
+        let adapter = match &spec.lora {
+            Some(dir) => Some(LoraAdapter::load(dir)?),
+            None => None,
+        };
         let inputs = FingerprintInputs {
             model_files: weights.model_files(),
+            adapter_files: spec
+                .lora
+                .as_deref()
+                .map(LoraAdapter::files)
+                .unwrap_or_default(),
             tokenizer: builder.tokenizer(),
             template: builder.template(),
             normalize: builder.normalize(),
@@ -180,6 +194,7 @@ impl PreparedEncoder {
         Ok(PreparedEncoder {
             spec: spec.clone(),
             weights,
+            adapter,
             config,
             builder,
             options,
@@ -198,9 +213,18 @@ impl PreparedEncoder {
 
     /// Loads the weights onto another device than the spec's (multi-GPU builds).
     pub fn load_on(&self, device: ComputeDevice) -> Result<EmbeddingModel> {
+        let base = self.weights.as_source();
+        let merged;
+        let source: &dyn quarry_encoder::TensorSource = match &self.adapter {
+            Some(adapter) => {
+                merged = LoraMergedSource::new(base, adapter)?;
+                &merged
+            }
+            None => base,
+        };
         Ok(EmbeddingModel::load(
             &self.config,
-            self.weights.as_source(),
+            source,
             self.options,
             device,
         )?)
@@ -390,10 +414,14 @@ pub fn build_dense(
     let corpus = dataset.read_corpus()?;
     let queries = dataset.read_queries()?;
     let prepared = PreparedEncoder::prepare(&request.encoder)?;
-    let name = request
-        .name
-        .clone()
-        .unwrap_or_else(|| default_index_name(&request.encoder.model, &prepared.template_mode));
+    let name = request.name.clone().unwrap_or_else(|| {
+        let name = default_index_name(&request.encoder.model, &prepared.template_mode);
+        // A different adapter builds a different index: name it after the adapter folder.
+        match request.encoder.lora.as_deref().and_then(Path::file_name) {
+            Some(adapter) => format!("{name}-lora-{}", adapter.to_string_lossy()),
+            None => name,
+        }
+    });
     let dir = dense_dir(catalog, &name, &dataset.name);
     let existing = Manifest::load(&dir).map_err(|e| stale_format(&dir, e))?;
     if let Some(m) = &existing {

@@ -15,6 +15,7 @@
 //! - [`mine`]: hard negatives from a ranking, as training groups.
 //! - [`train_data`]: training groups (Tevatron/RepLLaMA JSONL, MS MARCO triples), read and written.
 //! - [`textio`]: line reading of plain, `.gz` and `.zst` files.
+//! - [`train_data`], [`train`]: LoRA contrastive fine-tuning (`quarry train`).
 
 pub mod bm25;
 pub mod build;
@@ -27,6 +28,7 @@ pub mod registry;
 pub mod retrieve;
 pub mod run;
 pub mod textio;
+pub mod train;
 pub mod train_data;
 
 pub use error::{EngineError, Result};

@@ -1,0 +1,218 @@
+//! `quarry train`: LoRA contrastive fine-tuning of a Qwen2 encoder (RepLLaMA recipe) on
+//! Tevatron-format training groups; see `quarry_engine::train` for the loop, determinism
+//! and checkpoints. The output folder is a PEFT adapter for `quarry build --lora`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use quarry_encoder::{ComputeDevice, Precision};
+use quarry_engine::train::{train, TrainJob, TrainSettings};
+
+use crate::args::UsageError;
+use crate::build::{parse_device, DtypeArg};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Base model: a GGUF file or an HF Qwen2 folder
+    #[arg(long, value_name = "PATH")]
+    pub model: PathBuf,
+
+    /// Training groups, Tevatron JSONL (query, positive_passages, negative_passages);
+    /// `quarry mine` writes them
+    #[arg(long = "train", value_name = "FILE.jsonl")]
+    pub train_file: PathBuf,
+
+    /// Output folder: PEFT adapter (adapter_model.safetensors, adapter_config.json),
+    /// checkpoint.safetensors, training_summary.json
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+
+    /// cpu, cuda or cuda:N (cuda needs a build with --features cuda)
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+
+    /// Compute dtype of the base model (bf16/f16 on cuda only; adapters stay f32)
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: DtypeArg,
+
+    /// LoRA rank
+    #[arg(long, default_value_t = 32)]
+    pub rank: usize,
+
+    /// LoRA alpha (the update is scaled by alpha / rank)
+    #[arg(long, default_value_t = 64.0)]
+    pub alpha: f64,
+
+    /// Dropout on the LoRA branches' input
+    #[arg(long, default_value_t = 0.1)]
+    pub dropout: f64,
+
+    /// Adapted projections, comma-separated
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+    )]
+    pub targets: Vec<String>,
+
+    /// Peak learning rate (AdamW)
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+
+    /// AdamW decoupled weight decay
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+
+    /// Clip the global gradient norm to this (0: no clipping)
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+
+    /// InfoNCE temperature on cosine scores
+    #[arg(long, default_value_t = 0.01)]
+    pub temperature: f64,
+
+    /// Passages per query: its positive and group-size - 1 hard negatives
+    #[arg(long, default_value_t = 8)]
+    pub group_size: usize,
+
+    /// Queries per optimiser step (global batch)
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+
+    /// Queries per forward/backward pass; gradients accumulate up to --batch
+    /// (in-batch negatives come from the same micro-batch)
+    #[arg(long, default_value_t = 8)]
+    pub micro_batch: usize,
+
+    /// Fraction of the steps with linearly rising learning rate
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup_ratio: f64,
+
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+
+    /// Cap on optimiser steps (the schedule is laid out over this many)
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+
+    /// Maximum query tokens, prompt and EOS included
+    #[arg(long, default_value_t = 32)]
+    pub query_max_len: usize,
+
+    /// Maximum passage tokens, prompt and EOS included
+    #[arg(long, default_value_t = 192)]
+    pub passage_max_len: usize,
+
+    /// Seed of data order, negative sampling, LoRA init and dropout
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// Write a checkpoint every N steps (0: only at the end)
+    #[arg(long, default_value_t = 50)]
+    pub checkpoint_every: usize,
+
+    /// Continue from the output folder's checkpoint (same settings)
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Stop after N steps of the schedule with a checkpoint, as if interrupted
+    #[arg(long, value_name = "N")]
+    pub stop_after: Option<usize>,
+
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let device = parse_device(&args.device)?;
+    let precision = match args.dtype {
+        DtypeArg::F32 => Precision::F32,
+        DtypeArg::Bf16 => Precision::BF16,
+        DtypeArg::F16 => Precision::F16,
+    };
+    if device == ComputeDevice::Cpu && precision != Precision::F32 {
+        return Err(UsageError(format!(
+            "--dtype {:?} needs --device cuda: the CPU backend computes in f32",
+            args.dtype
+        ))
+        .into());
+    }
+    let job = TrainJob {
+        model: args.model.clone(),
+        train_file: args.train_file.clone(),
+        output: args.output.clone(),
+        device,
+        settings: TrainSettings {
+            rank: args.rank,
+            alpha: args.alpha,
+            dropout: args.dropout,
+            target_modules: args.targets.clone(),
+            learning_rate: args.lr,
+            weight_decay: args.weight_decay,
+            max_grad_norm: args.max_grad_norm,
+            temperature: args.temperature,
+            group_size: args.group_size,
+            batch_size: args.batch,
+            micro_batch: args.micro_batch.min(args.batch),
+            warmup_ratio: args.warmup_ratio,
+            epochs: args.epochs,
+            max_steps: args.max_steps,
+            query_max_len: args.query_max_len,
+            passage_max_len: args.passage_max_len,
+            seed: args.seed,
+            precision,
+        },
+        checkpoint_every: args.checkpoint_every,
+        resume: args.resume,
+        stop_after: args.stop_after,
+    };
+    let progress = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr()).with_style(
+        ProgressStyle::with_template("training {bar:30} {pos}/{len} steps, ETA {eta} {msg}")
+            .expect("valid template"),
+    );
+    let summary = train(&job, &progress).with_context(|| {
+        format!(
+            "training LoRA adapters for {} on {}",
+            args.model.display(),
+            args.train_file.display()
+        )
+    })?;
+    progress.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    let state = if summary.finished {
+        format!("adapter written to {}", summary.output.display())
+    } else {
+        format!(
+            "stopped with a checkpoint; continue with --resume (output {})",
+            summary.output.display()
+        )
+    };
+    println!(
+        "step {}/{}{}: mean loss {}, last {}; {} tokens in {:.1}s ({:.0} tokens/s); {state}",
+        summary.step,
+        summary.total_steps,
+        summary
+            .resumed_from_step
+            .map(|s| format!(" (resumed at {s})"))
+            .unwrap_or_default(),
+        summary.mean_loss.map_or("-".into(), |l| format!("{l:.4}")),
+        summary.last_loss.map_or("-".into(), |l| format!("{l:.4}")),
+        summary.tokens,
+        summary.seconds,
+        summary.tokens_per_second
+    );
+    if summary.finished {
+        println!(
+            "evaluate with: quarry build --model {} --lora {} --mode supervised --dataset D",
+            args.model.display(),
+            args.output.display()
+        );
+    }
+    Ok(())
+}

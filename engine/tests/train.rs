@@ -1,0 +1,133 @@
+//! `quarry train` on the tiny Qwen2 of tests/fixtures/lora (made by
+//! scripts/make_lora_fixture.py): an interrupted and resumed run ends with the adapter bytes
+//! of an uninterrupted one; a diverging run stops naming the step and keeps its last good
+//! checkpoint; malformed training data is reported with file and line; the trained adapter
+//! loads as a PEFT adapter.
+
+use std::path::{Path, PathBuf};
+
+use indicatif::ProgressBar;
+use quarry_encoder::lora::{LoraAdapter, ADAPTER_WEIGHTS_FILE};
+use quarry_encoder::ComputeDevice;
+use quarry_engine::train::{train, TrainJob, TrainSettings, CHECKPOINT_FILE};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/lora")
+}
+
+fn job(output: &Path) -> TrainJob {
+    TrainJob {
+        model: fixtures().join("tiny_qwen2"),
+        train_file: fixtures().join("train.jsonl"),
+        output: output.to_path_buf(),
+        device: ComputeDevice::Cpu,
+        settings: TrainSettings {
+            rank: 4,
+            alpha: 8.0,
+            dropout: 0.1,
+            learning_rate: 1e-3,
+            group_size: 3,
+            batch_size: 4,
+            micro_batch: 2,
+            query_max_len: 32,
+            passage_max_len: 64,
+            seed: 7,
+            ..TrainSettings::default()
+        },
+        checkpoint_every: 0,
+        resume: false,
+        stop_after: None,
+    }
+}
+
+#[test]
+fn resumed_run_ends_with_the_bytes_of_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let hidden = ProgressBar::hidden();
+
+    let whole = job(&dir.path().join("whole"));
+    let summary = train(&whole, &hidden).unwrap();
+    assert!(summary.finished);
+    assert_eq!(summary.step, 4);
+    assert!(summary.last_loss.unwrap().is_finite());
+    let expected = std::fs::read(whole.output.join(ADAPTER_WEIGHTS_FILE)).unwrap();
+
+    let mut first_half = job(&dir.path().join("halves"));
+    first_half.stop_after = Some(2);
+    let summary = train(&first_half, &hidden).unwrap();
+    assert!(!summary.finished);
+    assert!(first_half.output.join(CHECKPOINT_FILE).is_file());
+    assert!(!first_half.output.join(ADAPTER_WEIGHTS_FILE).exists());
+
+    // Starting over in a folder with a checkpoint is refused; --resume continues it.
+    let mut again = job(&first_half.output);
+    assert!(train(&again, &hidden)
+        .unwrap_err()
+        .to_string()
+        .contains("--resume"));
+    again.resume = true;
+    let summary = train(&again, &hidden).unwrap();
+    assert_eq!(summary.resumed_from_step, Some(2));
+    assert!(summary.finished);
+    let resumed = std::fs::read(again.output.join(ADAPTER_WEIGHTS_FILE)).unwrap();
+    assert!(
+        expected == resumed,
+        "resumed adapter differs from the uninterrupted one"
+    );
+
+    // The output is a PEFT adapter folder quarry (and PEFT) can load; training moved lora_B.
+    let adapter = LoraAdapter::load(&again.output).unwrap();
+    assert_eq!(adapter.modules.len(), 2 * 7);
+    assert!(adapter
+        .modules
+        .values()
+        .any(|pair| pair.b.data.iter().any(|&v| v != 0.0)));
+
+    // Other settings on resume are refused.
+    let mut changed = job(&first_half.output);
+    changed.resume = true;
+    changed.settings.seed = 8;
+    assert!(train(&changed, &hidden)
+        .unwrap_err()
+        .to_string()
+        .contains("other settings"));
+}
+
+#[test]
+fn diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut absurd = job(dir.path());
+    absurd.settings.learning_rate = 1e30;
+    absurd.settings.warmup_ratio = 0.0;
+    absurd.checkpoint_every = 1;
+    let message = format!("{:#}", train(&absurd, &ProgressBar::hidden()).unwrap_err());
+    assert!(message.contains("at step"), "{message}");
+    assert!(message.contains("last good checkpoint"), "{message}");
+    let bytes = std::fs::read(dir.path().join(CHECKPOINT_FILE)).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for (name, view) in tensors.tensors() {
+        assert!(
+            view.data()
+                .chunks_exact(4)
+                .all(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()),
+            "{name} is not finite in the kept checkpoint"
+        );
+    }
+}
+
+#[test]
+fn malformed_training_line_is_reported_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixtures().join("train.jsonl")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[2] = lines[2].replacen("\"query\":", "\"question\":", 1);
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let mut broken = job(&dir.path().join("out"));
+    broken.train_file = bad;
+    let message = train(&broken, &ProgressBar::hidden())
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("bad.jsonl:3"), "{message}");
+    assert!(message.contains("query"), "{message}");
+}
