@@ -130,14 +130,16 @@ def hnswlib_run(a):
         for row, cand in zip(s, part):
             truth.append(sorted(cand, key=lambda j: (-row[j], j)))
     truth = np.array(truth)
-    index = hnswlib.Index(space="ip", dim=base.shape[1])
-    index.init_index(max_elements=a.rows, M=a.m, ef_construction=a.ef_construction, random_seed=100)
-    t = time.perf_counter()
-    index.add_items(base, np.arange(a.rows), num_threads=cores)
-    build_s = time.perf_counter() - t
     path = os.path.join(a.work, f"hnswlib-{a.rows}.bin")
-    index.save_index(path)
-    del index
+    build_s = float("nan")
+    if not a.query_only:
+        index = hnswlib.Index(space="ip", dim=base.shape[1])
+        index.init_index(max_elements=a.rows, M=a.m, ef_construction=a.ef_construction, random_seed=100)
+        t = time.perf_counter()
+        index.add_items(base, np.arange(a.rows), num_threads=cores)
+        build_s = time.perf_counter() - t
+        index.save_index(path)
+        del index
     t = time.perf_counter()
     index = hnswlib.Index(space="ip", dim=base.shape[1])
     index.load_index(path, max_elements=a.rows)
@@ -245,6 +247,7 @@ def main():
     h.add_argument("--m", type=int, default=16)
     h.add_argument("--ef-construction", type=int, default=200)
     h.add_argument("--nq", type=int, default=1000)
+    h.add_argument("--query-only", action="store_true", help="reload the graph saved by an earlier run, sweep only")
     h.add_argument("--out", required=True)
     ev = sub.add_parser("evict")
     ev.add_argument("--dir", required=True)

@@ -67,5 +67,12 @@ case " $PARTS " in *" hnsw "*)
   echo "($(load))"
   "$PY" "$ROOT/benches/index_peers.py" hnswlib --work "$HW" --rows "$N_HNSW" --m 16 --ef-construction 200 --out "$HW/hnswlib_hnsw.json"
   echo "($(load))"
+  # The load of a shared machine changes between the two runs above; sweep
+  # again from the persisted graphs, alternating peers, to see the spread.
+  for r in 1 2; do
+    echo "== hnsw query sweep again, round $r ($(load))"
+    "$BENCH" hnsw-query --queries "$HW/queries.npy" --work "$HW" --rows "$N_HNSW" --out "$HW/quarry_hnsw_again$r.json" | grep -E 'ef=(16|24|48):'
+    "$PY" "$ROOT/benches/index_peers.py" hnswlib --query-only --work "$HW" --rows "$N_HNSW" --out "$HW/hnswlib_hnsw_again$r.json" | grep -E 'ef=(16|24|48):'
+  done
 esac
 "$PY" "$ROOT/benches/index_peers.py" report --work "$WORK" --hnsw-work "$HW"

@@ -185,13 +185,18 @@ fn hnsw(a: &HashMap<String, String>) {
         report.entry.recall_at_k
     );
     drop(index);
-    let index = DenseIndex::open(&dir).unwrap();
+    sweep(&dir, &q, nq, base.cols, report.build_seconds, &a["out"]);
+}
+
+/// Reloads the persisted graph of `dir` and sweeps ef at 1 thread and all cores.
+fn sweep(dir: &Path, q: &[f32], nq: usize, dim: usize, build_s: f64, out: &str) {
+    let index = DenseIndex::open(dir).unwrap();
     let t = Instant::now();
     let graph = HnswIndex::load(&index).unwrap();
     let reload_s = t.elapsed().as_secs_f64();
     println!("quarry hnsw reload: {:.1} ms", reload_s * 1e3);
-    let truth = index.search(FP, &q, 10).unwrap();
-    let mut sweep = Vec::new();
+    let truth = index.search(FP, q, 10).unwrap();
+    let mut sweep_results = Vec::new();
     // Same protocol as index_peers.py's hnswlib run: the whole query set as one
     // batch over `threads` threads (1 = one query at a time; all cores).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -205,24 +210,36 @@ fn hnsw(a: &HashMap<String, String>) {
         for ef in EF_SWEEP {
             pool.install(|| {
                 graph
-                    .search(&index, FP, &q[..50 * base.cols], 10, Some(ef))
+                    .search(&index, FP, &q[..50 * dim], 10, Some(ef))
                     .unwrap();
                 let t = Instant::now();
-                let res = graph.search(&index, FP, &q, 10, Some(ef)).unwrap();
+                let res = graph.search(&index, FP, q, 10, Some(ef)).unwrap();
                 let qps = nq as f64 / t.elapsed().as_secs_f64();
                 let recall = recall_at_k(&truth, &res, 10);
                 println!(
                     "quarry hnsw threads={threads} ef={ef}: recall@10 {recall:.4}, {qps:.0} q/s"
                 );
-                sweep.push(
+                sweep_results.push(
                     serde_json::json!({"ef": ef, "threads": threads, "qps": qps, "recall": recall}),
                 );
             });
         }
     }
-    let out =
-        serde_json::json!({"build_s": report.build_seconds, "reload_s": reload_s, "sweep": sweep});
-    std::fs::write(&a["out"], serde_json::to_vec(&out).unwrap()).unwrap();
+    let json =
+        serde_json::json!({"build_s": build_s, "reload_s": reload_s, "sweep": sweep_results});
+    std::fs::write(out, serde_json::to_vec(&json).unwrap()).unwrap();
+}
+
+/// Query sweep only, on a graph built earlier by `hnsw` (for interleaving
+/// quarry's and hnswlib's sweeps on a machine whose load changes).
+fn hnsw_query(a: &HashMap<String, String>) {
+    let queries = NpyF32::open(Path::new(&a["queries"])).unwrap();
+    let work = PathBuf::from(&a["work"]);
+    let rows: usize = a["rows"].parse().unwrap();
+    let nq: usize = a.get("nq").map_or(1000, |n| n.parse().unwrap());
+    let q = queries.rows_vec(0, nq);
+    let dir = work.join(format!("quarry-hnsw-{rows}"));
+    sweep(&dir, &q, nq, queries.cols, f64::NAN, &a["out"]);
 }
 
 fn main() {
@@ -231,6 +248,7 @@ fn main() {
         "flat" => flat(&a),
         "open" => open(&a),
         "hnsw" => hnsw(&a),
+        "hnsw-query" => hnsw_query(&a),
         other => panic!("unknown subcommand {other}"),
     }
 }
