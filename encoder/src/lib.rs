@@ -33,6 +33,7 @@ pub mod weights;
 
 pub mod bert;
 pub mod encode;
+pub mod kernels;
 mod layers;
 pub mod qwen2;
 pub use bert::{BertConfig, BertModel};
@@ -40,6 +41,7 @@ pub use encode::{
     BatchPolicy, ComputeDevice, EmbeddingModel, EncodeOptions, Encoder, ModelConfig, Pooling,
     Precision,
 };
+pub use kernels::EncoderBackend;
 pub use qwen2::{Qwen2Config, Qwen2Model};
 
 /// Opaque identity of everything that determines an embedding: weights,
