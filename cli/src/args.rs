@@ -98,6 +98,18 @@ pub fn parse_retriever(spec: &str) -> Result<RetrieverSpec, String> {
     RetrieverSpec::parse(spec).map_err(|e| e.to_string())
 }
 
+/// One `--retrievers` value: retriever specs separated by commas outside
+/// parentheses (see [`RetrieverSpec::parse_list`]).
+#[derive(Debug, Clone)]
+pub struct RetrieverList(pub Vec<RetrieverSpec>);
+
+/// `--retrievers` values.
+pub fn parse_retriever_list(list: &str) -> Result<RetrieverList, String> {
+    RetrieverSpec::parse_list(list)
+        .map(RetrieverList)
+        .map_err(|e| e.to_string())
+}
+
 /// A usage mistake found after parsing (exit code 2).
 #[derive(Debug)]
 pub struct UsageError(pub String);

@@ -15,7 +15,7 @@ use quarry_engine::metrics::{evaluate, Metric};
 use quarry_engine::retrieve::queries_for_split;
 use serde::Serialize;
 
-use crate::args::{parse_retriever, RetrieverSpec, UsageError, DEFAULT_K};
+use crate::args::{parse_retriever_list, RetrieverList, RetrieverSpec, UsageError, DEFAULT_K};
 use crate::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -31,9 +31,10 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',', required = true)]
     pub datasets: Vec<String>,
 
-    /// Comma-separated retrievers, bm25 or dense:NAME (the columns)
-    #[arg(long, value_delimiter = ',', required = true, value_parser = parse_retriever)]
-    pub retrievers: Vec<RetrieverSpec>,
+    /// Comma-separated retrievers (the columns): bm25, dense:NAME, or a
+    /// hybrid such as hybrid:rrf(bm25,dense:NAME) (its commas don't split)
+    #[arg(long, required = true, value_parser = parse_retriever_list)]
+    pub retrievers: Vec<RetrieverList>,
 
     /// The metric of every cell (ndcg@K, mrr@K, recall@K, p@K, map)
     #[arg(long, default_value = "ndcg@10")]
@@ -76,6 +77,11 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
         ))
         .into());
     }
+    let retrievers: Vec<RetrieverSpec> = args
+        .retrievers
+        .into_iter()
+        .flat_map(|list| list.0)
+        .collect();
     let mut rows = Vec::new();
     let mut missing = Vec::new();
     for name in &args.datasets {
@@ -93,7 +99,7 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
         let (selected, _) = queries_for_split(&queries, &qrels);
         let mut values = Vec::new();
         let mut evaluated = 0;
-        for spec in &args.retrievers {
+        for spec in &retrievers {
             match crate::eval::retrieve(
                 context, &dataset, &corpus, &selected, spec, DEFAULT_K, true,
             ) {
@@ -102,7 +108,8 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
                     evaluated = evaluation.num_queries();
                     values.push(evaluation.means.first().copied());
                 }
-                Err(err) if matches!(spec, RetrieverSpec::Dense(_)) => {
+                // A dense index (alone or inside a hybrid) may not be built yet.
+                Err(err) if !spec.dense_names().is_empty() => {
                     missing.push(format!("{} on {}: {:#}", spec.name(), dataset.name, err));
                     values.push(None);
                 }
@@ -116,7 +123,7 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
             values,
         });
     }
-    let average = (0..args.retrievers.len())
+    let average = (0..retrievers.len())
         .map(|c| {
             let vals: Vec<f64> = rows.iter().filter_map(|r| r.values[c]).collect();
             (vals.len() == rows.len() && !vals.is_empty())
@@ -125,7 +132,7 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
         .collect();
     let table = Table {
         metric: metric.to_string(),
-        retrievers: args.retrievers.iter().map(RetrieverSpec::name).collect(),
+        retrievers: retrievers.iter().map(RetrieverSpec::name).collect(),
         rows,
         average,
         missing,

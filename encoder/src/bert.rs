@@ -10,14 +10,11 @@
 use std::path::Path;
 
 use burn::tensor::{
-    activation::{gelu, gelu_approximate},
-    backend::Backend,
-    module::{attention, embedding},
-    ops::AttentionModuleOptions,
-    Bool, DType, Int, Tensor, TensorData,
+    activation::gelu_approximate, backend::Backend, module::embedding, DType, Int, Tensor,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::EncoderBackend;
 use crate::layers::{require_positive, to_dtype, to_f32, Linear, WeightReader};
 use crate::{EncoderError, TensorSource};
 
@@ -238,49 +235,34 @@ impl<B: Backend> Embeddings<B> {
 
 #[derive(Debug, Clone)]
 struct SelfAttention<B: Backend> {
-    query: Linear<B>,
-    key: Linear<B>,
-    value: Linear<B>,
+    /// Query, key and value projections fused: `[hidden, 3 * hidden]`.
+    query_key_value: Linear<B>,
     output: Linear<B>,
     output_norm: LayerNorm<B>,
     num_heads: usize,
-    head_dim: usize,
 }
 
-impl<B: Backend> SelfAttention<B> {
+impl<B: EncoderBackend> SelfAttention<B> {
     fn new(cfg: &BertConfig, weights: &WeightReader<B>) -> Result<Self, EncoderError> {
         let width = cfg.hidden_size;
-        let projections = weights.pp("self");
         let output = weights.pp("output");
         Ok(Self {
-            query: projections.linear("query", width, width, true)?,
-            key: projections.linear("key", width, width, true)?,
-            value: projections.linear("value", width, width, true)?,
+            query_key_value: weights.pp("self").fused_linear(
+                &["query", "key", "value"],
+                width,
+                width,
+                true,
+            )?,
             output: output.linear("dense", width, width, true)?,
             output_norm: LayerNorm::new(cfg, &output.pp("LayerNorm"))?,
             num_heads: cfg.num_attention_heads,
-            head_dim: width / cfg.num_attention_heads,
         })
     }
 
-    /// `padding`: `[batch, heads, seq, seq]`, true where the key is padding.
-    fn forward(&self, x: Tensor<B, 3>, padding: &Tensor<B, 4, Bool>) -> Tensor<B, 3> {
-        let [batch, seq_len, width] = x.dims();
-        let heads = |t: Tensor<B, 3>| {
-            t.reshape([batch, seq_len, self.num_heads, self.head_dim])
-                .swap_dims(1, 2)
-        };
-        let q = heads(self.query.forward(x.clone()));
-        let k = heads(self.key.forward(x.clone()));
-        let v = heads(self.value.forward(x.clone()));
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: false,
-        };
-        let context = attention(q, k, v, Some(padding.clone()), None, options)
-            .swap_dims(1, 2)
-            .reshape([batch, seq_len, width]);
+    /// `lengths[i]`: real tokens of row `i`; keys past it are masked out.
+    fn forward(&self, x: Tensor<B, 3>, lengths: &[usize]) -> Tensor<B, 3> {
+        let qkv = self.query_key_value.forward(x.clone());
+        let context = B::padded_self_attention(qkv, self.num_heads, lengths);
         self.output_norm.forward(self.output.forward(context) + x)
     }
 }
@@ -294,7 +276,7 @@ struct EncoderLayer<B: Backend> {
     activation: BertActivation,
 }
 
-impl<B: Backend> EncoderLayer<B> {
+impl<B: EncoderBackend> EncoderLayer<B> {
     fn new(cfg: &BertConfig, weights: &WeightReader<B>) -> Result<Self, EncoderError> {
         let output = weights.pp("output");
         Ok(Self {
@@ -311,11 +293,11 @@ impl<B: Backend> EncoderLayer<B> {
         })
     }
 
-    fn forward(&self, x: Tensor<B, 3>, padding: &Tensor<B, 4, Bool>) -> Tensor<B, 3> {
-        let x = self.attention.forward(x, padding);
+    fn forward(&self, x: Tensor<B, 3>, lengths: &[usize]) -> Tensor<B, 3> {
+        let x = self.attention.forward(x, lengths);
         let inner = self.intermediate.forward(x.clone());
         let inner = match self.activation {
-            BertActivation::Gelu => gelu(inner),
+            BertActivation::Gelu => B::gelu_erf(inner),
             BertActivation::GeluTanh => gelu_approximate(inner),
         };
         self.output_norm.forward(self.output.forward(inner) + x)
@@ -328,10 +310,9 @@ pub struct BertModel<B: Backend> {
     embeddings: Embeddings<B>,
     layers: Vec<EncoderLayer<B>>,
     config: BertConfig,
-    device: B::Device,
 }
 
-impl<B: Backend> BertModel<B> {
+impl<B: EncoderBackend> BertModel<B> {
     /// Loads `BertModel` weights (bare, or under `bert.`) onto `device` in `dtype`.
     pub fn load(
         config: &BertConfig,
@@ -354,7 +335,6 @@ impl<B: Backend> BertModel<B> {
             embeddings,
             layers,
             config: config.clone(),
-            device: device.clone(),
         })
     }
 
@@ -365,20 +345,9 @@ impl<B: Backend> BertModel<B> {
     /// Last hidden states `[batch, seq, hidden]` of right-padded token ids
     /// `[batch, seq]`; `lengths[i]` real tokens in row `i` (the rest is masked out).
     pub fn forward(&self, input_ids: Tensor<B, 2, Int>, lengths: &[usize]) -> Tensor<B, 3> {
-        let [batch, seq_len] = input_ids.dims();
-        let heads = self.config.num_attention_heads;
-        let is_padding: Vec<bool> = lengths
-            .iter()
-            .flat_map(|&length| (0..seq_len).map(move |position| position >= length))
-            .collect();
-        let padding = Tensor::<B, 4, Bool>::from_data(
-            TensorData::new(is_padding, [batch, 1, 1, seq_len]),
-            &self.device,
-        )
-        .expand([batch, heads, seq_len, seq_len]);
         let mut hidden = self.embeddings.forward(input_ids);
         for layer in &self.layers {
-            hidden = layer.forward(hidden, &padding);
+            hidden = layer.forward(hidden, lengths);
         }
         hidden
     }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bert::{BertConfig, BertModel};
+use crate::kernels::EncoderBackend;
 use crate::layers::to_f32;
 use crate::qwen2::{Qwen2Config, Qwen2Model};
 use crate::{EncoderError, TensorSource};
@@ -282,7 +283,7 @@ pub struct Encoder<B: Backend> {
     device: B::Device,
 }
 
-impl<B: Backend> Encoder<B> {
+impl<B: EncoderBackend> Encoder<B> {
     /// Loads the weights of `config`'s architecture from `source` onto `device`.
     pub fn load(
         config: &ModelConfig,

@@ -99,22 +99,48 @@ impl<'a, B: Backend> WeightReader<'a, B> {
         d_out: usize,
         with_bias: bool,
     ) -> Result<Linear<B>, EncoderError> {
-        let weight = self.host(&format!("{name}.weight"), &[d_out, d_in])?;
+        self.fused_linear(&[name], d_in, d_out, with_bias)
+    }
+
+    /// Several linear layers of one input as one, outputs side by side in
+    /// the order of `names` (`d_out` each): one larger matmul instead of
+    /// several small ones (BERT's query, key and value projections).
+    pub(crate) fn fused_linear(
+        &self,
+        names: &[&str],
+        d_in: usize,
+        d_out: usize,
+        with_bias: bool,
+    ) -> Result<Linear<B>, EncoderError> {
+        let mut stacked = Vec::with_capacity(names.len() * d_out * d_in);
+        let mut biases = Vec::with_capacity(names.len() * d_out);
+        for name in names {
+            let weight_name = format!("{name}.weight");
+            let weight = self.host(&weight_name, &[d_out, d_in])?;
+            let values = weight
+                .to_vec::<f32>()
+                .map_err(|err| self.error(&weight_name, format!("not f32 data: {err:?}")))?;
+            stacked.extend_from_slice(&values);
+            if with_bias {
+                let bias_name = format!("{name}.bias");
+                let bias = self.host(&bias_name, &[d_out])?;
+                let values = bias
+                    .to_vec::<f32>()
+                    .map_err(|err| self.error(&bias_name, format!("not f32 data: {err:?}")))?;
+                biases.extend_from_slice(&values);
+            }
+        }
+        let d_out = names.len() * d_out;
         // PyTorch keeps `[out, in]`; burn's linear multiplies by `[in, out]`.
         // Transposing on the host keeps the device copy contiguous.
-        let values = weight.to_vec::<f32>().map_err(|err| {
-            self.error(&format!("{name}.weight"), format!("not f32 data: {err:?}"))
-        })?;
-        let transposed = transpose(&values, d_out, d_in);
+        let transposed = transpose(&stacked, d_out, d_in);
         let weight = Tensor::from_data(
             TensorData::new(transposed, [d_in, d_out]),
             (&self.device, self.dtype),
         );
-        let bias = if with_bias {
-            Some(self.tensor(&format!("{name}.bias"), [d_out])?)
-        } else {
-            None
-        };
+        let bias = with_bias.then(|| {
+            Tensor::from_data(TensorData::new(biases, [d_out]), (&self.device, self.dtype))
+        });
         Ok(Linear {
             weight,
             bias,

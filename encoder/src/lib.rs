@@ -34,6 +34,7 @@ pub mod weights;
 pub mod bert;
 pub mod contrastive;
 pub mod encode;
+pub mod kernels;
 mod layers;
 pub mod lora;
 pub use layers::LoraBranch;
@@ -43,6 +44,7 @@ pub use encode::{
     BatchPolicy, ComputeDevice, EmbeddingModel, EncodeOptions, Encoder, ModelConfig, Pooling,
     Precision,
 };
+pub use kernels::EncoderBackend;
 pub use qwen2::{Qwen2Config, Qwen2Model};
 
 /// Opaque identity of everything that determines an embedding: weights,

@@ -226,6 +226,17 @@ impl RetrieverSpec {
         })
     }
 
+    /// A comma-separated list of specs (`quarry compare --retrievers`). Only
+    /// commas outside parentheses separate, so hybrids (whose arguments are
+    /// comma-separated too) can be listed: `bm25,hybrid:rrf(bm25,dense:A)`.
+    pub fn parse_list(list: &str) -> Result<Vec<RetrieverSpec>, SpecError> {
+        let parts = split_top_level(list).map_err(|detail| SpecError {
+            spec: list.to_string(),
+            detail,
+        })?;
+        parts.into_iter().map(RetrieverSpec::parse).collect()
+    }
+
     /// The spec as users write it (canonical form, `k=` spelled out).
     pub fn name(&self) -> String {
         self.to_string()
@@ -269,7 +280,7 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// Splits at commas outside parentheses.
-fn split_top_level(args: &str) -> Result<Vec<&str>, String> {
+pub fn split_top_level(args: &str) -> Result<Vec<&str>, String> {
     let mut parts = Vec::new();
     let mut depth = 0usize;
     let mut start = 0;
@@ -408,6 +419,28 @@ mod tests {
                 .unwrap();
         assert_eq!(nested.dense_names(), vec!["a", "b"]);
         assert_eq!(RetrieverSpec::parse(&nested.to_string()).unwrap(), nested);
+    }
+
+    #[test]
+    fn spec_lists_split_only_at_top_level_commas() {
+        let list = RetrieverSpec::parse_list(
+            "bm25, hybrid:rrf(k=20,bm25,dense:a),dense:b,hybrid:interp(0.3,hybrid:rrf(bm25,dense:a),dense:b)",
+        )
+        .unwrap();
+        let names: Vec<String> = list.iter().map(RetrieverSpec::name).collect();
+        assert_eq!(
+            names,
+            [
+                "bm25",
+                "hybrid:rrf(k=20,bm25,dense:a)",
+                "dense:b",
+                "hybrid:interp(0.3,hybrid:rrf(k=60,bm25,dense:a),dense:b)",
+            ]
+        );
+        let unbalanced = RetrieverSpec::parse_list("bm25,hybrid:rrf(bm25,dense:a").unwrap_err();
+        assert!(unbalanced.detail.contains("unbalanced"), "{unbalanced}");
+        let empty = RetrieverSpec::parse_list("bm25,,dense:a").unwrap_err();
+        assert_eq!(empty.spec, "");
     }
 
     #[test]

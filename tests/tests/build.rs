@@ -11,36 +11,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::{assert_exit, output_text as text, quarry_command, registry_arg};
 use serde_json::Value;
-use tiny_fixtures::{repo_root, tiny_dataset, tiny_model};
+use tiny_fixtures::{tiny_dataset, tiny_model};
 
+mod common;
 mod tiny_fixtures;
 
+/// quarry with its data home at `home` and this checkout's registry.
 fn quarry_cmd(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quarry"));
-    cmd.env_remove("QUARRY_REGISTRY")
-        .env_remove("QUARRY_SHARD_ROWS")
-        .env_remove("QUARRY_CHUNK_DOCS")
-        .env("QUARRY_HOME", home)
+    let mut cmd = quarry_command();
+    cmd.env("QUARRY_HOME", home)
         .arg("--registry")
-        .arg(repo_root().join("datasets.toml"));
+        .arg(registry_arg());
     cmd
 }
 
 fn quarry(home: &Path, args: &[&str]) -> Output {
     quarry_cmd(home).args(args).output().expect("quarry runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "{}", text(output));
 }
 
 fn index_dir(home: &Path) -> PathBuf {
@@ -138,15 +126,18 @@ fn build_then_eval_then_rebuild_is_a_no_op() {
             "--datasets",
             data,
             "--retrievers",
-            "bm25,dense:tiny-bert",
+            "bm25,dense:tiny-bert,hybrid:rrf(bm25,dense:tiny-bert)",
             "--format",
             "csv",
         ],
     );
     assert_exit(&output, 0);
     let csv = String::from_utf8_lossy(&output.stdout).into_owned();
+    // The hybrid's own commas do not split the list; CSV quotes its name.
     assert!(
-        csv.starts_with("dataset,bm25,dense:tiny-bert\ntiny,"),
+        csv.starts_with(
+            "dataset,bm25,dense:tiny-bert,\"hybrid:rrf(k=60,bm25,dense:tiny-bert)\"\ntiny,"
+        ),
         "{csv}"
     );
 

@@ -6,38 +6,20 @@
 //! cargo builds the binary first and passes its path.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::{assert_exit, quarry_command, registry_arg, repo_root, stderr, stdout};
 use serde_json::Value;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+mod common;
 
-/// Runs quarry in `cwd` with a clean environment for quarry's variables.
+/// Runs quarry in `cwd`.
 fn quarry(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quarry"))
+    quarry_command()
         .args(args)
         .current_dir(cwd)
-        .env_remove("QUARRY_REGISTRY")
-        .env_remove("QUARRY_HOME")
         .output()
         .expect("quarry runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn registry_arg() -> String {
-    repo_root().join("datasets.toml").display().to_string()
 }
 
 fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
@@ -73,16 +55,6 @@ fn tiny_dataset(dir: &Path) -> (PathBuf, PathBuf) {
         "q1 Q0 d1 1 2.5 t\nq1 Q0 d2 2 1.0 t\nq2 Q0 d1 1 3.0 t\nq2 Q0 d2 2 2.0 t\n",
     );
     (root, run)
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(output),
-        stderr(output)
-    );
 }
 
 #[test]
@@ -127,7 +99,7 @@ fn datasets_lists_the_registry_with_local_counts() {
 #[test]
 fn registry_is_found_through_the_environment() {
     let cwd = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_quarry"))
+    let output = quarry_command()
         .args(["datasets", "--json"])
         .current_dir(cwd.path())
         .env("QUARRY_REGISTRY", registry_arg())
@@ -286,109 +258,83 @@ fn unknown_dataset_lists_the_known_ones() {
     );
 }
 
-#[test]
-fn malformed_corpus_line_names_file_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let (root, run) = tiny_dataset(dir.path());
-    write(
-        &root,
-        "corpus.jsonl",
-        "{\"_id\": \"d1\", \"text\": \"x\"}\n{\"_id\": \"d2\", \"text\": }\n",
-    );
-    let output = quarry(
-        dir.path(),
-        &[
-            "eval",
-            "--dataset",
-            root.to_str().unwrap(),
-            "--run",
-            run.to_str().unwrap(),
-        ],
-    );
-    assert_exit(&output, 1);
-    let err = stderr(&output);
-    assert!(
-        err.contains("corpus.jsonl:2") && err.contains("\"_id\""),
-        "{err}"
-    );
+/// One malformed line in one input file, and what quarry must say about it.
+struct MalformedCase {
+    /// Path under the test folder (the tiny dataset is `tiny/`).
+    file: &'static str,
+    content: &'static str,
+    /// Replace the file by its zstd-compressed form.
+    compressed: bool,
+    /// Score the file as the run (`--run`) instead of the tiny dataset's run.
+    is_run: bool,
+    /// Retrieve with BM25 instead of scoring a run (queries are read then).
+    retrieve: bool,
+    /// `file:line` and a word of the reason.
+    expected: [&'static str; 2],
 }
 
 #[test]
-fn malformed_compressed_queries_line_names_file_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let (root, _) = tiny_dataset(dir.path());
-    write(
-        &root,
-        "queries.jsonl",
-        "{\"_id\": \"q1\", \"text\": \"red\"}\n{\"_id\": \"q2\"}\n",
-    );
-    compress(&root, "queries.jsonl", ".zst");
-    let output = quarry(
-        dir.path(),
-        &[
-            "eval",
-            "--dataset",
-            root.to_str().unwrap(),
-            "--retriever",
-            "bm25",
-        ],
-    );
-    assert_exit(&output, 1);
-    let err = stderr(&output);
-    assert!(
-        err.contains("queries.jsonl.zst:2") && err.contains("text"),
-        "{err}"
-    );
-}
-
-#[test]
-fn malformed_qrels_line_names_file_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let (root, run) = tiny_dataset(dir.path());
-    write(
-        &root,
-        "qrels/test.tsv",
-        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\tvery\n",
-    );
-    let output = quarry(
-        dir.path(),
-        &[
-            "eval",
-            "--dataset",
-            root.to_str().unwrap(),
-            "--run",
-            run.to_str().unwrap(),
-        ],
-    );
-    assert_exit(&output, 1);
-    let err = stderr(&output);
-    assert!(
-        err.contains("test.tsv:3") && err.contains("integer relevance grade"),
-        "{err}"
-    );
-}
-
-#[test]
-fn malformed_run_line_names_file_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let (root, _) = tiny_dataset(dir.path());
-    let run = write(dir.path(), "bad.trec", "q1 Q0 d1 1 2.5 t\nq1 Q0 d2 2 t\n");
-    let output = quarry(
-        dir.path(),
-        &[
-            "eval",
-            "--dataset",
-            root.to_str().unwrap(),
-            "--run",
-            run.to_str().unwrap(),
-        ],
-    );
-    assert_exit(&output, 1);
-    let err = stderr(&output);
-    assert!(
-        err.contains("bad.trec:2") && err.contains("qid Q0 docid rank score tag"),
-        "{err}"
-    );
+fn malformed_lines_name_file_and_line() {
+    let cases = [
+        MalformedCase {
+            file: "tiny/corpus.jsonl",
+            content: "{\"_id\": \"d1\", \"text\": \"x\"}\n{\"_id\": \"d2\", \"text\": }\n",
+            compressed: false,
+            is_run: false,
+            retrieve: false,
+            expected: ["corpus.jsonl:2", "\"_id\""],
+        },
+        MalformedCase {
+            file: "tiny/queries.jsonl",
+            content: "{\"_id\": \"q1\", \"text\": \"red\"}\n{\"_id\": \"q2\"}\n",
+            compressed: true,
+            is_run: false,
+            retrieve: true,
+            expected: ["queries.jsonl.zst:2", "text"],
+        },
+        MalformedCase {
+            file: "tiny/qrels/test.tsv",
+            content: "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\tvery\n",
+            compressed: false,
+            is_run: false,
+            retrieve: false,
+            expected: ["test.tsv:3", "integer relevance grade"],
+        },
+        MalformedCase {
+            file: "bad.trec",
+            content: "q1 Q0 d1 1 2.5 t\nq1 Q0 d2 2 t\n",
+            compressed: false,
+            is_run: true,
+            retrieve: false,
+            expected: ["bad.trec:2", "qid Q0 docid rank score tag"],
+        },
+    ];
+    for case in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, tiny_run) = tiny_dataset(dir.path());
+        let path = write(dir.path(), case.file, case.content);
+        if case.compressed {
+            let name = path.file_name().unwrap().to_str().unwrap();
+            compress(path.parent().unwrap(), name, ".zst");
+        }
+        let run = if case.is_run { path } else { tiny_run };
+        let source = if case.retrieve {
+            ["--retriever", "bm25"]
+        } else {
+            ["--run", run.to_str().unwrap()]
+        };
+        let mut args = vec!["eval", "--dataset", root.to_str().unwrap()];
+        args.extend(source);
+        let output = quarry(dir.path(), &args);
+        assert_exit(&output, 1);
+        let err = stderr(&output);
+        assert!(
+            case.expected.iter().all(|part| err.contains(part)),
+            "{}: expected {:?} in\n{err}",
+            case.file,
+            case.expected
+        );
+    }
 }
 
 #[test]

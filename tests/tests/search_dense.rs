@@ -9,63 +9,25 @@
 //! Declared as an integration test of quarry-cli (see cli/Cargo.toml).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+use common::{output_text as text, output_with_stdin, quarry_command, registry_arg, result_blocks};
 use serde_json::Value;
-use tiny_fixtures::{repo_root, tiny_dataset, tiny_model};
+use tiny_fixtures::{tiny_dataset, tiny_model};
 
+mod common;
 mod tiny_fixtures;
 
+/// quarry with its data home at `home`, `stdin` piped in.
 fn quarry(home: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quarry"))
-        .env_remove("QUARRY_REGISTRY")
+    let mut command = quarry_command();
+    command
         .env("QUARRY_HOME", home)
         .arg("--registry")
-        .arg(repo_root().join("datasets.toml"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("quarry runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Doc ids of result lines, per query block (ended by the latency line).
-fn result_blocks(stdout: &str) -> Vec<Vec<String>> {
-    let mut blocks = vec![Vec::new()];
-    for line in stdout.lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with('[') && trimmed.contains(" hits, ") {
-            blocks.push(Vec::new());
-            continue;
-        }
-        let fields: Vec<&str> = trimmed.split_whitespace().collect();
-        if fields.len() >= 3
-            && fields[0].ends_with('.')
-            && fields[0].trim_end_matches('.').parse::<usize>().is_ok()
-        {
-            blocks.last_mut().unwrap().push(fields[2].to_string());
-        }
-    }
-    blocks.pop();
-    blocks
+        .arg(registry_arg())
+        .args(args);
+    output_with_stdin(command, stdin)
 }
 
 #[test]

@@ -7,17 +7,13 @@
 //! cargo builds the binary first and passes its path.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 use std::sync::OnceLock;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use common::{output_with_stdin, quarry_command, registry_arg, repo_root, result_blocks};
+
+mod common;
 
 /// One data home for every test here, so the nfcorpus BM25 index is built
 /// once (the first test to get here builds it; the others wait on the lock).
@@ -31,53 +27,19 @@ static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Runs `quarry search ARGS` with `input` on stdin.
 fn search(args: &[&str], input: &str) -> Output {
     let _one_at_a_time = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quarry"))
+    let mut command = quarry_command();
+    command
         .arg("search")
         .args(args)
         .arg("--registry")
-        .arg(repo_root().join("datasets.toml"))
+        .arg(registry_arg())
         .arg("--home")
-        .arg(home())
-        .env_remove("QUARRY_REGISTRY")
-        .env_remove("QUARRY_HOME")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("quarry runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .arg(home());
+    output_with_stdin(command, input)
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// The doc ids of result lines (`  1.     9.5898  MED-2429  Title`), per query
-/// block (blocks end with the `[N hits, ...]` latency line).
-fn result_blocks(stdout: &str) -> Vec<Vec<String>> {
-    let mut blocks = vec![Vec::new()];
-    for line in stdout.lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with('[') && trimmed.contains(" hits, ") {
-            blocks.push(Vec::new());
-            continue;
-        }
-        let mut fields = trimmed.split_whitespace();
-        if let (Some(rank), Some(_score), Some(doc)) = (fields.next(), fields.next(), fields.next())
-        {
-            if rank.ends_with('.') && rank[..rank.len() - 1].parse::<usize>().is_ok() {
-                blocks.last_mut().unwrap().push(doc.to_string());
-            }
-        }
-    }
-    blocks.pop();
-    blocks
 }
 
 fn pyserini_top1() -> HashMap<String, String> {
@@ -217,7 +179,7 @@ fn bad_retriever_flag_is_a_usage_error() {
 #[test]
 fn eval_of_rrf_of_bm25_with_itself_equals_pyserini_bm25() {
     let _one_at_a_time = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let output = Command::new(env!("CARGO_BIN_EXE_quarry"))
+    let output = quarry_command()
         .args([
             "eval",
             "--dataset",
@@ -227,11 +189,9 @@ fn eval_of_rrf_of_bm25_with_itself_equals_pyserini_bm25() {
         ])
         .args(["--metrics", "ndcg@10,recall@100,recall@1000", "--json"])
         .arg("--registry")
-        .arg(repo_root().join("datasets.toml"))
+        .arg(registry_arg())
         .arg("--home")
         .arg(home())
-        .env_remove("QUARRY_REGISTRY")
-        .env_remove("QUARRY_HOME")
         .output()
         .unwrap();
     let stdout = text(&output.stdout);

@@ -6,12 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use crate::common::repo_root;
 
 /// A WordPiece tokenizer over 56 tokens (specials, letters, ##letters): fits
 /// the fixture's vocabulary of 80; every lowercase word tokenizes.
