@@ -43,6 +43,8 @@ pub enum Command {
     Build(crate::build::BuildArgs),
     /// Score several retrievers on several datasets: one table (md, csv, json) or an SVG chart
     Compare(crate::compare::CompareArgs),
+    /// Measure GPU encoding throughput (fixed shapes and real documents)
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]

@@ -94,7 +94,7 @@ pub struct BuildArgs {
     pub chunk_docs: usize,
 }
 
-fn parse_device(text: &str) -> Result<ComputeDevice, UsageError> {
+pub(crate) fn parse_device(text: &str) -> Result<ComputeDevice, UsageError> {
     let device = match text {
         "cpu" => ComputeDevice::Cpu,
         "cuda" => ComputeDevice::Cuda(0),

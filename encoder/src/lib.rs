@@ -32,6 +32,8 @@ pub mod tokenizer;
 pub mod weights;
 
 pub mod bert;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod encode;
 mod layers;
 pub mod qwen2;
