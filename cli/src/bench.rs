@@ -90,7 +90,7 @@ pub struct EncodeBenchArgs {
     #[arg(long, default_value = "auto")]
     pub gemm: String,
 
-    /// Attention kernel: autotune, flash2, flash4, flash8, flash-unit, fallback,
+    /// Attention kernel: autotune, flash2, flash4, flash8, flash-unit, fallback, cublas,
     /// or best (time each on this run's head shapes at --batch x --seq first, keep the fastest)
     #[arg(long, default_value = "autotune")]
     pub attention: String,
@@ -572,6 +572,7 @@ mod gpu {
         reporter: &mut Reporter,
     ) -> Result<AttentionKernel> {
         let candidates = [
+            AttentionKernel::Cublas,
             AttentionKernel::Flash(2),
             AttentionKernel::Flash(4),
             AttentionKernel::Flash(8),

@@ -85,6 +85,32 @@ extern "C" __global__ void quarry_silu_mul_bf16(
     }
 }
 
+// Row-wise softmax of f32 attention scores (already scaled) into bf16
+// probabilities, one warp per row of `seq` keys; with `causal`, row r of each
+// [seq, seq] block sees keys 0..=r and the rest get probability 0.
+extern "C" __global__ void quarry_softmax_rows_bf16(
+    const float* __restrict__ scores, bf16_t* __restrict__ probs,
+    unsigned int rows, unsigned int seq, unsigned int causal)
+{
+    unsigned int row_index = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    unsigned int lane = threadIdx.x & 31u;
+    if (row_index >= rows) return;
+    unsigned int query = row_index % seq;
+    unsigned int valid = causal ? query + 1 : seq;
+    const float* row = scores + (unsigned long long)row_index * seq;
+    bf16_t* out = probs + (unsigned long long)row_index * seq;
+    float largest = __int_as_float(0xff800000);
+    for (unsigned int j = lane; j < valid; j += 32) largest = fmaxf(largest, row[j]);
+    for (int offset = 16; offset > 0; offset >>= 1)
+        largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, offset));
+    float total = 0.0f;
+    for (unsigned int j = lane; j < valid; j += 32) total += expf(row[j] - largest);
+    for (int offset = 16; offset > 0; offset >>= 1) total += __shfl_xor_sync(0xffffffffu, total, offset);
+    float inverse = 1.0f / total;
+    for (unsigned int j = lane; j < seq; j += 32)
+        out[j] = j < valid ? f2bf(expf(row[j] - largest) * inverse) : (bf16_t)0;
+}
+
 // x: [batch * seq, heads_in * dim] (row stride `ld`), bias: [heads_in * dim] or null;
 // out: [batch, heads_out, seq, dim]; heads_out is a multiple of heads_in (grouped
 // key/value heads repeat). With `rotate`, rotary embedding of position s:
@@ -142,7 +168,7 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-fn function(name: &'static str) -> Result<driver_sys::CUfunction, String> {
+pub(super) fn function(name: &'static str) -> Result<driver_sys::CUfunction, String> {
     FUNCTIONS.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -158,6 +184,7 @@ fn function(name: &'static str) -> Result<driver_sys::CUfunction, String> {
                 "quarry_rms_norm_bf16",
                 "quarry_silu_mul_bf16",
                 "quarry_heads_rope_bf16",
+                "quarry_softmax_rows_bf16",
             ] {
                 let name_c = CString::new(kernel).expect("no NUL");
                 // SAFETY: `module` was just loaded and is never unloaded.

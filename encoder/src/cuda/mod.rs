@@ -35,6 +35,7 @@ use cudarc::cublas::{result as cublas, sys as cublas_sys};
 use crate::encode::CudaBackend;
 use crate::EncoderError;
 
+mod attention;
 pub(crate) mod fused;
 
 type Cube = CubeTensor<CudaRuntime>;
@@ -61,6 +62,8 @@ pub enum AttentionKernel {
     FlashUnit,
     /// Scores materialised: matmul, softmax, matmul.
     Fallback,
+    /// Scores materialised once: cuBLAS `Q Kᵀ`, a one-pass softmax kernel, cuBLAS `P V`.
+    Cublas,
 }
 
 impl std::str::FromStr for AttentionKernel {
@@ -73,8 +76,10 @@ impl std::str::FromStr for AttentionKernel {
             "flash8" => Ok(Self::Flash(8)),
             "flash-unit" => Ok(Self::FlashUnit),
             "fallback" => Ok(Self::Fallback),
+            "cublas" => Ok(Self::Cublas),
             other => Err(format!(
-                "attention kernel `{other}`: one of autotune, flash2, flash4, flash8, flash-unit, fallback"
+                "attention kernel `{other}`: one of autotune, flash2, flash4, flash8, flash-unit, \
+                 fallback, cublas"
             )),
         }
     }
@@ -87,6 +92,7 @@ impl std::fmt::Display for AttentionKernel {
             Self::Flash(planes) => write!(f, "flash{planes}"),
             Self::FlashUnit => write!(f, "flash-unit"),
             Self::Fallback => write!(f, "fallback"),
+            Self::Cublas => write!(f, "cublas"),
         }
     }
 }
@@ -129,6 +135,7 @@ pub fn set_attention_kernel(kernel: AttentionKernel) {
         AttentionKernel::Flash(planes) => planes,
         AttentionKernel::FlashUnit => 1,
         AttentionKernel::Fallback => 3,
+        AttentionKernel::Cublas => 5,
     };
     ATTENTION_KERNEL.store(code, Ordering::Relaxed);
 }
@@ -138,6 +145,7 @@ pub fn attention_kernel() -> AttentionKernel {
         0 => AttentionKernel::Autotune,
         1 => AttentionKernel::FlashUnit,
         3 => AttentionKernel::Fallback,
+        5 => AttentionKernel::Cublas,
         planes => AttentionKernel::Flash(planes),
     }
 }
@@ -355,7 +363,29 @@ pub(crate) fn attention<B: Backend>(
     if !is_cuda::<B>() || kernel == AttentionKernel::Autotune {
         return Err((query, key, value));
     }
+    if kernel == AttentionKernel::Cublas
+        && (query.dtype() != DType::BF16 || options.scale.is_some() || options.softcap.is_some())
+    {
+        return Err((query, key, value));
+    }
+    let [q, k, v] = [query, key, value].map(|t| to_cube(to_cuda(t)));
+    let out = run_attention(kernel, q, k, v, options)
+        .unwrap_or_else(|err| panic!("attention kernel {kernel} cannot run this shape: {err}"));
+    Ok(from_cuda(from_cube::<4>(out)))
+}
+
+/// One attention call with a fixed kernel (not autotune).
+fn run_attention(
+    kernel: AttentionKernel,
+    q: Cube,
+    k: Cube,
+    v: Cube,
+    options: AttentionModuleOptions,
+) -> Result<Cube, String> {
     let strategy = match kernel {
+        AttentionKernel::Cublas => {
+            return attention::cublas_attention(q, k, v, options.is_causal);
+        }
         AttentionKernel::Flash(num_planes) => AttentionStrategy::FlashBlackboxAccelerated(
             cubek::attention::routines::blackbox_accelerated::BlackboxAcceleratedStrategy {
                 num_planes,
@@ -366,10 +396,8 @@ pub(crate) fn attention<B: Backend>(
         AttentionKernel::FlashUnit => AttentionStrategy::FlashUnit,
         AttentionKernel::Fallback | AttentionKernel::Autotune => AttentionStrategy::Fallback,
     };
-    let [q, k, v] = [query, key, value].map(|t| to_cube(to_cuda(t)));
-    let out = burn_cubecl::kernel::attention::attention(q, k, v, None, None, options, strategy)
-        .unwrap_or_else(|err| panic!("attention kernel {kernel} cannot run this shape: {err:?}"));
-    Ok(from_cuda(from_cube::<4>(out)))
+    burn_cubecl::kernel::attention::attention(q, k, v, None, None, options, strategy)
+        .map_err(|err| format!("{err:?}"))
 }
 
 /// bf16 matmul rate (TFLOP/s) of `m x k x n` on CUDA device `index` with the
@@ -438,38 +466,32 @@ pub fn attention_ms(
         softcap: None,
         is_causal: true,
     };
+    if kernel == AttentionKernel::Cublas && !cublas_available() {
+        return Err("libcublas cannot be loaded".to_string());
+    }
     let call = || -> Result<Tensor<CudaBackend, 4>, String> {
-        let strategy = match kernel {
-            AttentionKernel::Autotune => {
-                return Ok(burn::tensor::module::attention(
-                    q.clone(),
-                    k.clone(),
-                    v.clone(),
-                    None,
-                    None,
-                    run_options,
-                ))
-            }
-            AttentionKernel::Flash(num_planes) => AttentionStrategy::FlashBlackboxAccelerated(
-                cubek::attention::routines::blackbox_accelerated::BlackboxAcceleratedStrategy {
-                    num_planes,
-                    seq_q: 1,
-                    seq_kv: 1,
-                },
-            ),
-            AttentionKernel::FlashUnit => AttentionStrategy::FlashUnit,
-            AttentionKernel::Fallback => AttentionStrategy::Fallback,
-        };
+        if kernel == AttentionKernel::Autotune {
+            return Ok(burn::tensor::module::attention(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                None,
+                None,
+                run_options,
+            ));
+        }
         let [q, k, v] = [&q, &k, &v].map(|t| to_cube(t.clone()));
-        burn_cubecl::kernel::attention::attention(q, k, v, None, None, run_options, strategy)
-            .map(from_cube::<4>)
-            .map_err(|err| format!("{err:?}"))
+        run_attention(kernel, q, k, v, run_options).map(from_cube::<4>)
     };
     let sync = |t: Tensor<CudaBackend, 4>| -> Result<(), String> {
         t.slice([0..1, 0..1, 0..1, 0..1])
             .try_into_data()
             .map(|_| ())
-            .map_err(|err| format!("{err:?}"))
+            .map_err(|err| format!("{err:?}"))?;
+        match DEFERRED_ERROR.lock().expect("not poisoned").take() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         sync(call()?)?;
