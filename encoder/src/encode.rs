@@ -570,9 +570,10 @@ pub type CudaBackend = burn::backend::Cuda;
 
 #[derive(Debug, Clone)]
 enum AnyEncoder {
-    Cpu(Encoder<CpuBackend>),
+    // Boxed: an encoder is ~1-2 KB of handles and configuration.
+    Cpu(Box<Encoder<CpuBackend>>),
     #[cfg(feature = "cuda")]
-    Cuda(Encoder<CudaBackend>),
+    Cuda(Box<Encoder<CudaBackend>>),
 }
 
 /// The encoder the engine holds: one type whatever the device.
@@ -589,19 +590,19 @@ impl EmbeddingModel {
         device: ComputeDevice,
     ) -> Result<Self, EncoderError> {
         let encoder = match device {
-            ComputeDevice::Cpu => AnyEncoder::Cpu(Encoder::load(
+            ComputeDevice::Cpu => AnyEncoder::Cpu(Box::new(Encoder::load(
                 config,
                 source,
                 options,
                 &burn_ndarray::NdArrayDevice::Cpu,
-            )?),
+            )?)),
             #[cfg(feature = "cuda")]
-            ComputeDevice::Cuda(index) => AnyEncoder::Cuda(Encoder::load(
+            ComputeDevice::Cuda(index) => AnyEncoder::Cuda(Box::new(Encoder::load(
                 config,
                 source,
                 options,
                 &burn::backend::cuda::CudaDevice::new(index),
-            )?),
+            )?)),
             #[cfg(not(feature = "cuda"))]
             ComputeDevice::Cuda(_) => {
                 return Err(EncoderError::Backend(
@@ -622,7 +623,7 @@ impl EmbeddingModel {
     ) -> Result<Self, EncoderError> {
         let device = burn::backend::cuda::CudaDevice::new(index);
         Ok(Self {
-            encoder: AnyEncoder::Cuda(Encoder::random_qwen2(config, options, &device)?),
+            encoder: AnyEncoder::Cuda(Box::new(Encoder::random_qwen2(config, options, &device)?)),
         })
     }
 

@@ -351,6 +351,9 @@ fn cublas_matmul(x: Cube, w: Cube) -> Result<Cube, String> {
     Ok(out)
 }
 
+/// Query, key and value handed back when [`attention`] does not apply.
+pub(crate) type AttentionInputs<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>);
+
 /// Scaled dot-product attention with the chosen burn-cubecl kernel; `None`
 /// when the backend is not burn-cuda (the caller uses burn's generic op).
 pub(crate) fn attention<B: Backend>(
@@ -358,7 +361,7 @@ pub(crate) fn attention<B: Backend>(
     key: Tensor<B, 4>,
     value: Tensor<B, 4>,
     options: AttentionModuleOptions,
-) -> Result<Tensor<B, 4>, (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>)> {
+) -> Result<Tensor<B, 4>, AttentionInputs<B>> {
     let kernel = attention_kernel();
     if !is_cuda::<B>() || kernel == AttentionKernel::Autotune {
         return Err((query, key, value));
