@@ -151,6 +151,7 @@ impl<B: Backend> Linear<B> {
         Self { weight, bias }
     }
 
+    #[cfg(feature = "cuda")]
     pub(crate) fn bias(&self) -> Option<&Tensor<B, 1>> {
         self.bias.as_ref()
     }
