@@ -70,8 +70,12 @@ python3 benches/encode_table.py "$OUT/main/peer.jsonl" "$OUT/main/quarry.jsonl" 
   > "$OUT/table.md" 2>&1
 
 # 3. A second process on the same machine: tuning persisted in $QUARRY_HOME/gpu-tuning.
-fused=off
-grep -q '"kind": *"real".*"check_min_cosine"' "$OUT/fused.jsonl" 2>/dev/null && fused=on
+# Keep the fused kernels for it only if their real-document run passed the cosine check.
+fused=$(python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+ok = any(r["kind"] == "real" and r.get("check_min_cosine", 0) >= 0.999 for r in rows)
+print("on" if ok else "off")' "$OUT/fused.jsonl" 2>/dev/null || echo off)
 if (( SECONDS < 480 )); then
   echo "== second process ($(date -u +%T)), attention $chosen, fused $fused"
   start=$SECONDS
