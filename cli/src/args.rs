@@ -47,6 +47,8 @@ pub enum Command {
     Mine(crate::mine::MineArgs),
     /// LoRA-fine-tune a Qwen2 encoder contrastively (RepLLaMA recipe) into a PEFT adapter
     Train(Box<crate::train::TrainArgs>),
+    /// Measure GPU encoding throughput (fixed shapes and real documents)
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]

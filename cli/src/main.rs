@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 error, 2 usage error (bad flags or values).
 
 mod args;
+mod bench;
 mod build;
 mod compare;
 mod datasets;
@@ -73,6 +74,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Build(args) => build::run(&context, args),
         Command::Compare(args) => compare::run(&context, args),
         Command::Mine(args) => mine::run(&context, args),
+        Command::Bench(args) => bench::run(&context, args),
         Command::Index(_) | Command::Train(_) => unreachable!("handled above"),
     }
 }

@@ -315,6 +315,29 @@ impl<B: EncoderBackend> Encoder<B> {
         })
     }
 
+    /// A Qwen2 encoder with random weights of `config`'s shape drawn on
+    /// `device` (throughput benchmarks; speed does not depend on weight values).
+    pub fn random_qwen2(
+        config: &Qwen2Config,
+        options: EncodeOptions,
+        device: &B::Device,
+    ) -> Result<Self, EncoderError> {
+        let dtype = options.precision.dtype();
+        if !B::supports_dtype(device, dtype) {
+            return Err(EncoderError::Backend(format!(
+                "{} does not support {:?} on {device:?}",
+                B::name(device),
+                options.precision
+            )));
+        }
+        Ok(Self {
+            model: Architecture::Qwen2(Qwen2Model::random(config, device, dtype)),
+            config: ModelConfig::Qwen2(config.clone()),
+            options,
+            device: device.clone(),
+        })
+    }
+
     /// Length of the output vectors.
     pub fn dimension(&self) -> usize {
         self.config.hidden_size()
@@ -563,6 +586,7 @@ pub type CudaBackend = burn::backend::Cuda;
 
 #[derive(Debug, Clone)]
 enum AnyEncoder {
+    // Boxed: an encoder is ~1-2 KB of handles and configuration.
     Cpu(Box<Encoder<CpuBackend>>),
     #[cfg(feature = "cuda")]
     Cuda(Box<Encoder<CudaBackend>>),
@@ -603,6 +627,20 @@ impl EmbeddingModel {
             }
         };
         Ok(Self { encoder })
+    }
+
+    /// A Qwen2 model of `config`'s shape with random weights drawn on CUDA
+    /// device `index` (throughput benchmarks).
+    #[cfg(feature = "cuda")]
+    pub fn random_qwen2_cuda(
+        config: &Qwen2Config,
+        options: EncodeOptions,
+        index: usize,
+    ) -> Result<Self, EncoderError> {
+        let device = burn::backend::cuda::CudaDevice::new(index);
+        Ok(Self {
+            encoder: AnyEncoder::Cuda(Box::new(Encoder::random_qwen2(config, options, &device)?)),
+        })
     }
 
     /// One embedding per token sequence, in order.

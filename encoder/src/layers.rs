@@ -178,9 +178,41 @@ pub(crate) struct Linear<B: Backend> {
 }
 
 impl<B: Backend> Linear<B> {
+    /// A layer from tensors already on the device (`weight` `[d_in, d_out]`).
+    pub(crate) fn from_tensors(weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Self {
+        Self { weight, bias }
+    }
+
+    #[cfg(feature = "cuda")]
+    pub(crate) fn bias(&self) -> Option<&Tensor<B, 1>> {
+        self.bias.as_ref()
+    }
+
+    /// `x W^T` alone (for kernels that add the bias themselves).
+    #[cfg(feature = "cuda")]
+    pub(crate) fn forward_without_bias<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        match crate::cuda::linear(x, &self.weight) {
+            Ok(product) => product,
+            Err(x) => burn::tensor::module::linear(x, self.weight.clone(), None),
+        }
+    }
+
     pub(crate) fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         match &self.lora {
-            None => burn::tensor::module::linear(x, self.weight.clone(), self.bias.clone()),
+            None => {
+                // On burn-cuda in bf16/f16 the GEMM runs in cuBLAS (crate::cuda).
+                #[cfg(feature = "cuda")]
+                let x = match crate::cuda::linear(x, &self.weight) {
+                    Ok(product) => {
+                        return match &self.bias {
+                            Some(bias) => product + bias.clone().unsqueeze(),
+                            None => product,
+                        }
+                    }
+                    Err(x) => x,
+                };
+                burn::tensor::module::linear(x, self.weight.clone(), self.bias.clone())
+            }
             Some(lora) => {
                 let base =
                     burn::tensor::module::linear(x.clone(), self.weight.clone(), self.bias.clone());

@@ -33,6 +33,8 @@ pub mod weights;
 
 pub mod bert;
 pub mod contrastive;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod encode;
 pub mod kernels;
 mod layers;

@@ -19,7 +19,7 @@ use burn::tensor::{
     backend::Backend,
     module::{attention, embedding},
     ops::AttentionModuleOptions,
-    DType, Int, Tensor, TensorData,
+    DType, Distribution, Int, Tensor, TensorData,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -252,6 +252,13 @@ struct RmsNorm<B: Backend> {
 }
 
 impl<B: Backend> RmsNorm<B> {
+    fn ones(cfg: &Qwen2Config, device: &B::Device, dtype: DType) -> Self {
+        Self {
+            weight: Tensor::ones([1, 1, cfg.hidden_size], (device, dtype)),
+            eps: cfg.rms_norm_eps,
+        }
+    }
+
     fn new(cfg: &Qwen2Config, weights: &WeightReader<B>) -> Result<Self, EncoderError> {
         let weight = weights
             .tensor("weight", [cfg.hidden_size])?
@@ -263,6 +270,11 @@ impl<B: Backend> RmsNorm<B> {
     }
 
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        #[cfg(feature = "cuda")]
+        let x = match crate::cuda::fused::rms_norm(x, &self.weight, self.eps) {
+            Ok(normed) => return normed,
+            Err(x) => x,
+        };
         let dtype = x.dtype();
         let x = to_f32(x);
         let mean_square = x.clone().powi_scalar(2).mean_dim(2);
@@ -335,6 +347,21 @@ fn apply_rotary<B: Backend>(
     x * cos.clone() + rotated * sin.clone()
 }
 
+/// burn's attention, or on burn-cuda the kernel chosen in `crate::cuda`.
+fn scaled_dot_product_attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    options: AttentionModuleOptions,
+) -> Tensor<B, 4> {
+    #[cfg(feature = "cuda")]
+    let (q, k, v) = match crate::cuda::attention(q, k, v, options) {
+        Ok(context) => return context,
+        Err(inputs) => inputs,
+    };
+    attention(q, k, v, None, None, options)
+}
+
 /// Grouped-query self-attention with q/k/v biases and a causal mask.
 #[derive(Debug, Clone)]
 struct Attention<B: Backend> {
@@ -345,9 +372,27 @@ struct Attention<B: Backend> {
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
+    /// For the fused RoPE kernel, which computes its angles itself.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    rope_theta: f64,
 }
 
 impl<B: Backend> Attention<B> {
+    fn random(cfg: &Qwen2Config, init: &RandomInit<B>) -> Self {
+        let q_width = cfg.num_attention_heads * cfg.head_dim;
+        let kv_width = cfg.num_key_value_heads * cfg.head_dim;
+        Self {
+            q_proj: init.linear(cfg.hidden_size, q_width, true),
+            k_proj: init.linear(cfg.hidden_size, kv_width, true),
+            v_proj: init.linear(cfg.hidden_size, kv_width, true),
+            o_proj: init.linear(q_width, cfg.hidden_size, false),
+            num_heads: cfg.num_attention_heads,
+            num_kv_heads: cfg.num_key_value_heads,
+            head_dim: cfg.head_dim,
+            rope_theta: cfg.rope_theta,
+        }
+    }
+
     fn new(cfg: &Qwen2Config, weights: &WeightReader<B>) -> Result<Self, EncoderError> {
         let q_width = cfg.num_attention_heads * cfg.head_dim;
         let kv_width = cfg.num_key_value_heads * cfg.head_dim;
@@ -359,10 +404,15 @@ impl<B: Backend> Attention<B> {
             num_heads: cfg.num_attention_heads,
             num_kv_heads: cfg.num_key_value_heads,
             head_dim: cfg.head_dim,
+            rope_theta: cfg.rope_theta,
         })
     }
 
     fn forward(&self, x: Tensor<B, 3>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 3> {
+        #[cfg(feature = "cuda")]
+        if let Some(out) = self.forward_fused(&x) {
+            return out;
+        }
         let [batch, seq_len, _] = x.dims();
         let heads = |t: Tensor<B, 3>, count: usize| {
             t.reshape([batch, seq_len, count, self.head_dim])
@@ -383,13 +433,47 @@ impl<B: Backend> Attention<B> {
         let context = if B::ad_enabled(&q.device()) {
             differentiable_causal_attention(q, k, v)
         } else {
-            attention(q, k, v, None, None, options)
+            scaled_dot_product_attention(q, k, v, options)
         };
         let context =
             context
                 .swap_dims(1, 2)
                 .reshape([batch, seq_len, self.num_heads * self.head_dim]);
         self.o_proj.forward(context)
+    }
+
+    /// On burn-cuda in bf16 with fused kernels on: bias add, head split,
+    /// key/value head repetition and RoPE as one kernel per projection.
+    #[cfg(feature = "cuda")]
+    fn forward_fused(&self, x: &Tensor<B, 3>) -> Option<Tensor<B, 3>> {
+        use crate::cuda::fused::heads_with_rope;
+        if !crate::cuda::fused::active::<B>(x.dtype()) {
+            return None;
+        }
+        let [batch, seq_len, _] = x.dims();
+        let heads = |projection: &Linear<B>, heads_in: usize, rope: Option<f64>| {
+            heads_with_rope(
+                projection.forward_without_bias(x.clone()),
+                projection.bias(),
+                heads_in,
+                self.num_heads,
+                self.head_dim,
+                rope,
+            )
+            .ok()
+        };
+        let q = heads(&self.q_proj, self.num_heads, Some(self.rope_theta))?;
+        let k = heads(&self.k_proj, self.num_kv_heads, Some(self.rope_theta))?;
+        let v = heads(&self.v_proj, self.num_kv_heads, None)?;
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: true,
+        };
+        let context = scaled_dot_product_attention(q, k, v, options)
+            .swap_dims(1, 2)
+            .reshape([batch, seq_len, self.num_heads * self.head_dim]);
+        Some(self.o_proj.forward(context))
     }
 
     /// Repeats each key/value head for the query heads of its group.
@@ -446,6 +530,15 @@ struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
+    fn random(cfg: &Qwen2Config, init: &RandomInit<B>) -> Self {
+        let (hidden, inner) = (cfg.hidden_size, cfg.intermediate_size);
+        Self {
+            gate_proj: init.linear(hidden, inner, false),
+            up_proj: init.linear(hidden, inner, false),
+            down_proj: init.linear(inner, hidden, false),
+        }
+    }
+
     fn new(cfg: &Qwen2Config, weights: &WeightReader<B>) -> Result<Self, EncoderError> {
         let (hidden, inner) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
@@ -456,8 +549,14 @@ impl<B: Backend> Mlp<B> {
     }
 
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let gate = self.gate_proj.forward(x.clone());
+        let up = self.up_proj.forward(x);
+        #[cfg(feature = "cuda")]
+        let (gate, up) = match crate::cuda::fused::silu_mul(gate, up) {
+            Ok(product) => return self.down_proj.forward(product),
+            Err(inputs) => inputs,
+        };
+        self.down_proj.forward(silu(gate) * up)
     }
 }
 
@@ -486,6 +585,34 @@ impl<B: Backend> DecoderLayer<B> {
                 .self_attn
                 .forward(self.input_layernorm.forward(x), cos, sin);
         x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x))
+    }
+}
+
+/// Random weights drawn on the device itself (no host copy: the 7B shape
+/// has 7.6 G parameters). Uniform with standard deviation 0.02 (transformers'
+/// `initializer_range`), so activations stay in a realistic range.
+struct RandomInit<B: Backend> {
+    device: B::Device,
+    dtype: DType,
+}
+
+impl<B: Backend> RandomInit<B> {
+    const STD: f64 = 0.02;
+
+    fn tensor<const D: usize>(&self, shape: [usize; D]) -> Tensor<B, D> {
+        let half_width = Self::STD * 3f64.sqrt();
+        Tensor::random(
+            shape,
+            Distribution::Uniform(-half_width, half_width),
+            (&self.device, self.dtype),
+        )
+    }
+
+    fn linear(&self, d_in: usize, d_out: usize, with_bias: bool) -> Linear<B> {
+        Linear::from_tensors(
+            self.tensor([d_in, d_out]),
+            with_bias.then(|| self.tensor([d_out])),
+        )
     }
 }
 
@@ -537,6 +664,32 @@ impl<B: Backend> Qwen2Model<B> {
             dtype: weights.dtype(),
             prefix: prefix.to_string(),
         })
+    }
+
+    /// A model of `config`'s shape with random weights generated on `device`
+    /// (throughput measurements: speed does not depend on weight values).
+    pub fn random(config: &Qwen2Config, device: &B::Device, dtype: DType) -> Self {
+        let init = RandomInit::<B> {
+            device: device.clone(),
+            dtype,
+        };
+        let layers = (0..config.num_hidden_layers)
+            .map(|_| DecoderLayer {
+                input_layernorm: RmsNorm::ones(config, device, dtype),
+                self_attn: Attention::random(config, &init),
+                post_attention_layernorm: RmsNorm::ones(config, device, dtype),
+                mlp: Mlp::random(config, &init),
+            })
+            .collect();
+        Self {
+            embed_tokens: init.tensor([config.vocab_size, config.hidden_size]),
+            layers,
+            norm: RmsNorm::ones(config, device, dtype),
+            rotary: RotaryEmbedding::new(config),
+            config: config.clone(),
+            device: device.clone(),
+            dtype,
+        }
     }
 
     pub fn config(&self) -> &Qwen2Config {

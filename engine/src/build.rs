@@ -206,6 +206,11 @@ impl PreparedEncoder {
         })
     }
 
+    /// The architecture and hyper-parameters read from the model files.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
     /// Loads the weights onto the device (the expensive part).
     pub fn load(&self) -> Result<EmbeddingModel> {
         self.load_on(self.spec.device)

@@ -1,0 +1,521 @@
+//! CUDA-only fast paths of the encoder (issue #6), reached from the
+//! backend-generic layers (`layers::Linear`, `qwen2::Attention`) by a run-time
+//! check that the backend is burn-cuda; every other backend never sees them.
+//!
+//! - Projection GEMMs run in cuBLAS (`cublasGemmEx`, bf16/f16 in and out, f32
+//!   accumulation). burn 0.21's own matmul reached ~210-220 TFLOP/s on the
+//!   H100 where cuBLAS reaches ~760 (`../shared/gpu/README.md`). The call is
+//!   queued on the very CUDA stream burn's kernels use (through the
+//!   `raw_stream_and_addresses` accessor of the patched cubecl-cuda, see
+//!   `vendor/cubecl-cuda/PATCH.md`), inside the device server's task queue, so
+//!   it is ordered with burn's work without any host synchronisation.
+//! - Attention: burn-cubecl's kernels with a fixed strategy (flash kernels
+//!   without the autotune pass, or the materialised fallback) or autotune.
+//! - [`bf16_matmul_tflops`]: the matmul rate the benchmark divides by (MFU).
+//!
+//! The choices are process-wide settings ([`set_gemm_engine`],
+//! [`set_attention_kernel`]) so a benchmark can compare them in one process.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use burn::tensor::{
+    backend::Backend, ops::AttentionModuleOptions, DType, Distribution, Tensor, TensorPrimitive,
+};
+use burn_cubecl::kernel::attention::AttentionStrategy;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl_common::device::Device as _;
+use cubecl_common::device_handle::DeviceHandle;
+use cubecl_common::stream_id::StreamId;
+use cubecl_cuda::{CudaRuntime, CudaServer};
+use cudarc::cublas::{result as cublas, sys as cublas_sys};
+
+use crate::encode::CudaBackend;
+use crate::EncoderError;
+
+mod attention;
+pub(crate) mod fused;
+
+type Cube = CubeTensor<CudaRuntime>;
+
+/// Who multiplies the projection matrices on CUDA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemmEngine {
+    /// cuBLAS when libcublas can be loaded, else burn (the default).
+    Auto,
+    /// cuBLAS (`cublasGemmEx`); falls back to burn if libcublas is missing.
+    Cublas,
+    /// burn-cubecl's autotuned matmul.
+    Burn,
+}
+
+/// Which attention kernel burn-cubecl runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// burn's default: autotune between the fallback and the flash kernels (per shape).
+    Autotune,
+    /// Flash attention on tensor cores (`blackbox_accelerated`), this many planes (2, 4, 8).
+    Flash(u8),
+    /// Flash attention with unit (non tensor-core) inner matmuls.
+    FlashUnit,
+    /// Scores materialised: matmul, softmax, matmul.
+    Fallback,
+    /// Scores materialised once: cuBLAS `Q Kᵀ`, a one-pass softmax kernel, cuBLAS `P V`.
+    Cublas,
+}
+
+impl std::str::FromStr for AttentionKernel {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "autotune" => Ok(Self::Autotune),
+            "flash2" => Ok(Self::Flash(2)),
+            "flash4" => Ok(Self::Flash(4)),
+            "flash8" => Ok(Self::Flash(8)),
+            "flash-unit" => Ok(Self::FlashUnit),
+            "fallback" => Ok(Self::Fallback),
+            "cublas" => Ok(Self::Cublas),
+            other => Err(format!(
+                "attention kernel `{other}`: one of autotune, flash2, flash4, flash8, flash-unit, \
+                 fallback, cublas"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for AttentionKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Autotune => write!(f, "autotune"),
+            Self::Flash(planes) => write!(f, "flash{planes}"),
+            Self::FlashUnit => write!(f, "flash-unit"),
+            Self::Fallback => write!(f, "fallback"),
+            Self::Cublas => write!(f, "cublas"),
+        }
+    }
+}
+
+static GEMM_ENGINE: AtomicU8 = AtomicU8::new(0);
+static ATTENTION_KERNEL: AtomicU8 = AtomicU8::new(0);
+static FUSED_KERNELS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether RMSNorm, SwiGLU and the bias/head-split/RoPE step run as one
+/// kernel each ([`fused`]) instead of burn's op-by-op graph (bf16 only).
+pub fn set_fused_kernels(on: bool) {
+    FUSED_KERNELS.store(on, Ordering::Relaxed);
+}
+
+pub fn fused_kernels() -> bool {
+    FUSED_KERNELS.load(Ordering::Relaxed)
+}
+
+pub fn set_gemm_engine(engine: GemmEngine) {
+    let code = match engine {
+        GemmEngine::Auto => 0,
+        GemmEngine::Cublas => 1,
+        GemmEngine::Burn => 2,
+    };
+    GEMM_ENGINE.store(code, Ordering::Relaxed);
+}
+
+/// The engine projection GEMMs use now (after resolving `Auto`).
+pub fn gemm_engine() -> GemmEngine {
+    match GEMM_ENGINE.load(Ordering::Relaxed) {
+        2 => GemmEngine::Burn,
+        _ if cublas_available() => GemmEngine::Cublas,
+        _ => GemmEngine::Burn,
+    }
+}
+
+pub fn set_attention_kernel(kernel: AttentionKernel) {
+    let code = match kernel {
+        AttentionKernel::Autotune => 0,
+        AttentionKernel::Flash(planes) => planes,
+        AttentionKernel::FlashUnit => 1,
+        AttentionKernel::Fallback => 3,
+        AttentionKernel::Cublas => 5,
+    };
+    ATTENTION_KERNEL.store(code, Ordering::Relaxed);
+}
+
+pub fn attention_kernel() -> AttentionKernel {
+    match ATTENTION_KERNEL.load(Ordering::Relaxed) {
+        0 => AttentionKernel::Autotune,
+        1 => AttentionKernel::FlashUnit,
+        3 => AttentionKernel::Fallback,
+        5 => AttentionKernel::Cublas,
+        planes => AttentionKernel::Flash(planes),
+    }
+}
+
+/// Whether libcublas can be loaded (cudarc looks for `libcublas.so*` on the
+/// loader's path, e.g. PyTorch's `nvidia/cu13/lib` or `/usr/local/cuda/lib64`).
+pub fn cublas_available() -> bool {
+    static PRESENT: OnceLock<bool> = OnceLock::new();
+    // SAFETY: only tries to dlopen the library; no symbol is called.
+    *PRESENT.get_or_init(|| unsafe { cublas_sys::is_culib_present() })
+}
+
+fn is_cuda<B: Backend>() -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<CudaBackend>()
+}
+
+/// `Tensor<B, D>` as the CUDA backend's tensor; callers check [`is_cuda`] first.
+fn to_cuda<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<CudaBackend, D> {
+    let boxed: Box<dyn Any> = Box::new(tensor);
+    *boxed
+        .downcast::<Tensor<CudaBackend, D>>()
+        .expect("caller checked the backend is burn-cuda")
+}
+
+fn from_cuda<B: Backend, const D: usize>(tensor: Tensor<CudaBackend, D>) -> Tensor<B, D> {
+    let boxed: Box<dyn Any> = Box::new(tensor);
+    *boxed
+        .downcast::<Tensor<B, D>>()
+        .expect("caller checked the backend is burn-cuda")
+}
+
+fn to_cube<const D: usize>(tensor: Tensor<CudaBackend, D>) -> Cube {
+    tensor.into_primitive().tensor()
+}
+
+fn from_cube<const D: usize>(tensor: Cube) -> Tensor<CudaBackend, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(tensor))
+}
+
+/// `x W` for `x` `[..., d_in]` and `W` `[d_in, d_out]` in cuBLAS, when the
+/// backend is burn-cuda, the dtype bf16/f16 and cuBLAS is chosen; otherwise
+/// hands `x` back untouched for burn's own matmul.
+pub(crate) fn linear<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: &Tensor<B, 2>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if !is_cuda::<B>()
+        || gemm_engine() != GemmEngine::Cublas
+        || !matches!(x.dtype(), DType::BF16 | DType::F16)
+        || x.dtype() != weight.dtype()
+    {
+        return Err(x);
+    }
+    let x = to_cube(to_cuda(x));
+    let weight = to_cube(to_cuda(weight.clone()));
+    let out = cublas_matmul(x, weight).unwrap_or_else(|err| panic!("cuBLAS GEMM failed: {err}"));
+    Ok(from_cuda(from_cube::<D>(out)))
+}
+
+/// Row layout of a tensor whose last dimension is contiguous and whose
+/// leading dimensions collapse into one evenly strided row index:
+/// `(rows, cols, row_stride)` in elements.
+fn row_layout(tensor: &Cube) -> Option<(usize, usize, usize)> {
+    let shape: &[usize] = tensor.meta.shape();
+    let strides: &[usize] = tensor.meta.strides();
+    let rank = shape.len();
+    if rank == 0 || (strides[rank - 1] != 1 && shape[rank - 1] > 1) {
+        return None;
+    }
+    let cols = shape[rank - 1];
+    if rank == 1 {
+        return Some((1, cols, cols));
+    }
+    let row_stride = strides[rank - 2];
+    // Every leading dimension must step by whole rows.
+    let mut expected = row_stride;
+    for dim in (0..rank - 1).rev() {
+        if shape[dim] > 1 && strides[dim] != expected {
+            return None;
+        }
+        expected *= shape[dim];
+    }
+    let rows = shape[..rank - 1].iter().product();
+    Some((rows, cols, row_stride.max(cols)))
+}
+
+fn cublas_dtype(dtype: DType) -> Result<cublas_sys::cudaDataType, String> {
+    match dtype {
+        DType::BF16 => Ok(cublas_sys::cudaDataType::CUDA_R_16BF),
+        DType::F16 => Ok(cublas_sys::cudaDataType::CUDA_R_16F),
+        other => Err(format!("cuBLAS path takes bf16/f16, got {other:?}")),
+    }
+}
+
+/// Errors of cuBLAS calls queued with `DeviceHandle::submit` (not awaited):
+/// the first one is reported by the next call.
+static DEFERRED_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
+thread_local! {
+    /// One cuBLAS handle per device-server thread (created with the context current).
+    static CUBLAS_HANDLE: std::cell::Cell<Option<cublas_sys::cublasHandle_t>> =
+        const { std::cell::Cell::new(None) };
+}
+
+fn cublas_handle() -> Result<cublas_sys::cublasHandle_t, String> {
+    CUBLAS_HANDLE.with(|cell| {
+        if let Some(handle) = cell.get() {
+            return Ok(handle);
+        }
+        let handle = cublas::create_handle().map_err(|err| format!("cublasCreate: {err:?}"))?;
+        cell.set(Some(handle));
+        Ok(handle)
+    })
+}
+
+/// `out[rows, n] = x[rows, k] · w[k, n]` (row-major, burn's layout) with cuBLAS
+/// on burn's stream. Row-major `out = x w` is column-major `outᵀ = wᵀ xᵀ`,
+/// i.e. a column-major GEMM with A = w (ld = w's row stride), B = x.
+fn cublas_matmul(x: Cube, w: Cube) -> Result<Cube, String> {
+    let x = match row_layout(&x) {
+        Some(_) => x,
+        None => burn_cubecl::kernel::into_contiguous(x),
+    };
+    let w = match row_layout(&w) {
+        Some(_) => w,
+        None => burn_cubecl::kernel::into_contiguous(w),
+    };
+    let (rows, k, x_ld) = row_layout(&x).ok_or("x has no row layout after copy")?;
+    let (w_rows, n, w_ld) = row_layout(&w).ok_or("w has no row layout after copy")?;
+    if w_rows != k {
+        return Err(format!("x has {k} columns, w has {w_rows} rows"));
+    }
+    let dtype = x.dtype;
+    let data_type = cublas_dtype(dtype)?;
+    let mut out_shape: Vec<usize> = x.meta.shape().to_vec();
+    *out_shape.last_mut().expect("rank >= 1") = n;
+    let out = burn_cubecl::ops::numeric::empty_device_contiguous_dtype::<CudaRuntime>(
+        x.client.clone(),
+        x.device.clone(),
+        out_shape.into(),
+        dtype,
+    );
+    if let Some(err) = DEFERRED_ERROR.lock().expect("not poisoned").take() {
+        return Err(err);
+    }
+    let stream_id = StreamId::current();
+    let bindings = vec![
+        w.handle.clone().binding(),
+        x.handle.clone().binding(),
+        out.handle.clone().binding(),
+    ];
+    let dims = [n, rows, k, w_ld, x_ld, n].map(|v| v as i32);
+    let handle = DeviceHandle::<CudaServer>::new(x.device.to_id());
+    handle.submit(move |server: &mut CudaServer| {
+        let result = (|| -> Result<(), String> {
+            let (stream, addresses) = server
+                .raw_stream_and_addresses(stream_id, bindings)
+                .map_err(|err| format!("resolving burn's stream: {err:?}"))?;
+            let blas = cublas_handle()?;
+            let [m, n, k, lda, ldb, ldc] = dims;
+            let (alpha, beta) = (1.0f32, 0.0f32);
+            // SAFETY: the addresses are live device allocations of the bindings
+            // (held until this closure returns, and reused by later work only
+            // after it on the same stream); the sizes and leading dimensions
+            // come from the tensors' own layouts.
+            unsafe {
+                cublas::set_stream(blas, stream as cublas_sys::cudaStream_t)
+                    .map_err(|err| format!("cublasSetStream: {err:?}"))?;
+                cublas::gemm_ex(
+                    blas,
+                    cublas_sys::cublasOperation_t::CUBLAS_OP_N,
+                    cublas_sys::cublasOperation_t::CUBLAS_OP_N,
+                    m,
+                    n,
+                    k,
+                    (&alpha as *const f32).cast(),
+                    addresses[0] as *const std::ffi::c_void,
+                    data_type,
+                    lda,
+                    addresses[1] as *const std::ffi::c_void,
+                    data_type,
+                    ldb,
+                    (&beta as *const f32).cast(),
+                    addresses[2] as *mut std::ffi::c_void,
+                    data_type,
+                    ldc,
+                    cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                    cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                )
+                .map_err(|err| format!("cublasGemmEx {m}x{n}x{k}: {err:?}"))?;
+            }
+            Ok(())
+        })();
+        if let Err(err) = result {
+            DEFERRED_ERROR
+                .lock()
+                .expect("not poisoned")
+                .get_or_insert(err);
+        }
+    });
+    // Keep the inputs alive until the task is queued (their bindings are in it).
+    drop((x, w));
+    Ok(out)
+}
+
+/// Query, key and value handed back when [`attention`] does not apply.
+pub(crate) type AttentionInputs<B> = (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>);
+
+/// Scaled dot-product attention with the chosen burn-cubecl kernel; `None`
+/// when the backend is not burn-cuda (the caller uses burn's generic op).
+pub(crate) fn attention<B: Backend>(
+    query: Tensor<B, 4>,
+    key: Tensor<B, 4>,
+    value: Tensor<B, 4>,
+    options: AttentionModuleOptions,
+) -> Result<Tensor<B, 4>, AttentionInputs<B>> {
+    let kernel = attention_kernel();
+    if !is_cuda::<B>() || kernel == AttentionKernel::Autotune {
+        return Err((query, key, value));
+    }
+    if kernel == AttentionKernel::Cublas
+        && (query.dtype() != DType::BF16 || options.scale.is_some() || options.softcap.is_some())
+    {
+        return Err((query, key, value));
+    }
+    let [q, k, v] = [query, key, value].map(|t| to_cube(to_cuda(t)));
+    let out = run_attention(kernel, q, k, v, options)
+        .unwrap_or_else(|err| panic!("attention kernel {kernel} cannot run this shape: {err}"));
+    Ok(from_cuda(from_cube::<4>(out)))
+}
+
+/// One attention call with a fixed kernel (not autotune).
+fn run_attention(
+    kernel: AttentionKernel,
+    q: Cube,
+    k: Cube,
+    v: Cube,
+    options: AttentionModuleOptions,
+) -> Result<Cube, String> {
+    let strategy = match kernel {
+        AttentionKernel::Cublas => {
+            return attention::cublas_attention(q, k, v, options.is_causal);
+        }
+        AttentionKernel::Flash(num_planes) => AttentionStrategy::FlashBlackboxAccelerated(
+            cubek::attention::routines::blackbox_accelerated::BlackboxAcceleratedStrategy {
+                num_planes,
+                seq_q: 1,
+                seq_kv: 1,
+            },
+        ),
+        AttentionKernel::FlashUnit => AttentionStrategy::FlashUnit,
+        AttentionKernel::Fallback | AttentionKernel::Autotune => AttentionStrategy::Fallback,
+    };
+    burn_cubecl::kernel::attention::attention(q, k, v, None, None, options, strategy)
+        .map_err(|err| format!("{err:?}"))
+}
+
+/// bf16 matmul rate (TFLOP/s) of `m x k x n` on CUDA device `index` with the
+/// given engine: one untimed call (kernel choice/autotune), then the best of
+/// `repeats` timed batches of 10 calls, each ended by a device sync.
+pub fn bf16_matmul_tflops(
+    index: usize,
+    engine: GemmEngine,
+    [m, k, n]: [usize; 3],
+    repeats: usize,
+) -> Result<f64, EncoderError> {
+    let device = burn::backend::cuda::CudaDevice::new(index);
+    let previous = GEMM_ENGINE.load(Ordering::Relaxed);
+    set_gemm_engine(engine);
+    let options = (&device, DType::BF16);
+    let a = Tensor::<CudaBackend, 2>::random([m, k], Distribution::Uniform(-1.0, 1.0), options);
+    let b = Tensor::<CudaBackend, 2>::random([k, n], Distribution::Uniform(-1.0, 1.0), options);
+    let multiply = |a: &Tensor<CudaBackend, 2>| match linear(a.clone(), &b) {
+        Ok(out) => out,
+        Err(a) => a.matmul(b.clone()),
+    };
+    let sync = |t: Tensor<CudaBackend, 2>| -> Result<(), EncoderError> {
+        // Reading one value waits for everything queued before it.
+        t.slice([0..1, 0..1])
+            .into_data()
+            .to_vec::<half::bf16>()
+            .map(|_| ())
+            .map_err(|err| EncoderError::Backend(format!("{err:?}")))
+    };
+    sync(multiply(&a))?;
+    let mut best = f64::INFINITY;
+    for _ in 0..repeats.max(1) {
+        let started = Instant::now();
+        let mut last = None;
+        for _ in 0..10 {
+            last = Some(multiply(&a));
+        }
+        sync(last.expect("ten calls"))?;
+        best = best.min(started.elapsed().as_secs_f64() / 10.0);
+    }
+    GEMM_ENGINE.store(previous, Ordering::Relaxed);
+    if let Some(err) = DEFERRED_ERROR.lock().expect("not poisoned").take() {
+        return Err(EncoderError::Backend(err));
+    }
+    Ok(2.0 * (m * k * n) as f64 / best / 1e12)
+}
+
+/// Milliseconds per call of `kernel` on causal self-attention of shape
+/// `[batch, heads, seq, head_dim]` (bf16, random inputs) on CUDA device
+/// `index`: one untimed call, then the best of `repeats` batches of 5 calls.
+/// `Err` when the kernel refuses the shape (or its launch fails).
+pub fn attention_ms(
+    index: usize,
+    kernel: AttentionKernel,
+    [batch, heads, seq, head_dim]: [usize; 4],
+    repeats: usize,
+) -> Result<f64, String> {
+    let device = burn::backend::cuda::CudaDevice::new(index);
+    let options = (&device, DType::BF16);
+    let shape = [batch, heads, seq, head_dim];
+    let [q, k, v] = [0; 3].map(|_| {
+        Tensor::<CudaBackend, 4>::random(shape, Distribution::Uniform(-1.0, 1.0), options)
+    });
+    let run_options = AttentionModuleOptions {
+        scale: None,
+        softcap: None,
+        is_causal: true,
+    };
+    if kernel == AttentionKernel::Cublas && !cublas_available() {
+        return Err("libcublas cannot be loaded".to_string());
+    }
+    let call = || -> Result<Tensor<CudaBackend, 4>, String> {
+        if kernel == AttentionKernel::Autotune {
+            return Ok(burn::tensor::module::attention(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                None,
+                None,
+                run_options,
+            ));
+        }
+        let [q, k, v] = [&q, &k, &v].map(|t| to_cube(t.clone()));
+        run_attention(kernel, q, k, v, run_options).map(from_cube::<4>)
+    };
+    let sync = |t: Tensor<CudaBackend, 4>| -> Result<(), String> {
+        t.slice([0..1, 0..1, 0..1, 0..1])
+            .try_into_data()
+            .map(|_| ())
+            .map_err(|err| format!("{err:?}"))?;
+        match DEFERRED_ERROR.lock().expect("not poisoned").take() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        sync(call()?)?;
+        let mut best = f64::INFINITY;
+        for _ in 0..repeats.max(1) {
+            let started = Instant::now();
+            let mut last = None;
+            for _ in 0..5 {
+                last = Some(call()?);
+            }
+            sync(last.expect("five calls"))?;
+            best = best.min(started.elapsed().as_secs_f64() / 5.0);
+        }
+        Ok(best * 1e3)
+    }));
+    outcome.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panicked".to_string());
+        Err(message)
+    })
+}
