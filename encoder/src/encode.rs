@@ -547,9 +547,10 @@ pub type CudaBackend = burn::backend::Cuda;
 
 #[derive(Debug, Clone)]
 enum AnyEncoder {
-    Cpu(Encoder<CpuBackend>),
+    // Boxed: the two backends' encoders differ much in size (clippy::large_enum_variant).
+    Cpu(Box<Encoder<CpuBackend>>),
     #[cfg(feature = "cuda")]
-    Cuda(Encoder<CudaBackend>),
+    Cuda(Box<Encoder<CudaBackend>>),
 }
 
 /// The encoder the engine holds: one type whatever the device.
@@ -566,19 +567,19 @@ impl EmbeddingModel {
         device: ComputeDevice,
     ) -> Result<Self, EncoderError> {
         let encoder = match device {
-            ComputeDevice::Cpu => AnyEncoder::Cpu(Encoder::load(
+            ComputeDevice::Cpu => AnyEncoder::Cpu(Box::new(Encoder::load(
                 config,
                 source,
                 options,
                 &burn_ndarray::NdArrayDevice::Cpu,
-            )?),
+            )?)),
             #[cfg(feature = "cuda")]
-            ComputeDevice::Cuda(index) => AnyEncoder::Cuda(Encoder::load(
+            ComputeDevice::Cuda(index) => AnyEncoder::Cuda(Box::new(Encoder::load(
                 config,
                 source,
                 options,
                 &burn::backend::cuda::CudaDevice::new(index),
-            )?),
+            )?)),
             #[cfg(not(feature = "cuda"))]
             ComputeDevice::Cuda(_) => {
                 return Err(EncoderError::Backend(

@@ -609,12 +609,12 @@ impl<B: Backend> Qwen2Model<B> {
                     (&device, DType::F32),
                 )
             };
-            linear.lora = Some(LoraBranch {
+            linear.lora = Some(Box::new(LoraBranch {
                 a: tensor(&pair.a),
                 b: tensor(&pair.b),
                 scale,
                 dropout,
-            });
+            }));
             used += 1;
         }
         if used != adapter.modules.len() {
@@ -635,7 +635,7 @@ impl<B: Backend> Qwen2Model<B> {
     pub fn lora_branches_mut(&mut self) -> Vec<(String, &mut LoraBranch<B>)> {
         self.linears_mut()
             .into_iter()
-            .filter_map(|(path, linear)| linear.lora.as_mut().map(|lora| (path, lora)))
+            .filter_map(|(path, linear)| linear.lora.as_deref_mut().map(|lora| (path, lora)))
             .collect()
     }
 
