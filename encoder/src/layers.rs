@@ -174,13 +174,18 @@ fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 pub(crate) struct Linear<B: Backend> {
     weight: Tensor<B, 2>,
     bias: Option<Tensor<B, 1>>,
-    pub(crate) lora: Option<LoraBranch<B>>,
+    /// Boxed: most linears have none, and the model stays small to move around.
+    pub(crate) lora: Option<Box<LoraBranch<B>>>,
 }
 
 impl<B: Backend> Linear<B> {
     /// A layer from tensors already on the device (`weight` `[d_in, d_out]`).
     pub(crate) fn from_tensors(weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Self {
-        Self { weight, bias }
+        Self {
+            weight,
+            bias,
+            lora: None,
+        }
     }
 
     #[cfg(feature = "cuda")]

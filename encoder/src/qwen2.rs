@@ -689,6 +689,8 @@ impl<B: Backend> Qwen2Model<B> {
             config: config.clone(),
             device: device.clone(),
             dtype,
+            // Random weights have no checkpoint names; HF's causal-LM layout is the default.
+            prefix: "model.".into(),
         }
     }
 
@@ -762,12 +764,12 @@ impl<B: Backend> Qwen2Model<B> {
                     (&device, DType::F32),
                 )
             };
-            linear.lora = Some(LoraBranch {
+            linear.lora = Some(Box::new(LoraBranch {
                 a: tensor(&pair.a),
                 b: tensor(&pair.b),
                 scale,
                 dropout,
-            });
+            }));
             used += 1;
         }
         if used != adapter.modules.len() {
@@ -788,7 +790,7 @@ impl<B: Backend> Qwen2Model<B> {
     pub fn lora_branches_mut(&mut self) -> Vec<(String, &mut LoraBranch<B>)> {
         self.linears_mut()
             .into_iter()
-            .filter_map(|(path, linear)| linear.lora.as_mut().map(|lora| (path, lora)))
+            .filter_map(|(path, linear)| linear.lora.as_deref_mut().map(|lora| (path, lora)))
             .collect()
     }
 
