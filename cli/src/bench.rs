@@ -260,6 +260,7 @@ fn prepare_real(
         device: ComputeDevice::Cuda(index),
         max_length: None,
         batch_tokens: None,
+        lora: None,
     };
     let prepared = PreparedEncoder::prepare(&spec)?;
     let dataset = Dataset::resolve(&args.dataset, context.registry.as_ref())?;

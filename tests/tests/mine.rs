@@ -11,11 +11,13 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::repo_root;
 use quarry_engine::run::Run;
 use quarry_engine::train_data::{load_train_groups, TrainGroup};
 use serde_json::Value;
-use tiny_fixtures::{repo_root, tiny_dataset, tiny_model};
+use tiny_fixtures::{tiny_dataset, tiny_model};
 
+mod common;
 mod tiny_fixtures;
 
 fn quarry(home: &Path, args: &[&str]) -> Output {
