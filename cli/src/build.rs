@@ -100,6 +100,21 @@ pub struct BuildArgs {
     pub chunk_docs: usize,
 }
 
+/// The compute dtype `--dtype` names, refused where the device can't run it.
+pub fn parse_precision(dtype: DtypeArg, device: ComputeDevice) -> Result<Precision, UsageError> {
+    let precision = match dtype {
+        DtypeArg::F32 => Precision::F32,
+        DtypeArg::Bf16 => Precision::BF16,
+        DtypeArg::F16 => Precision::F16,
+    };
+    if device == ComputeDevice::Cpu && precision != Precision::F32 {
+        return Err(UsageError(format!(
+            "--dtype {dtype:?} needs --device cuda: the CPU backend computes in f32"
+        )));
+    }
+    Ok(precision)
+}
+
 /// The devices `--device` names: the first also encodes the queries.
 fn parse_devices(text: &str) -> Result<Vec<ComputeDevice>, UsageError> {
     if text != "cuda:all" {
@@ -152,18 +167,7 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
     }
     let devices = parse_devices(&args.device)?;
     let device = devices[0];
-    let precision = match args.dtype {
-        DtypeArg::F32 => Precision::F32,
-        DtypeArg::Bf16 => Precision::BF16,
-        DtypeArg::F16 => Precision::F16,
-    };
-    if device == ComputeDevice::Cpu && precision != Precision::F32 {
-        return Err(UsageError(format!(
-            "--dtype {:?} needs --device cuda: the CPU backend computes in f32",
-            args.dtype
-        ))
-        .into());
-    }
+    let precision = parse_precision(args.dtype, device)?;
     if args.shard_rows == 0 || args.chunk_docs == 0 {
         return Err(UsageError("shard rows and chunk docs must be positive".into()).into());
     }

@@ -7,11 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use quarry_encoder::{ComputeDevice, Precision};
 use quarry_engine::train::{train, TrainJob, TrainSettings};
 
-use crate::args::UsageError;
-use crate::build::{parse_device, DtypeArg};
+use crate::build::{parse_device, parse_precision, DtypeArg};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -128,18 +126,7 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
-    let precision = match args.dtype {
-        DtypeArg::F32 => Precision::F32,
-        DtypeArg::Bf16 => Precision::BF16,
-        DtypeArg::F16 => Precision::F16,
-    };
-    if device == ComputeDevice::Cpu && precision != Precision::F32 {
-        return Err(UsageError(format!(
-            "--dtype {:?} needs --device cuda: the CPU backend computes in f32",
-            args.dtype
-        ))
-        .into());
-    }
+    let precision = parse_precision(args.dtype, device)?;
     let job = TrainJob {
         model: args.model.clone(),
         train_file: args.train_file.clone(),

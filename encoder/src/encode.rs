@@ -283,6 +283,21 @@ pub struct Encoder<B: Backend> {
     device: B::Device,
 }
 
+/// The burn dtype of `precision`, or an error if `device` cannot compute in it.
+fn supported_dtype<B: EncoderBackend>(
+    precision: Precision,
+    device: &B::Device,
+) -> Result<burn::tensor::DType, EncoderError> {
+    let dtype = precision.dtype();
+    if !B::supports_dtype(device, dtype) {
+        return Err(EncoderError::Backend(format!(
+            "{} does not support {precision:?} on {device:?}",
+            B::name(device)
+        )));
+    }
+    Ok(dtype)
+}
+
 impl<B: EncoderBackend> Encoder<B> {
     /// Loads the weights of `config`'s architecture from `source` onto `device`.
     pub fn load(
@@ -291,14 +306,7 @@ impl<B: EncoderBackend> Encoder<B> {
         options: EncodeOptions,
         device: &B::Device,
     ) -> Result<Self, EncoderError> {
-        let dtype = options.precision.dtype();
-        if !B::supports_dtype(device, dtype) {
-            return Err(EncoderError::Backend(format!(
-                "{} does not support {:?} on {device:?}",
-                B::name(device),
-                options.precision
-            )));
-        }
+        let dtype = supported_dtype::<B>(options.precision, device)?;
         let model = match config {
             ModelConfig::Qwen2(qwen2) => {
                 Architecture::Qwen2(Qwen2Model::load(qwen2, source, device, dtype)?)
@@ -322,14 +330,7 @@ impl<B: EncoderBackend> Encoder<B> {
         options: EncodeOptions,
         device: &B::Device,
     ) -> Result<Self, EncoderError> {
-        let dtype = options.precision.dtype();
-        if !B::supports_dtype(device, dtype) {
-            return Err(EncoderError::Backend(format!(
-                "{} does not support {:?} on {device:?}",
-                B::name(device),
-                options.precision
-            )));
-        }
+        let dtype = supported_dtype::<B>(options.precision, device)?;
         Ok(Self {
             model: Architecture::Qwen2(Qwen2Model::random(config, device, dtype)),
             config: ModelConfig::Qwen2(config.clone()),

@@ -9,9 +9,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::repo_root;
+use common::{output_text as text, quarry_command, registry_arg};
 use quarry_engine::run::Run;
 use quarry_engine::train_data::{load_train_groups, TrainGroup};
 use serde_json::Value;
@@ -21,22 +21,13 @@ mod common;
 mod tiny_fixtures;
 
 fn quarry(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quarry"))
-        .env_remove("QUARRY_REGISTRY")
+    quarry_command()
         .env("QUARRY_HOME", home)
         .arg("--registry")
-        .arg(repo_root().join("datasets.toml"))
+        .arg(registry_arg())
         .args(args)
         .output()
         .expect("quarry runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn ok_json(output: &Output) -> Value {
