@@ -64,7 +64,11 @@ fn run(cli: Cli) -> Result<()> {
     }
     // `quarry train` reads its model and training file alone.
     if let Command::Train(args) = cli.command {
-        return train::run(*args);
+        let home = cli
+            .home
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(Catalog::DEFAULT_HOME));
+        return train::run(*args, &home);
     }
     let context = Session::load(&cli)?;
     match cli.command {

@@ -119,12 +119,27 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub stop_after: Option<usize>,
 
+    /// Stop with a checkpoint after the first step that ends past this many seconds (for
+    /// time-limited jobs; continue later with --resume)
+    #[arg(long, value_name = "SECONDS")]
+    pub time_limit: Option<f64>,
+
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,
 }
 
-pub fn run(args: TrainArgs) -> Result<()> {
+/// `home` is the data home: its `gpu-tuning` folder holds the kernel tuning cache that
+/// `quarry build` also uses, so training shapes are tuned once per machine.
+pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
+    #[cfg(feature = "cuda")]
+    if args.device.starts_with("cuda") {
+        if let Some(dir) = quarry_encoder::encode::use_gpu_tuning_cache(&home.join("gpu-tuning")) {
+            eprintln!("GPU kernel tuning cache: {}", dir.display());
+        }
+    }
+    #[cfg(not(feature = "cuda"))]
+    let _ = home;
     let device = parse_device(&args.device)?;
     let precision = parse_precision(args.dtype, device)?;
     let job = TrainJob {
@@ -155,6 +170,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         checkpoint_every: args.checkpoint_every,
         resume: args.resume,
         stop_after: args.stop_after,
+        time_limit: args.time_limit,
     };
     let progress = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr()).with_style(
         ProgressStyle::with_template("training {bar:30} {pos}/{len} steps, ETA {eta} {msg}")

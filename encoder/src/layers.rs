@@ -219,8 +219,20 @@ impl<B: Backend> Linear<B> {
                 burn::tensor::module::linear(x, self.weight.clone(), self.bias.clone())
             }
             Some(lora) => {
-                let base =
-                    burn::tensor::module::linear(x.clone(), self.weight.clone(), self.bias.clone());
+                // Training on burn-cuda: the frozen product and its input gradient in cuBLAS.
+                #[cfg(feature = "cuda")]
+                let base = match crate::cuda::autodiff::frozen_linear(x.clone(), &self.weight) {
+                    Ok(product) => Some(match &self.bias {
+                        Some(bias) => product + bias.clone().unsqueeze(),
+                        None => product,
+                    }),
+                    Err(_) => None,
+                };
+                #[cfg(not(feature = "cuda"))]
+                let base = None;
+                let base = base.unwrap_or_else(|| {
+                    burn::tensor::module::linear(x.clone(), self.weight.clone(), self.bias.clone())
+                });
                 base + lora.forward(x)
             }
         }

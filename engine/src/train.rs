@@ -162,6 +162,9 @@ pub struct TrainJob {
     pub resume: bool,
     /// Stop (with a checkpoint) after this many steps of the schedule, as if interrupted.
     pub stop_after: Option<usize>,
+    /// Stop (with a checkpoint) after the first step that ends this many seconds after the
+    /// start: a time-limited job ends cleanly and `resume` continues it.
+    pub time_limit: Option<f64>,
 }
 
 /// What a run did (also written to `training_summary.json`).
@@ -183,6 +186,9 @@ pub struct TrainSummary {
     pub tokens: u64,
     pub seconds: f64,
     pub tokens_per_second: f64,
+    /// Wall seconds of each step of this invocation (the first ones include GPU kernel
+    /// tuning of new shapes; the rest are the steady state).
+    pub step_seconds: Vec<f64>,
     pub settings: TrainSettings,
 }
 
@@ -622,6 +628,8 @@ fn train_on<B: AutodiffBackend>(
     let started = Instant::now();
     let mut tokens_run: u64 = 0;
     let mut losses: Vec<f64> = Vec::new();
+    let mut step_seconds: Vec<f64> = Vec::new();
+    let mut reached = start_step;
     let mut last_checkpoint: Option<usize> = resumed.as_ref().map(|c| c.step);
 
     let save_checkpoint = |model: &mut Qwen2Model<B>,
@@ -668,6 +676,7 @@ fn train_on<B: AutodiffBackend>(
     };
 
     for step in start_step..stop_at {
+        let step_started = Instant::now();
         let sample = step_sample(&groups, settings, steps_per_epoch, step);
         let learning_rate =
             settings.learning_rate * schedule_factor(step, warmup_steps, total_steps);
@@ -794,6 +803,7 @@ fn train_on<B: AutodiffBackend>(
         }
         drop(branches);
         losses.push(step_loss);
+        step_seconds.push(step_started.elapsed().as_secs_f64());
         let elapsed = started.elapsed().as_secs_f64().max(1e-9);
         progress.set_position(step as u64 + 1);
         progress.set_message(format!(
@@ -801,13 +811,23 @@ fn train_on<B: AutodiffBackend>(
             tokens_run as f64 / elapsed
         ));
         let done = step + 1;
-        if done == stop_at || (job.checkpoint_every > 0 && done % job.checkpoint_every == 0) {
+        reached = done;
+        let out_of_time = job
+            .time_limit
+            .is_some_and(|limit| started.elapsed().as_secs_f64() >= limit);
+        if done == stop_at
+            || out_of_time
+            || (job.checkpoint_every > 0 && done % job.checkpoint_every == 0)
+        {
             save_checkpoint(&mut model, &states, done, tokens_total + tokens_run)?;
             last_checkpoint = Some(done);
         }
+        if out_of_time {
+            break;
+        }
     }
 
-    let step = stop_at.max(start_step);
+    let step = reached;
     let finished = step >= total_steps;
     if finished {
         let adapter = model.lora_adapter(&lora_config)?;
@@ -828,6 +848,7 @@ fn train_on<B: AutodiffBackend>(
         tokens: tokens_run,
         seconds,
         tokens_per_second: tokens_run as f64 / seconds.max(1e-9),
+        step_seconds,
         settings: settings.clone(),
     };
     let mut json = serde_json::to_vec_pretty(&summary).expect("serialises");

@@ -1,5 +1,5 @@
 //! `quarry train` on the tiny Qwen2 of tests/fixtures/lora (made by
-//! scripts/make_lora_fixture.py): an interrupted and resumed run ends with the adapter bytes
+//! scripts/make_lora_fixture.py): an interrupted (or time-limited) and resumed run ends with the adapter bytes
 //! of an uninterrupted one; a diverging run stops naming the step and keeps its last good
 //! checkpoint; malformed training data is reported with file and line; the trained adapter
 //! loads as a PEFT adapter.
@@ -37,6 +37,7 @@ fn job(output: &Path) -> TrainJob {
         checkpoint_every: 0,
         resume: false,
         stop_after: None,
+        time_limit: None,
     }
 }
 
@@ -66,8 +67,16 @@ fn resumed_run_ends_with_the_bytes_of_an_uninterrupted_one() {
         .to_string()
         .contains("--resume"));
     again.resume = true;
+    // A time-limited job stops after its first step past the limit, with a checkpoint.
+    again.time_limit = Some(0.0);
     let summary = train(&again, &hidden).unwrap();
     assert_eq!(summary.resumed_from_step, Some(2));
+    assert_eq!(summary.step, 3);
+    assert_eq!(summary.step_seconds.len(), 1);
+    assert!(!summary.finished);
+    again.time_limit = None;
+    let summary = train(&again, &hidden).unwrap();
+    assert_eq!(summary.resumed_from_step, Some(3));
     assert!(summary.finished);
     let resumed = std::fs::read(again.output.join(ADAPTER_WEIGHTS_FILE)).unwrap();
     assert!(

@@ -1,44 +1,83 @@
 #!/usr/bin/env bash
-# The supervised setting's real run (issue #7) on one GPU, resumable across device calls:
-# mine BM25 hard negatives for nfcorpus train, LoRA-train Qwen2.5-Coder-0.5B-Instruct with
-# `quarry train` (checkpoint every 5 steps; a call that times out is resumed by the next),
-# then build + evaluate the trained encoder (supervised prompts) on nfcorpus test, and time
-# PyTorch + PEFT on the same step shape (scripts/gpu/peft_train_step.py) for the peer ratio.
+# The supervised setting's real run (issue #7) on one GPU, in phases that fit device calls
+# (each call at most 10 minutes; files under /root survive while the machine stays warm):
 #
-#   scripts/gpu/lora_nfcorpus.sh QUARRY_BIN GGUF [MAX_STEPS] [TUNING.tgz]
+#   scripts/gpu/lora_nfcorpus.sh mine          # BM25 hard negatives for nfcorpus train
+#   scripts/gpu/lora_nfcorpus.sh train SECONDS # train (or resume) until SECONDS have passed
+#   scripts/gpu/lora_nfcorpus.sh eval          # build + evaluate the adapter on nfcorpus test
+#   scripts/gpu/lora_nfcorpus.sh peer          # PyTorch + PEFT on the same step shape
+#
+# Phases may be chained in one call: `... mine train 300`. Environment: BIN (quarry built with
+# `cargo build --release -p quarry-cli --features cuda`, default .gpu/quarry, unpacked from
+# .gpu/quarry.xz), MODEL (Qwen2.5-Coder-0.5B-Instruct GGUF, default /root/m/q05.gguf), WORK
+# (/root/lora: training file and adapter), QUARRY_HOME (/root/qh: catalog and kernel tuning
+# cache), OUT (what comes back), PEFT_WHEELS (folder with the peft wheel; the GPU machine has
+# PyTorch and transformers but no peft).
+#
+# Recipe (RepLLaMA, as the issue states): LoRA rank 32 on all 7 projections, InfoNCE at
+# temperature 0.01 over in-batch and 7 hard negatives a query, global batch 32 (micro-batch 8),
+# AdamW 1e-4 with 10% warm-up, one epoch, queries <= 32 and passages <= 192 tokens, bf16 base.
 set -uo pipefail
-bin=$1 model=$2 steps=${3:-74} tuning=${4:-}
-export QUARRY_HOME=${QUARRY_HOME:-/root/qh-lora}
+cd "$(dirname "$0")/../.."
+BIN=${BIN:-.gpu/quarry}
+if [ ! -x "$BIN" ] && [ -f "$BIN.xz" ]; then xz -dkf "$BIN.xz" && chmod +x "$BIN"; fi
+MODEL=${MODEL:-/root/m/q05.gguf}
+WORK=${WORK:-/root/lora}
+export QUARRY_HOME=${QUARRY_HOME:-/root/qh}
 export CUBECL_AUTOTUNE_LEVEL=${CUBECL_AUTOTUNE_LEVEL:-minimal}
-out=${OUT:-/tmp/out}; work=${WORK:-/root/lora}
-mkdir -p "$out" "$QUARRY_HOME" "$work"
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/card.txt"
-if [ -n "$tuning" ] && [ ! -d "$QUARRY_HOME/gpu-tuning" ]; then tar -C "$QUARRY_HOME" -xzf "$tuning"; fi
-if [ ! -f "$work/train.jsonl" ]; then
-  "$bin" mine --dataset nfcorpus --retriever bm25 --split train --depth 200 --negatives 30 \
-      --output "$work/train.jsonl" --json | tee "$out/mine.json" | head -c 600; echo
-fi
-resume=(); [ -f "$work/adapter/checkpoint.safetensors" ] && resume=(--resume)
-start=$SECONDS
-timeout "${TRAIN_TIMEOUT:-420}" "$bin" train --model "$model" --train "$work/train.jsonl" \
-    --output "$work/adapter" --device cuda --dtype bf16 --max-steps "$steps" \
-    --checkpoint-every 5 --json "${resume[@]}" >"$out/train.json" 2>"$out/train.log"
-echo "train exit $? after $((SECONDS - start)) s"; tail -c 300 "$out/train.log" | tr '\r' '\n' | tail -3
-python3 - "$out/train.json" <<'PY' || true
+OUT=${OUT:-/tmp/lora-out}
+mkdir -p "$OUT" "$QUARRY_HOME" "$WORK"
+source scripts/gpu/cublas_env.sh
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/card.txt"
+
+train_args=(--model "$MODEL" --train "$WORK/train.jsonl" --output "$WORK/adapter"
+  --device cuda --dtype bf16 --micro-batch "${MICRO:-8}" --checkpoint-every 5 --json)
+
+while [ $# -gt 0 ]; do
+  phase=$1; shift
+  case $phase in
+  mine)
+    [ -f "$WORK/train.jsonl" ] || "$BIN" mine --dataset nfcorpus --retriever bm25 \
+      --split train --depth 200 --negatives 30 --output "$WORK/train.jsonl" --json \
+      >"$OUT/mine.json"
+    head -c 400 "$OUT/mine.json"; echo
+    ;;
+  train)
+    seconds=$1; shift
+    resume=(); [ -f "$WORK/adapter/checkpoint.safetensors" ] && resume=(--resume)
+    start=$SECONDS
+    "$BIN" train "${train_args[@]}" --time-limit "$seconds" "${resume[@]}" \
+      >"$OUT/train.json" 2>"$OUT/train.log"
+    echo "train exit $? after $((SECONDS - start)) s"
+    tail -c 400 "$OUT/train.log" | tr '\r' '\n' | tail -3
+    python3 - "$OUT/train.json" <<'PY' || true
 import json, sys
 s = json.load(open(sys.argv[1]))
+steps = s["step_seconds"]
+steady = steps[2:] or steps
 print(f"quarry train: step {s['step']}/{s['total_steps']} finished={s['finished']} "
-      f"{s['tokens']} tokens in {s['seconds']:.1f}s = {s['tokens_per_second']:.0f} tok/s, "
+      f"{s['tokens']} tokens in {s['seconds']:.1f}s = {s['tokens_per_second']:.0f} tok/s; "
+      f"first steps {[round(x, 1) for x in steps[:3]]} s, steady {sum(steady)/len(steady):.2f} s/step; "
       f"mean loss {s['mean_loss']}, last loss {s['last_loss']}")
 PY
-cp "$work"/adapter/*.json "$out/" 2>/dev/null
-if [ -f "$work/adapter/adapter_config.json" ] && [ -f "$work/adapter/adapter_model.safetensors" ]; then
-  "$bin" build --model "$model" --lora "$work/adapter" --mode supervised --dataset nfcorpus \
-      --device cuda --dtype bf16 --name q05-supervised-lora 2>&1 | tail -2
-  "$bin" eval --dataset nfcorpus --retriever dense:q05-supervised-lora --json >"$out/eval-lora.json"
-  python3 -c "import json,sys; m=json.load(open(sys.argv[1]))['metrics']; print('trained adapter, nfcorpus test:', ' '.join(f'{k}={v:.4f}' for k,v in m.items()))" "$out/eval-lora.json"
-  if [ "${PEER:-1}" = 1 ]; then
-    timeout 120 python3 scripts/gpu/peft_train_step.py --batch 32 --micro-batch 8 --group-size 8 \
-        --query-len 32 --passage-len 192 --steps 3 | tee "$out/peer.json"
-  fi
-fi
+    cp "$WORK/adapter/training_summary.json" "$OUT/" 2>/dev/null
+    ;;
+  eval)
+    "$BIN" build --model "$MODEL" --lora "$WORK/adapter" --mode supervised --dataset nfcorpus \
+      --device cuda --dtype bf16 --name q05-supervised-lora >"$OUT/build.log" 2>&1
+    tail -c 300 "$OUT/build.log" | tr '\r' '\n' | tail -2
+    "$BIN" eval --dataset nfcorpus --retriever dense:q05-supervised-lora --json >"$OUT/eval-lora.json"
+    python3 -c "import json,sys; m=json.load(open(sys.argv[1]))['metrics']; print('trained adapter, nfcorpus test:', ' '.join(f'{k}={v:.4f}' for k,v in m.items()))" "$OUT/eval-lora.json"
+    ;;
+  peer)
+    if [ -n "${PEFT_WHEELS:-}" ]; then
+      # peft, accelerate and psutil (PyTorch, transformers and the rest are there already).
+      python3 -m pip install --no-deps --no-index --target /root/peft-lib "$PEFT_WHEELS"/*.whl -q
+      export PYTHONPATH=/root/peft-lib${PYTHONPATH:+:$PYTHONPATH}
+    fi
+    timeout 200 python3 scripts/gpu/peft_train_step.py --batch 32 --micro-batch "${MICRO:-8}" \
+      --group-size 8 --query-len 32 --passage-len 192 --steps 4 | tee "$OUT/peer.json"
+    ;;
+  *) echo "unknown phase $phase" >&2; exit 2 ;;
+  esac
+done

@@ -24,20 +24,7 @@ export QUARRY_HOME="$OUT/quarry-home"
 # Only the cheapest autotune pass: burn tunes reductions/attention per new shape.
 export CUBECL_AUTOTUNE_LEVEL=${CUBECL_AUTOTUNE_LEVEL:-minimal}
 
-# cudarc loads libcublas at run time: PyTorch's nvidia wheels or the CUDA toolkit have it.
-libdirs=$(python3 - <<'PY'
-import glob, os, site
-dirs = set()
-roots = site.getsitepackages() + [site.getusersitepackages()]
-for root in roots:
-    for path in glob.glob(os.path.join(root, "nvidia", "**", "libcublas*.so*"), recursive=True):
-        dirs.add(os.path.dirname(path))
-for path in glob.glob("/usr/local/cuda*/lib64/libcublas*.so*") + glob.glob("/usr/local/cuda*/targets/*/lib/libcublas*.so*"):
-    dirs.add(os.path.dirname(path))
-print(":".join(sorted(dirs)))
-PY
-)
-export LD_LIBRARY_PATH="${libdirs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+source scripts/gpu/cublas_env.sh
 {
   date -u
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

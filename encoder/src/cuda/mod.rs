@@ -36,6 +36,7 @@ use crate::encode::CudaBackend;
 use crate::EncoderError;
 
 mod attention;
+pub(crate) mod autodiff;
 pub(crate) mod fused;
 
 type Cube = CubeTensor<CudaRuntime>;
@@ -162,19 +163,22 @@ fn is_cuda<B: Backend>() -> bool {
     std::any::TypeId::of::<B>() == std::any::TypeId::of::<CudaBackend>()
 }
 
+/// The same value under the type the caller has checked it has (by `TypeId`): how the
+/// backend-generic layers hand tensors to the CUDA-only code.
+fn retype<From: 'static, To: 'static>(value: From) -> To {
+    let boxed: Box<dyn Any> = Box::new(value);
+    *boxed
+        .downcast::<To>()
+        .expect("caller checked the backend type")
+}
+
 /// `Tensor<B, D>` as the CUDA backend's tensor; callers check [`is_cuda`] first.
 fn to_cuda<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<CudaBackend, D> {
-    let boxed: Box<dyn Any> = Box::new(tensor);
-    *boxed
-        .downcast::<Tensor<CudaBackend, D>>()
-        .expect("caller checked the backend is burn-cuda")
+    retype(tensor)
 }
 
 fn from_cuda<B: Backend, const D: usize>(tensor: Tensor<CudaBackend, D>) -> Tensor<B, D> {
-    let boxed: Box<dyn Any> = Box::new(tensor);
-    *boxed
-        .downcast::<Tensor<B, D>>()
-        .expect("caller checked the backend is burn-cuda")
+    retype(tensor)
 }
 
 fn to_cube<const D: usize>(tensor: Tensor<CudaBackend, D>) -> Cube {
@@ -265,6 +269,16 @@ fn cublas_handle() -> Result<cublas_sys::cublasHandle_t, String> {
 /// on burn's stream. Row-major `out = x w` is column-major `outᵀ = wᵀ xᵀ`,
 /// i.e. a column-major GEMM with A = w (ld = w's row stride), B = x.
 fn cublas_matmul(x: Cube, w: Cube) -> Result<Cube, String> {
+    cublas_matmul_with(x, w, false)
+}
+
+/// `out[rows, n] = x[rows, k] · wᵀ` for `w` stored `[n, k]` (the input gradient of
+/// `x w`): the same GEMM with A transposed, so no transposed copy of `w` is made.
+pub(crate) fn cublas_matmul_transposed(x: Cube, w: Cube) -> Result<Cube, String> {
+    cublas_matmul_with(x, w, true)
+}
+
+fn cublas_matmul_with(x: Cube, w: Cube, transpose_w: bool) -> Result<Cube, String> {
     let x = match row_layout(&x) {
         Some(_) => x,
         None => burn_cubecl::kernel::into_contiguous(x),
@@ -274,9 +288,17 @@ fn cublas_matmul(x: Cube, w: Cube) -> Result<Cube, String> {
         None => burn_cubecl::kernel::into_contiguous(w),
     };
     let (rows, k, x_ld) = row_layout(&x).ok_or("x has no row layout after copy")?;
-    let (w_rows, n, w_ld) = row_layout(&w).ok_or("w has no row layout after copy")?;
-    if w_rows != k {
-        return Err(format!("x has {k} columns, w has {w_rows} rows"));
+    let (w_rows, w_cols, w_ld) = row_layout(&w).ok_or("w has no row layout after copy")?;
+    // `w` is `[k, n]`, or `[n, k]` when it enters transposed.
+    let (w_k, n) = if transpose_w {
+        (w_cols, w_rows)
+    } else {
+        (w_rows, w_cols)
+    };
+    if w_k != k {
+        return Err(format!(
+            "x has {k} columns, w has {w_k} (transposed: {transpose_w})"
+        ));
     }
     let dtype = x.dtype;
     let data_type = cublas_dtype(dtype)?;
@@ -298,6 +320,12 @@ fn cublas_matmul(x: Cube, w: Cube) -> Result<Cube, String> {
         out.handle.clone().binding(),
     ];
     let dims = [n, rows, k, w_ld, x_ld, n].map(|v| v as i32);
+    // Column-major, `w` row-major `[n, k]` reads as `wᵀ` `[k, n]`: op T gives the `n x k` A.
+    let op_w = if transpose_w {
+        cublas_sys::cublasOperation_t::CUBLAS_OP_T
+    } else {
+        cublas_sys::cublasOperation_t::CUBLAS_OP_N
+    };
     let handle = DeviceHandle::<CudaServer>::new(x.device.to_id());
     handle.submit(move |server: &mut CudaServer| {
         let result = (|| -> Result<(), String> {
@@ -316,7 +344,7 @@ fn cublas_matmul(x: Cube, w: Cube) -> Result<Cube, String> {
                     .map_err(|err| format!("cublasSetStream: {err:?}"))?;
                 cublas::gemm_ex(
                     blas,
-                    cublas_sys::cublasOperation_t::CUBLAS_OP_N,
+                    op_w,
                     cublas_sys::cublasOperation_t::CUBLAS_OP_N,
                     m,
                     n,
