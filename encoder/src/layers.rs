@@ -219,20 +219,17 @@ impl<B: Backend> Linear<B> {
                 burn::tensor::module::linear(x, self.weight.clone(), self.bias.clone())
             }
             Some(lora) => {
-                // Training on burn-cuda: the frozen product and its input gradient in cuBLAS.
-                #[cfg(feature = "cuda")]
-                let base = match crate::cuda::autodiff::frozen_linear(x.clone(), &self.weight) {
-                    Ok(product) => Some(match &self.bias {
+                // Training: the frozen product as one op that records only W (crate::frozen;
+                // cuBLAS both ways on burn-cuda).
+                let base = match crate::frozen::frozen_linear(x.clone(), &self.weight) {
+                    Ok(product) => match &self.bias {
                         Some(bias) => product + bias.clone().unsqueeze(),
                         None => product,
-                    }),
-                    Err(_) => None,
+                    },
+                    Err(x) => {
+                        burn::tensor::module::linear(x, self.weight.clone(), self.bias.clone())
+                    }
                 };
-                #[cfg(not(feature = "cuda"))]
-                let base = None;
-                let base = base.unwrap_or_else(|| {
-                    burn::tensor::module::linear(x.clone(), self.weight.clone(), self.bias.clone())
-                });
                 base + lora.forward(x)
             }
         }

@@ -36,6 +36,7 @@ pub mod contrastive;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod encode;
+mod frozen;
 pub mod kernels;
 mod layers;
 pub mod lora;

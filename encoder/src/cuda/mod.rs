@@ -16,7 +16,6 @@
 //! The choices are process-wide settings ([`set_gemm_engine`],
 //! [`set_attention_kernel`]) so a benchmark can compare them in one process.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
@@ -33,13 +32,13 @@ use cubecl_cuda::{CudaRuntime, CudaServer};
 use cudarc::cublas::{result as cublas, sys as cublas_sys};
 
 use crate::encode::CudaBackend;
+use crate::frozen::retype;
 use crate::EncoderError;
 
 mod attention;
-pub(crate) mod autodiff;
 pub(crate) mod fused;
 
-type Cube = CubeTensor<CudaRuntime>;
+pub(crate) type Cube = CubeTensor<CudaRuntime>;
 
 /// Who multiplies the projection matrices on CUDA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,15 +162,6 @@ fn is_cuda<B: Backend>() -> bool {
     std::any::TypeId::of::<B>() == std::any::TypeId::of::<CudaBackend>()
 }
 
-/// The same value under the type the caller has checked it has (by `TypeId`): how the
-/// backend-generic layers hand tensors to the CUDA-only code.
-fn retype<From: 'static, To: 'static>(value: From) -> To {
-    let boxed: Box<dyn Any> = Box::new(value);
-    *boxed
-        .downcast::<To>()
-        .expect("caller checked the backend type")
-}
-
 /// `Tensor<B, D>` as the CUDA backend's tensor; callers check [`is_cuda`] first.
 fn to_cuda<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<CudaBackend, D> {
     retype(tensor)
@@ -187,6 +177,13 @@ fn to_cube<const D: usize>(tensor: Tensor<CudaBackend, D>) -> Cube {
 
 fn from_cube<const D: usize>(tensor: Cube) -> Tensor<CudaBackend, D> {
     Tensor::from_primitive(TensorPrimitive::Float(tensor))
+}
+
+/// Whether a GEMM of these operands runs in cuBLAS: bf16/f16, one dtype, cuBLAS chosen.
+pub(crate) fn cublas_applies(x: &Cube, w: &Cube) -> bool {
+    gemm_engine() == GemmEngine::Cublas
+        && matches!(x.dtype, DType::BF16 | DType::F16)
+        && x.dtype == w.dtype
 }
 
 /// `x W` for `x` `[..., d_in]` and `W` `[d_in, d_out]` in cuBLAS, when the
@@ -268,7 +265,7 @@ fn cublas_handle() -> Result<cublas_sys::cublasHandle_t, String> {
 /// `out[rows, n] = x[rows, k] · w[k, n]` (row-major, burn's layout) with cuBLAS
 /// on burn's stream. Row-major `out = x w` is column-major `outᵀ = wᵀ xᵀ`,
 /// i.e. a column-major GEMM with A = w (ld = w's row stride), B = x.
-fn cublas_matmul(x: Cube, w: Cube) -> Result<Cube, String> {
+pub(crate) fn cublas_matmul(x: Cube, w: Cube) -> Result<Cube, String> {
     cublas_matmul_with(x, w, false)
 }
 
