@@ -108,6 +108,32 @@ fn check_groups(groups: &[TrainGroup], run: Option<&Run>, n: usize) {
     }
 }
 
+/// The run `quarry eval` writes for the train split's queries with `retriever`, `k` deep:
+/// what mining must have followed.
+fn train_split_run(home: &Path, data: &str, retriever: &str, k: usize, run_file: &Path) -> Run {
+    let k = k.to_string();
+    let eval = quarry(
+        home,
+        &[
+            "eval",
+            "--dataset",
+            data,
+            "--split",
+            "train",
+            "--retriever",
+            retriever,
+            "--k",
+            &k,
+            "--metrics",
+            "ndcg@10",
+            "--run-out",
+            run_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(eval.status.code(), Some(0), "{}", text(&eval));
+    Run::read(run_file).unwrap()
+}
+
 #[test]
 fn bm25_mining_excludes_judged_docs_and_is_deterministic() {
     let tmp = tempfile::tempdir().unwrap();
@@ -161,27 +187,7 @@ fn bm25_mining_excludes_judged_docs_and_is_deterministic() {
     );
 
     // Negatives follow BM25's ranking of the same queries.
-    let run_file = tmp.path().join("train.run");
-    let eval = quarry(
-        &home,
-        &[
-            "eval",
-            "--dataset",
-            data,
-            "--split",
-            "train",
-            "--retriever",
-            "bm25",
-            "--k",
-            "20",
-            "--metrics",
-            "ndcg@10",
-            "--run-out",
-            run_file.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(eval.status.code(), Some(0), "{}", text(&eval));
-    let run = Run::read(&run_file).unwrap();
+    let run = train_split_run(&home, data, "bm25", 20, &tmp.path().join("train.run"));
     check_groups(&groups, Some(&run), 4);
 
     // Same input, same bytes; the summary's checksum is the file's.
@@ -254,26 +260,7 @@ fn dense_and_hybrid_mining_use_the_built_index() {
         // Every train query has a doc of the 30 in its dense top 25 that is
         // unjudged, so every group is full.
         assert_eq!(summary["avg_negatives"], 6.0, "{retriever}");
-        let eval = quarry(
-            &home,
-            &[
-                "eval",
-                "--dataset",
-                data,
-                "--split",
-                "train",
-                "--retriever",
-                retriever,
-                "--k",
-                "25",
-                "--metrics",
-                "ndcg@10",
-                "--run-out",
-                run_file.to_str().unwrap(),
-            ],
-        );
-        assert_eq!(eval.status.code(), Some(0), "{}", text(&eval));
-        let run = Run::read(&run_file).unwrap();
+        let run = train_split_run(&home, data, retriever, 25, &run_file);
         check_groups(&load_train_groups(&out).unwrap(), Some(&run), 6);
     }
 }

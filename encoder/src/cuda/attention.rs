@@ -6,16 +6,13 @@
 //! a matmul. An alternative to burn-cubecl's flash kernels, chosen by timing
 //! (`quarry bench encode --attention best`).
 
-use cubecl_common::device::Device as _;
-use cubecl_common::device_handle::DeviceHandle;
-use cubecl_common::stream_id::StreamId;
-use cubecl_cuda::{CudaRuntime, CudaServer};
+use cubecl_cuda::CudaRuntime;
 use cudarc::cublas::{result as cublas, sys as cublas_sys};
 use cudarc::driver::result as driver;
 
 use burn::tensor::DType;
 
-use super::{cublas_handle, Cube, DEFERRED_ERROR};
+use super::{enqueue_cuda_work, Cube};
 
 fn empty(reference: &Cube, shape: Vec<usize>, dtype: DType) -> Cube {
     burn_cubecl::ops::numeric::empty_device_contiguous_dtype::<CudaRuntime>(
@@ -51,25 +48,14 @@ pub(crate) fn cublas_attention(q: Cube, k: Cube, v: Cube, causal: bool) -> Resul
     let scores = empty(&q, vec![batch, heads, seq, seq], DType::F32);
     let probs = empty(&q, vec![batch, heads, seq, seq], DType::BF16);
     let out = empty(&q, shape.clone(), DType::BF16);
-    if let Some(err) = DEFERRED_ERROR.lock().expect("not poisoned").take() {
-        return Err(err);
-    }
-    let bindings = [&q, &k, &v, &scores, &probs, &out]
-        .map(|t| t.handle.clone().binding())
-        .to_vec();
-    let stream_id = StreamId::current();
-    let handle = DeviceHandle::<CudaServer>::new(q.device.to_id());
     let count = (batch * heads) as i32;
     let (s, d) = (seq as i64, dim as i64);
     let rows = (batch * heads * seq) as u32;
-    handle.submit(move |server: &mut CudaServer| {
-        let result = (|| -> Result<(), String> {
-            let (stream, a) = server
-                .raw_stream_and_addresses(stream_id, bindings)
-                .map_err(|err| format!("resolving burn's stream: {err:?}"))?;
+    enqueue_cuda_work(
+        &[&q, &k, &v, &scores, &probs, &out],
+        move |blas, stream, a| {
             let [q, k, v, scores, probs, out] = [a[0], a[1], a[2], a[3], a[4], a[5]]
                 .map(|address| address as *mut std::ffi::c_void);
-            let blas = cublas_handle()?;
             let bf16 = cublas_sys::cudaDataType::CUDA_R_16BF;
             let f32_type = cublas_sys::cudaDataType::CUDA_R_32F;
             let (scale, one, zero) = (1.0f32 / (dim as f32).sqrt(), 1.0f32, 0.0f32);
@@ -77,8 +63,6 @@ pub(crate) fn cublas_attention(q: Cube, k: Cube, v: Cube, causal: bool) -> Resul
             // SAFETY: every pointer is a live binding of the right size for
             // these dimensions (allocated above), queued on burn's stream.
             unsafe {
-                cublas::set_stream(blas, stream as cublas_sys::cudaStream_t)
-                    .map_err(|err| format!("cublasSetStream: {err:?}"))?;
                 // Row-major scores[S_q, S_k] = Q Kᵀ is column-major
                 // scoresᵀ = K Qᵀ: A = K (stored as column-major D x S, transposed).
                 cublas::gemm_strided_batched_ex(
@@ -164,14 +148,8 @@ pub(crate) fn cublas_attention(q: Cube, k: Cube, v: Cube, causal: bool) -> Resul
                 .map_err(|err| format!("cuBLAS P V: {err:?}"))?;
             }
             Ok(())
-        })();
-        if let Err(err) = result {
-            DEFERRED_ERROR
-                .lock()
-                .expect("not poisoned")
-                .get_or_insert(err);
-        }
-    });
+        },
+    )?;
     // The scores and probabilities are freed once the task is queued; work
     // queued later on the same stream reuses them only after it.
     drop((q, k, v, scores, probs));

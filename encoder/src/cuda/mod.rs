@@ -262,6 +262,46 @@ fn cublas_handle() -> Result<cublas_sys::cublasHandle_t, String> {
     })
 }
 
+/// Queues `work` on the device server of `tensors[0]`'s device, ordered on burn's CUDA stream
+/// of this thread, with the device addresses of `tensors` (in that order) and this server
+/// thread's cuBLAS handle bound to that stream. Nothing waits for the task, so an error it
+/// meets is kept in [`DEFERRED_ERROR`] and returned by the next call.
+pub(crate) fn enqueue_cuda_work(
+    tensors: &[&Cube],
+    work: impl FnOnce(cublas_sys::cublasHandle_t, CuStream, &[u64]) -> Result<(), String>
+        + Send
+        + 'static,
+) -> Result<(), String> {
+    if let Some(err) = DEFERRED_ERROR.lock().expect("not poisoned").take() {
+        return Err(err);
+    }
+    let bindings: Vec<_> = tensors.iter().map(|t| t.handle.clone().binding()).collect();
+    let stream_id = StreamId::current();
+    let handle = DeviceHandle::<CudaServer>::new(tensors[0].device.to_id());
+    handle.submit(move |server: &mut CudaServer| {
+        let result = (|| -> Result<(), String> {
+            let (stream, addresses) = server
+                .raw_stream_and_addresses(stream_id, bindings)
+                .map_err(|err| format!("resolving burn's stream: {err:?}"))?;
+            let blas = cublas_handle()?;
+            // SAFETY: binds this thread's handle to burn's live stream.
+            unsafe { cublas::set_stream(blas, stream as cublas_sys::cudaStream_t) }
+                .map_err(|err| format!("cublasSetStream: {err:?}"))?;
+            work(blas, stream, &addresses)
+        })();
+        if let Err(err) = result {
+            DEFERRED_ERROR
+                .lock()
+                .expect("not poisoned")
+                .get_or_insert(err);
+        }
+    });
+    Ok(())
+}
+
+/// The raw CUDA stream handed to [`enqueue_cuda_work`]'s closure.
+pub(crate) type CuStream = cudarc::driver::sys::CUstream;
+
 /// `out[rows, n] = x[rows, k] · w[k, n]` (row-major, burn's layout) with cuBLAS
 /// on burn's stream. Row-major `out = x w` is column-major `outᵀ = wᵀ xᵀ`,
 /// i.e. a column-major GEMM with A = w (ld = w's row stride), B = x.
@@ -307,15 +347,6 @@ fn cublas_matmul_with(x: Cube, w: Cube, transpose_w: bool) -> Result<Cube, Strin
         out_shape.into(),
         dtype,
     );
-    if let Some(err) = DEFERRED_ERROR.lock().expect("not poisoned").take() {
-        return Err(err);
-    }
-    let stream_id = StreamId::current();
-    let bindings = vec![
-        w.handle.clone().binding(),
-        x.handle.clone().binding(),
-        out.handle.clone().binding(),
-    ];
     let dims = [n, rows, k, w_ld, x_ld, n].map(|v| v as i32);
     // Column-major, `w` row-major `[n, k]` reads as `wᵀ` `[k, n]`: op T gives the `n x k` A.
     let op_w = if transpose_w {
@@ -323,54 +354,38 @@ fn cublas_matmul_with(x: Cube, w: Cube, transpose_w: bool) -> Result<Cube, Strin
     } else {
         cublas_sys::cublasOperation_t::CUBLAS_OP_N
     };
-    let handle = DeviceHandle::<CudaServer>::new(x.device.to_id());
-    handle.submit(move |server: &mut CudaServer| {
-        let result = (|| -> Result<(), String> {
-            let (stream, addresses) = server
-                .raw_stream_and_addresses(stream_id, bindings)
-                .map_err(|err| format!("resolving burn's stream: {err:?}"))?;
-            let blas = cublas_handle()?;
-            let [m, n, k, lda, ldb, ldc] = dims;
-            let (alpha, beta) = (1.0f32, 0.0f32);
-            // SAFETY: the addresses are live device allocations of the bindings
-            // (held until this closure returns, and reused by later work only
-            // after it on the same stream); the sizes and leading dimensions
-            // come from the tensors' own layouts.
-            unsafe {
-                cublas::set_stream(blas, stream as cublas_sys::cudaStream_t)
-                    .map_err(|err| format!("cublasSetStream: {err:?}"))?;
-                cublas::gemm_ex(
-                    blas,
-                    op_w,
-                    cublas_sys::cublasOperation_t::CUBLAS_OP_N,
-                    m,
-                    n,
-                    k,
-                    (&alpha as *const f32).cast(),
-                    addresses[0] as *const std::ffi::c_void,
-                    data_type,
-                    lda,
-                    addresses[1] as *const std::ffi::c_void,
-                    data_type,
-                    ldb,
-                    (&beta as *const f32).cast(),
-                    addresses[2] as *mut std::ffi::c_void,
-                    data_type,
-                    ldc,
-                    cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
-                    cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
-                )
-                .map_err(|err| format!("cublasGemmEx {m}x{n}x{k}: {err:?}"))?;
-            }
-            Ok(())
-        })();
-        if let Err(err) = result {
-            DEFERRED_ERROR
-                .lock()
-                .expect("not poisoned")
-                .get_or_insert(err);
+    enqueue_cuda_work(&[&w, &x, &out], move |blas, _stream, addresses| {
+        let [m, n, k, lda, ldb, ldc] = dims;
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        // SAFETY: the addresses are live device allocations of the bindings
+        // (held until this closure returns, and reused by later work only
+        // after it on the same stream); the sizes and leading dimensions
+        // come from the tensors' own layouts.
+        unsafe {
+            cublas::gemm_ex(
+                blas,
+                op_w,
+                cublas_sys::cublasOperation_t::CUBLAS_OP_N,
+                m,
+                n,
+                k,
+                (&alpha as *const f32).cast(),
+                addresses[0] as *const std::ffi::c_void,
+                data_type,
+                lda,
+                addresses[1] as *const std::ffi::c_void,
+                data_type,
+                ldb,
+                (&beta as *const f32).cast(),
+                addresses[2] as *mut std::ffi::c_void,
+                data_type,
+                ldc,
+                cublas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                cublas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
         }
-    });
+        .map_err(|err| format!("cublasGemmEx {m}x{n}x{k}: {err:?}"))
+    })?;
     // Keep the inputs alive until the task is queued (their bindings are in it).
     drop((x, w));
     Ok(out)
