@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fixture_dir, load_reference, max_abs_error, SafetensorsFile};
+use common::{fixture_dir, load_reference, max_abs_error, Reference, SafetensorsFile};
 use quarry_encoder::encode::CpuBackend;
 use quarry_encoder::{
     BatchPolicy, EncodeOptions, Encoder, EncoderError, ModelConfig, Pooling, Precision,
@@ -38,11 +38,9 @@ fn one_batch(options: EncodeOptions) -> EncodeOptions {
     }
 }
 
-/// Checks single and batched hidden states and last-token pooling; returns the worst errors.
-fn check_decoder(name: &str, source: &dyn TensorSource) -> [f32; 4] {
-    let reference = load_reference(&fixture_dir(name));
-    let encoder = encoder(name, source, raw_last_token());
-
+/// Worst errors of one-sequence calls (against the reference's single runs) and of the default
+/// bucketing (several batches, lengths rounded to 16/32; against both reference runs).
+fn single_and_bucketed_errors(encoder: &Encoder<CpuBackend>, reference: &Reference) -> (f32, f32) {
     let single: Vec<Vec<Vec<f32>>> = reference
         .sequences
         .iter()
@@ -54,11 +52,18 @@ fn check_decoder(name: &str, source: &dyn TensorSource) -> [f32; 4] {
         })
         .collect();
     let single_error = max_abs_error(&single, &reference.single);
-
-    // Default bucketing (several batches, lengths rounded to 16/32).
     let bucketed = encoder.hidden_states(&reference.sequences).unwrap();
     let bucketed_error = max_abs_error(&bucketed, &reference.batch.hidden)
         .max(max_abs_error(&bucketed, &reference.single));
+    (single_error, bucketed_error)
+}
+
+/// Checks single and batched hidden states and last-token pooling; returns the worst errors.
+fn check_decoder(name: &str, source: &dyn TensorSource) -> [f32; 4] {
+    let reference = load_reference(&fixture_dir(name));
+    let encoder = encoder(name, source, raw_last_token());
+
+    let (single_error, bucketed_error) = single_and_bucketed_errors(&encoder, &reference);
 
     // One batch padded to 64, like transformers' padded batch (plus extra padding).
     let batched = encoder_with(name, source, one_batch(raw_last_token()))
@@ -137,20 +142,7 @@ fn bert_matches_transformers_and_sentence_transformers_pooling() {
     assert!(options.normalize);
     let encoder = encoder(name, &source, options);
 
-    let single: Vec<Vec<Vec<f32>>> = reference
-        .sequences
-        .iter()
-        .map(|sequence| {
-            encoder
-                .hidden_states(std::slice::from_ref(sequence))
-                .unwrap()
-                .remove(0)
-        })
-        .collect();
-    let single_error = max_abs_error(&single, &reference.single);
-    let bucketed = encoder.hidden_states(&reference.sequences).unwrap();
-    let bucketed_error = max_abs_error(&bucketed, &reference.batch.hidden)
-        .max(max_abs_error(&bucketed, &reference.single));
+    let (single_error, bucketed_error) = single_and_bucketed_errors(&encoder, &reference);
     let batched = encoder_with(name, &source, one_batch(options))
         .hidden_states(&reference.sequences)
         .unwrap();

@@ -32,22 +32,12 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Deterministic unit vectors (xorshift), row-major.
+#[path = "../../index/tests/common/vectors.rs"]
+mod shared_vectors;
+
+/// Deterministic unit vectors of the tests' width, row-major.
 fn vectors(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut v: Vec<f32> = (0..n * DIM)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            ((s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        })
-        .collect();
-    for row in v.chunks_mut(DIM) {
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-        row.iter_mut().for_each(|x| *x /= norm);
-    }
-    v
+    shared_vectors::unit_vectors(n, DIM, seed)
 }
 
 /// 300 rows in 3 shards (128, 128, 44).
