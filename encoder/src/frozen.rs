@@ -56,7 +56,7 @@ use burn::tensor::ops::FloatTensorOps as _;
 #[cfg(feature = "cuda")]
 impl FrozenMatmul for crate::encode::CudaBackend {
     fn frozen_product(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
-        if crate::cuda::cublas_applies(&x, &w) {
+        if crate::cuda::cublas_applies(x.dtype, w.dtype) {
             return crate::cuda::cublas_matmul(x, w)
                 .unwrap_or_else(|err| panic!("cuBLAS GEMM failed: {err}"));
         }
@@ -64,7 +64,7 @@ impl FrozenMatmul for crate::encode::CudaBackend {
     }
 
     fn frozen_input_grad(g: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
-        if crate::cuda::cublas_applies(&g, &w) {
+        if crate::cuda::cublas_applies(g.dtype, w.dtype) {
             return crate::cuda::cublas_matmul_transposed(g, w)
                 .unwrap_or_else(|err| panic!("cuBLAS GEMM (input gradient) failed: {err}"));
         }

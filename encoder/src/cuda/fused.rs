@@ -19,13 +19,10 @@ use std::ffi::{c_void, CString};
 
 use burn::tensor::{backend::Backend, DType, Tensor};
 use burn_cubecl::cubecl::server::Binding;
-use cubecl_common::device::Device as _;
-use cubecl_common::device_handle::DeviceHandle;
-use cubecl_common::stream_id::StreamId;
-use cubecl_cuda::{CudaRuntime, CudaServer};
+use cubecl_cuda::CudaRuntime;
 use cudarc::driver::{result as driver, sys as driver_sys};
 
-use super::{from_cube, from_cuda, is_cuda, to_cube, to_cuda, Cube, DEFERRED_ERROR};
+use super::{from_cube, from_cuda, is_cuda, submit_on_burn_stream, to_cube, to_cuda, Cube};
 
 const SOURCE: &str = r#"
 typedef unsigned short bf16_t;
@@ -207,57 +204,38 @@ fn launch(
     block: u32,
     args: Vec<Arg>,
 ) -> Result<(), String> {
-    if let Some(err) = DEFERRED_ERROR.lock().expect("not poisoned").take() {
-        return Err(err);
-    }
-    let stream_id = StreamId::current();
-    let handle = DeviceHandle::<CudaServer>::new(device.to_id());
-    handle.submit(move |server: &mut CudaServer| {
-        let result = (|| -> Result<(), String> {
-            // Each parameter's 8-byte slot; buffers get their address below.
-            let mut bindings = Vec::new();
-            let mut slots: Vec<Option<u64>> = Vec::with_capacity(args.len());
-            for arg in args {
-                slots.push(match arg {
-                    Arg::Buffer(binding) => {
-                        bindings.push(binding);
-                        None
-                    }
-                    Arg::U32(v) => Some(u64::from(v)),
-                    Arg::U64(v) => Some(v),
-                    Arg::F32(v) => Some(u64::from(v.to_bits())),
-                });
+    // Each parameter's 8-byte slot; buffers get their address on the server thread.
+    let mut bindings = Vec::new();
+    let mut slots: Vec<Option<u64>> = Vec::with_capacity(args.len());
+    for arg in args {
+        slots.push(match arg {
+            Arg::Buffer(binding) => {
+                bindings.push(binding);
+                None
             }
-            let (stream, addresses) = server
-                .raw_stream_and_addresses(stream_id, bindings)
-                .map_err(|err| format!("resolving burn's stream: {err:?}"))?;
-            let f = function(name)?;
-            // CUDA reads each parameter's own size from its slot (little-endian:
-            // the low bytes hold a u32/f32).
-            let mut addresses = addresses.into_iter();
-            let mut slots: Vec<u64> = slots
-                .into_iter()
-                .map(|slot| {
-                    slot.unwrap_or_else(|| addresses.next().expect("one address per buffer"))
-                })
-                .collect();
-            let mut params: Vec<*mut c_void> = slots
-                .iter_mut()
-                .map(|slot| (slot as *mut u64).cast())
-                .collect();
-            // SAFETY: the parameters match the kernel's signature (same
-            // order, u32/f32/u64/pointer sizes); buffers are live bindings.
-            unsafe { driver::launch_kernel(f, (grid, 1, 1), (block, 1, 1), 0, stream, &mut params) }
-                .map_err(|err| format!("launching {name}: {err:?}"))
-        })();
-        if let Err(err) = result {
-            DEFERRED_ERROR
-                .lock()
-                .expect("not poisoned")
-                .get_or_insert(err);
-        }
-    });
-    Ok(())
+            Arg::U32(v) => Some(u64::from(v)),
+            Arg::U64(v) => Some(v),
+            Arg::F32(v) => Some(u64::from(v.to_bits())),
+        });
+    }
+    submit_on_burn_stream(device, bindings, move |stream, addresses| {
+        let f = function(name)?;
+        // CUDA reads each parameter's own size from its slot (little-endian:
+        // the low bytes hold a u32/f32).
+        let mut addresses = addresses.into_iter();
+        let mut slots: Vec<u64> = slots
+            .into_iter()
+            .map(|slot| slot.unwrap_or_else(|| addresses.next().expect("one address per buffer")))
+            .collect();
+        let mut params: Vec<*mut c_void> = slots
+            .iter_mut()
+            .map(|slot| (slot as *mut u64).cast())
+            .collect();
+        // SAFETY: the parameters match the kernel's signature (same
+        // order, u32/f32/u64/pointer sizes); buffers are live bindings.
+        unsafe { driver::launch_kernel(f, (grid, 1, 1), (block, 1, 1), 0, stream, &mut params) }
+            .map_err(|err| format!("launching {name}: {err:?}"))
+    })
 }
 
 /// Whether the fused kernels replace burn's ops for activations of `dtype` on backend `B`.

@@ -23,6 +23,7 @@ use std::time::Instant;
 use burn::tensor::{
     backend::Backend, ops::AttentionModuleOptions, DType, Distribution, Tensor, TensorPrimitive,
 };
+use burn_cubecl::cubecl::server::Binding;
 use burn_cubecl::kernel::attention::AttentionStrategy;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl_common::device::Device as _;
@@ -179,11 +180,10 @@ fn from_cube<const D: usize>(tensor: Cube) -> Tensor<CudaBackend, D> {
     Tensor::from_primitive(TensorPrimitive::Float(tensor))
 }
 
-/// Whether a GEMM of these operands runs in cuBLAS: bf16/f16, one dtype, cuBLAS chosen.
-pub(crate) fn cublas_applies(x: &Cube, w: &Cube) -> bool {
-    gemm_engine() == GemmEngine::Cublas
-        && matches!(x.dtype, DType::BF16 | DType::F16)
-        && x.dtype == w.dtype
+/// Whether a GEMM of operands of these dtypes runs in cuBLAS: bf16/f16, one dtype, cuBLAS
+/// chosen.
+pub(crate) fn cublas_applies(x: DType, w: DType) -> bool {
+    gemm_engine() == GemmEngine::Cublas && matches!(x, DType::BF16 | DType::F16) && x == w
 }
 
 /// `x W` for `x` `[..., d_in]` and `W` `[d_in, d_out]` in cuBLAS, when the
@@ -193,11 +193,7 @@ pub(crate) fn linear<B: Backend, const D: usize>(
     x: Tensor<B, D>,
     weight: &Tensor<B, 2>,
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {
-    if !is_cuda::<B>()
-        || gemm_engine() != GemmEngine::Cublas
-        || !matches!(x.dtype(), DType::BF16 | DType::F16)
-        || x.dtype() != weight.dtype()
-    {
+    if !is_cuda::<B>() || !cublas_applies(x.dtype(), weight.dtype()) {
         return Err(x);
     }
     let x = to_cube(to_cuda(x));
@@ -262,33 +258,25 @@ fn cublas_handle() -> Result<cublas_sys::cublasHandle_t, String> {
     })
 }
 
-/// Queues `work` on the device server of `tensors[0]`'s device, ordered on burn's CUDA stream
-/// of this thread, with the device addresses of `tensors` (in that order) and this server
-/// thread's cuBLAS handle bound to that stream. Nothing waits for the task, so an error it
-/// meets is kept in [`DEFERRED_ERROR`] and returned by the next call.
-pub(crate) fn enqueue_cuda_work(
-    tensors: &[&Cube],
-    work: impl FnOnce(cublas_sys::cublasHandle_t, CuStream, &[u64]) -> Result<(), String>
-        + Send
-        + 'static,
+/// Queues `work` on the device server of `device`, ordered on burn's CUDA stream of this
+/// thread, with the device addresses of `bindings` (in that order). Nothing waits for the
+/// task, so an error it meets is kept in [`DEFERRED_ERROR`] and returned by the next call.
+/// Every launch of quarry's own (cuBLAS calls, the fused kernels) goes through here.
+pub(crate) fn submit_on_burn_stream(
+    device: &burn::backend::cuda::CudaDevice,
+    bindings: Vec<Binding>,
+    work: impl FnOnce(CuStream, Vec<u64>) -> Result<(), String> + Send + 'static,
 ) -> Result<(), String> {
     if let Some(err) = DEFERRED_ERROR.lock().expect("not poisoned").take() {
         return Err(err);
     }
-    let bindings: Vec<_> = tensors.iter().map(|t| t.handle.clone().binding()).collect();
     let stream_id = StreamId::current();
-    let handle = DeviceHandle::<CudaServer>::new(tensors[0].device.to_id());
+    let handle = DeviceHandle::<CudaServer>::new(device.to_id());
     handle.submit(move |server: &mut CudaServer| {
-        let result = (|| -> Result<(), String> {
-            let (stream, addresses) = server
-                .raw_stream_and_addresses(stream_id, bindings)
-                .map_err(|err| format!("resolving burn's stream: {err:?}"))?;
-            let blas = cublas_handle()?;
-            // SAFETY: binds this thread's handle to burn's live stream.
-            unsafe { cublas::set_stream(blas, stream as cublas_sys::cudaStream_t) }
-                .map_err(|err| format!("cublasSetStream: {err:?}"))?;
-            work(blas, stream, &addresses)
-        })();
+        let result = server
+            .raw_stream_and_addresses(stream_id, bindings)
+            .map_err(|err| format!("resolving burn's stream: {err:?}"))
+            .and_then(|(stream, addresses)| work(stream, addresses));
         if let Err(err) = result {
             DEFERRED_ERROR
                 .lock()
@@ -299,7 +287,25 @@ pub(crate) fn enqueue_cuda_work(
     Ok(())
 }
 
-/// The raw CUDA stream handed to [`enqueue_cuda_work`]'s closure.
+/// [`submit_on_burn_stream`] for cuBLAS work on `tensors` (addresses in that order), with
+/// this server thread's cuBLAS handle bound to burn's stream.
+pub(crate) fn enqueue_cuda_work(
+    tensors: &[&Cube],
+    work: impl FnOnce(cublas_sys::cublasHandle_t, CuStream, &[u64]) -> Result<(), String>
+        + Send
+        + 'static,
+) -> Result<(), String> {
+    let bindings = tensors.iter().map(|t| t.handle.clone().binding()).collect();
+    submit_on_burn_stream(&tensors[0].device, bindings, move |stream, addresses| {
+        let blas = cublas_handle()?;
+        // SAFETY: binds this thread's handle to burn's live stream.
+        unsafe { cublas::set_stream(blas, stream as cublas_sys::cudaStream_t) }
+            .map_err(|err| format!("cublasSetStream: {err:?}"))?;
+        work(blas, stream, &addresses)
+    })
+}
+
+/// The raw CUDA stream handed to [`submit_on_burn_stream`]'s closure.
 pub(crate) type CuStream = cudarc::driver::sys::CUstream;
 
 /// `out[rows, n] = x[rows, k] · w[k, n]` (row-major, burn's layout) with cuBLAS
