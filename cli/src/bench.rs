@@ -346,16 +346,7 @@ mod gpu {
 mod gpu {
     use super::*;
     use quarry_encoder::cuda::{self, AttentionKernel, GemmEngine};
-
-    fn cosine(a: &[f32], b: &[f32]) -> f64 {
-        let dot: f64 = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| f64::from(*x) * f64::from(*y))
-            .sum();
-        let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-        dot / (norm(a) * norm(b)).max(1e-30)
-    }
+    use quarry_encoder::encode::cosine_similarity as cosine;
 
     pub(super) fn run(
         args: &EncodeBenchArgs,

@@ -87,15 +87,7 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
     for name in &args.datasets {
         let dataset = Dataset::resolve(name, context.registry.as_ref())?;
         let split = dataset.default_split.clone();
-        let qrels = dataset
-            .read_qrels(&split)
-            .with_context(|| format!("reading the qrels of {}", dataset.name))?;
-        let corpus = dataset
-            .read_corpus()
-            .with_context(|| format!("reading the corpus of {}", dataset.name))?;
-        let queries = dataset
-            .read_queries()
-            .with_context(|| format!("reading the queries of {}", dataset.name))?;
+        let (qrels, corpus, queries) = crate::eval::read_split_files(&dataset, &split)?;
         let (selected, _) = queries_for_split(&queries, &qrels);
         let mut values = Vec::new();
         let mut evaluated = 0;

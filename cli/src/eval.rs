@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use quarry_engine::dataset::{Corpus, Dataset, MissingQrelsDocs, Query};
+use quarry_engine::dataset::{Corpus, Dataset, MissingQrelsDocs, Qrels, Query};
 use quarry_engine::metrics::{evaluate, Evaluation};
 use quarry_engine::retrieve::queries_for_split;
 use quarry_engine::run::Run;
@@ -435,4 +435,19 @@ fn print_table(
     parts.push(format!("total {:.2}s", t.total));
     writeln!(out, "time: {}", parts.join(", "))?;
     Ok(())
+}
+
+/// The three files scoring (or mining) a split reads whole: its qrels, the corpus and the
+/// queries; errors say which file of which dataset.
+pub fn read_split_files(dataset: &Dataset, split: &str) -> Result<(Qrels, Corpus, Vec<Query>)> {
+    let qrels = dataset
+        .read_qrels(split)
+        .with_context(|| format!("reading the {split} qrels of {}", dataset.name))?;
+    let corpus = dataset
+        .read_corpus()
+        .with_context(|| format!("reading the corpus of {}", dataset.name))?;
+    let queries = dataset
+        .read_queries()
+        .with_context(|| format!("reading the queries of {}", dataset.name))?;
+    Ok((qrels, corpus, queries))
 }

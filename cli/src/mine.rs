@@ -175,15 +175,7 @@ pub fn run(context: &Session, args: MineArgs) -> Result<()> {
         .unwrap_or_else(|| default_output(&dataset.name, &args.split, &retriever));
 
     let started = Instant::now();
-    let qrels = dataset
-        .read_qrels(&args.split)
-        .with_context(|| format!("reading the {} qrels of {}", args.split, dataset.name))?;
-    let corpus = dataset
-        .read_corpus()
-        .with_context(|| format!("reading the corpus of {}", dataset.name))?;
-    let queries = dataset
-        .read_queries()
-        .with_context(|| format!("reading the queries of {}", dataset.name))?;
+    let (qrels, corpus, queries) = crate::eval::read_split_files(&dataset, &args.split)?;
     let (selected, without_text) = queries_for_split(&queries, &qrels);
     let read_time = started.elapsed();
 

@@ -15,21 +15,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::{load_reference, SafetensorsFile};
-use quarry_encoder::encode::CudaBackend;
+use quarry_encoder::encode::{cosine_similarity as cosine, CudaBackend};
 use quarry_encoder::{
     BatchPolicy, EncodeOptions, Encoder, EncoderError, HostTensor, ModelConfig, Pooling, Precision,
     Qwen2Config, TensorSource,
 };
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b))
-}
 
 /// (max abs error, min cosine) over all token rows.
 fn compare(actual: &[Vec<Vec<f32>>], expected: &[Vec<Vec<f32>>]) -> (f32, f64) {

@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::SafetensorsFile;
-use quarry_encoder::encode::CpuBackend;
+use quarry_encoder::encode::{cosine_similarity as cosine, CpuBackend};
 use quarry_encoder::{EncodeOptions, Encoder, ModelConfig, Pooling};
 
 #[derive(serde::Deserialize)]
@@ -28,16 +28,6 @@ fn model_dir() -> Option<PathBuf> {
         .flatten()
         .map(|root| root.join("all-MiniLM-L6-v2"))
         .find(|dir| dir.join("model.safetensors").is_file())
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b))
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! (fixtures/qwen2_gguf_reference.json by scripts/make_qwen_gguf_reference.py). Skipped when
 //! the model is absent ($QUARRY_MODELS or <repo>/models, scripts/fetch_models.sh).
 
-use quarry_encoder::encode::CpuBackend;
+use quarry_encoder::encode::{cosine_similarity as cosine, CpuBackend};
 use quarry_encoder::tokenizer::TextTokenizer;
 use quarry_encoder::weights::{config_from_gguf, GgufSource};
 use quarry_encoder::{EncodeOptions, Encoder, ModelConfig, Pooling};
@@ -15,16 +15,6 @@ struct Reference {
     token_ids: Vec<Vec<u32>>,
     last_token: Vec<Vec<f32>>,
     mean: Vec<Vec<f32>>,
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b))
 }
 
 #[test]

@@ -629,7 +629,6 @@ fn train_on<B: AutodiffBackend>(
     let mut tokens_run: u64 = 0;
     let mut losses: Vec<f64> = Vec::new();
     let mut step_seconds: Vec<f64> = Vec::new();
-    let mut reached = start_step;
     let mut last_checkpoint: Option<usize> = resumed.as_ref().map(|c| c.step);
 
     let save_checkpoint = |model: &mut Qwen2Model<B>,
@@ -811,7 +810,6 @@ fn train_on<B: AutodiffBackend>(
             tokens_run as f64 / elapsed
         ));
         let done = step + 1;
-        reached = done;
         let out_of_time = job
             .time_limit
             .is_some_and(|limit| started.elapsed().as_secs_f64() >= limit);
@@ -827,7 +825,8 @@ fn train_on<B: AutodiffBackend>(
         }
     }
 
-    let step = reached;
+    // One entry of step_seconds per step this invocation ran.
+    let step = start_step + step_seconds.len();
     let finished = step >= total_steps;
     if finished {
         let adapter = model.lora_adapter(&lora_config)?;
