@@ -486,6 +486,15 @@ fn train_on<B: AutodiffBackend>(
     settings
         .validate()
         .map_err(|detail| train_error(&job.train_file, detail))?;
+    if let Some(limit) = job.time_limit {
+        // NaN would never stop the run and a negative limit would stop it silently early.
+        if !(limit.is_finite() && limit >= 0.0) {
+            return Err(train_error(
+                &job.train_file,
+                format!("--time-limit {limit} must be a number of seconds >= 0"),
+            ));
+        }
+    }
     let lora_config = settings.lora_config();
     lora_config.validate(&job.output)?;
     if settings.micro_batch > settings.batch_size {

@@ -125,6 +125,18 @@ fn diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint() {
 }
 
 #[test]
+fn a_time_limit_that_is_not_a_number_of_seconds_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for limit in [f64::NAN, -1.0, f64::INFINITY] {
+        let mut bad = job(dir.path());
+        bad.time_limit = Some(limit);
+        let message = format!("{:#}", train(&bad, &ProgressBar::hidden()).unwrap_err());
+        assert!(message.contains("--time-limit"), "{limit}: {message}");
+    }
+    assert!(!dir.path().join(CHECKPOINT_FILE).exists());
+}
+
+#[test]
 fn malformed_training_line_is_reported_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(fixtures().join("train.jsonl")).unwrap();
