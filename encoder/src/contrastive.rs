@@ -24,6 +24,12 @@ pub struct ContrastiveBatch {
     /// `group_size` passages per query, in query order; each group's first is the positive.
     pub passages: Vec<Vec<u32>>,
     pub group_size: usize,
+    /// Pad every query (passage) to exactly this many tokens instead of the encoder's bucketed
+    /// length: one shape per side, so a GPU tunes and compiles its kernels once rather than
+    /// once per bucket. Right padding under causal attention leaves the pooled last tokens
+    /// unchanged, so this only trades padding work for fewer shapes.
+    pub query_length: Option<usize>,
+    pub passage_length: Option<usize>,
 }
 
 impl ContrastiveBatch {
@@ -50,13 +56,22 @@ impl ContrastiveBatch {
                 self.group_size
             )));
         }
-        for sequence in self.queries.iter().chain(&self.passages) {
-            if sequence.is_empty() || sequence.len() > max_positions {
-                return Err(EncoderError::InvalidInput(format!(
-                    "a sequence of {} tokens (1 to {max_positions} allowed)",
-                    sequence.len()
-                )));
+        let sides = [
+            (&self.queries, self.query_length),
+            (&self.passages, self.passage_length),
+        ];
+        for (sequences, padded) in sides {
+            let limit = padded.unwrap_or(max_positions).min(max_positions);
+            for sequence in sequences {
+                if sequence.is_empty() || sequence.len() > limit {
+                    return Err(EncoderError::InvalidInput(format!(
+                        "a sequence of {} tokens (1 to {limit} allowed)",
+                        sequence.len()
+                    )));
+                }
             }
+        }
+        for sequence in self.queries.iter().chain(&self.passages) {
             if let Some(token) = sequence.iter().find(|&&t| t as usize >= vocab) {
                 return Err(EncoderError::InvalidInput(format!(
                     "token id {token} outside the vocabulary of {vocab}"
@@ -68,15 +83,19 @@ impl ContrastiveBatch {
 }
 
 /// L2-normalised last-token embeddings `[n, hidden]` (f32) of right-padded sequences,
-/// padded to the encoder's bucketed lengths (so GPU kernels see few shapes).
+/// padded to `padded_length` when given, else to the encoder's bucketed lengths (so GPU
+/// kernels see few shapes).
 pub fn last_token_embeddings<B: Backend>(
     model: &Qwen2Model<B>,
     sequences: &[Vec<u32>],
+    padded_length: Option<usize>,
 ) -> Tensor<B, 2> {
     let device = model.device();
     let longest = sequences.iter().map(Vec::len).max().unwrap_or(1);
-    let padded = BatchPolicy::default()
-        .padded_length(longest, model.config().max_position_embeddings)
+    let padded = padded_length
+        .unwrap_or_else(|| {
+            BatchPolicy::default().padded_length(longest, model.config().max_position_embeddings)
+        })
         .max(longest);
     let count = sequences.len();
     let mut ids = vec![0i32; count * padded];
@@ -129,8 +148,8 @@ pub fn contrastive_loss<B: Backend>(
             "temperature {temperature} must be positive"
         )));
     }
-    let queries = last_token_embeddings(model, &batch.queries);
-    let passages = last_token_embeddings(model, &batch.passages);
+    let queries = last_token_embeddings(model, &batch.queries, batch.query_length);
+    let passages = last_token_embeddings(model, &batch.passages, batch.passage_length);
     let count = batch.queries.len();
     let candidates = batch.passages.len();
     let scores = queries.matmul(passages.transpose()).div_scalar(temperature);

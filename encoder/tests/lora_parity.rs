@@ -99,6 +99,8 @@ fn step_errors<B: burn::tensor::backend::AutodiffBackend>(dtype: DType) -> (f64,
         queries,
         passages,
         group_size: reference["group_size"].as_u64().unwrap() as usize,
+        query_length: None,
+        passage_length: None,
     };
     let temperature = reference["temperature"].as_f64().unwrap();
     let loss = contrastive_loss(&model, &batch, temperature).unwrap();
@@ -108,6 +110,23 @@ fn step_errors<B: burn::tensor::backend::AutodiffBackend>(dtype: DType) -> (f64,
         .convert::<f64>()
         .to_vec::<f64>()
         .unwrap()[0];
+    // The GPU trainer pads every sequence of a side to one fixed length: the same loss.
+    let longest = |side: &[Vec<u32>]| side.iter().map(Vec::len).max().unwrap();
+    let fixed = ContrastiveBatch {
+        query_length: Some(longest(&batch.queries) + 9),
+        passage_length: Some(longest(&batch.passages) + 5),
+        ..batch.clone()
+    };
+    let fixed_value: f64 = contrastive_loss(&model, &fixed, temperature)
+        .unwrap()
+        .into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .unwrap()[0];
+    assert!(
+        (fixed_value - loss_value).abs() < 1e-5,
+        "fixed-length padding changed the loss: {fixed_value} vs {loss_value}"
+    );
     let gradients = loss.backward();
 
     let expected_bytes = std::fs::read(dir.join("gradients.safetensors")).unwrap();
@@ -180,7 +199,7 @@ fn merged_adapter_encodes_like_the_branch() {
         Qwen2Model::<CpuBackend>::load(&config, weights.as_source(), &device, DType::F32).unwrap();
     let sequences = vec![vec![3u32, 70, 101, 256], vec![5, 9, 256]];
     let read = |model: &Qwen2Model<CpuBackend>| {
-        last_token_embeddings(model, &sequences)
+        last_token_embeddings(model, &sequences, None)
             .into_data()
             .to_vec::<f32>()
             .unwrap()

@@ -189,6 +189,8 @@ pub struct TrainSummary {
     /// Wall seconds of each step of this invocation (the first ones include GPU kernel
     /// tuning of new shapes; the rest are the steady state).
     pub step_seconds: Vec<f64>,
+    /// Loss of each step of this invocation (the loss curve).
+    pub step_losses: Vec<f64>,
     pub settings: TrainSettings,
 }
 
@@ -629,6 +631,10 @@ fn train_on<B: AutodiffBackend>(
         .with_weight_decay(settings.weight_decay as f32)
         .build();
 
+    // On a GPU every new sequence length costs kernel compilation and autotuning (tens of
+    // seconds for a forward and backward pass), far more than the padding to the maximum
+    // lengths; the CPU has no such cost and keeps the bucketed lengths.
+    let fixed_shapes = !matches!(job.device, ComputeDevice::Cpu);
     let start_step = resumed.as_ref().map_or(0, |c| c.step);
     let tokens_total = resumed.as_ref().map_or(0, |c| c.tokens);
     let stop_at = job.stop_after.unwrap_or(total_steps).min(total_steps);
@@ -709,6 +715,8 @@ fn train_on<B: AutodiffBackend>(
                     .map(|input| input.ids)
                     .collect(),
                 group_size: settings.group_size,
+                query_length: fixed_shapes.then_some(settings.query_max_len),
+                passage_length: fixed_shapes.then_some(settings.passage_max_len),
             };
             tokens_run += batch.tokens() as u64;
             B::seed(
@@ -748,6 +756,16 @@ fn train_on<B: AutodiffBackend>(
             }
             step_loss += value;
             let grads = loss.backward();
+            if progress.is_hidden() && step == start_step {
+                // The first step compiles and tunes the GPU kernels of every shape: a log
+                // line per micro-batch shows it moving.
+                eprintln!(
+                    "step {} micro-batch {}: forward and backward after {:.1} s",
+                    step + 1,
+                    micro + 1,
+                    step_started.elapsed().as_secs_f64()
+                );
+            }
             let mut branches = model.lora_branches_mut();
             for ((_, branch), sums) in branches.iter_mut().zip(gradients.iter_mut()) {
                 let [sum_a, sum_b] = sums;
@@ -813,6 +831,16 @@ fn train_on<B: AutodiffBackend>(
         losses.push(step_loss);
         step_seconds.push(step_started.elapsed().as_secs_f64());
         let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+        if progress.is_hidden() {
+            // No terminal (a batch job's log): one line per step instead of the bar.
+            eprintln!(
+                "step {}/{total_steps}: loss {step_loss:.4}, lr {learning_rate:.2e}, {:.1} s, \
+                 {:.0} tokens/s so far",
+                step + 1,
+                step_seconds.last().copied().unwrap_or_default(),
+                tokens_run as f64 / elapsed
+            );
+        }
         progress.set_position(step as u64 + 1);
         progress.set_message(format!(
             "loss {step_loss:.4}  lr {learning_rate:.2e}  {:.0} tok/s",
@@ -857,6 +885,7 @@ fn train_on<B: AutodiffBackend>(
         seconds,
         tokens_per_second: tokens_run as f64 / seconds.max(1e-9),
         step_seconds,
+        step_losses: losses,
         settings: settings.clone(),
     };
     let mut json = serde_json::to_vec_pretty(&summary).expect("serialises");

@@ -103,6 +103,29 @@ fn resumed_run_ends_with_the_bytes_of_an_uninterrupted_one() {
 }
 
 #[test]
+fn training_lowers_the_loss_on_groups_it_sees_again() {
+    // Four groups seen for 30 epochs: the summary's loss curve must come down (the resume
+    // test alone would pass for a loop that never updated anything).
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixtures().join("train.jsonl")).unwrap();
+    let four: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();
+    let train_file = dir.path().join("four.jsonl");
+    std::fs::write(&train_file, four).unwrap();
+    let mut repeated = job(&dir.path().join("out"));
+    repeated.train_file = train_file;
+    repeated.settings.dropout = 0.0;
+    repeated.settings.micro_batch = 4;
+    repeated.settings.epochs = 30;
+    repeated.settings.warmup_ratio = 0.0;
+    let summary = train(&repeated, &ProgressBar::hidden()).unwrap();
+    let losses = &summary.step_losses;
+    assert_eq!(losses.len(), 30);
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
+    let (first, last) = (mean(&losses[..5]), mean(&losses[25..]));
+    assert!(last < 0.5 * first, "loss curve {losses:?}");
+}
+
+#[test]
 fn diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let mut absurd = job(dir.path());

@@ -3,7 +3,10 @@
 # (each call at most 10 minutes; files under /root survive while the machine stays warm):
 #
 #   scripts/gpu/lora_nfcorpus.sh mine          # BM25 hard negatives for nfcorpus train
+#   scripts/gpu/lora_nfcorpus.sh probe SECONDS # time 2 steps; fit the schedule (--max-steps)
+#                                              # into SECONDS of training, at most one epoch
 #   scripts/gpu/lora_nfcorpus.sh train SECONDS # train (or resume) until SECONDS have passed
+#                                              # (@T: until T seconds after the script began)
 #   scripts/gpu/lora_nfcorpus.sh eval          # build + evaluate the adapter on nfcorpus test
 #   scripts/gpu/lora_nfcorpus.sh peer          # PyTorch + PEFT on the same step shape
 #
@@ -30,8 +33,8 @@ mkdir -p "$OUT" "$QUARRY_HOME" "$WORK"
 source scripts/gpu/cublas_env.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/card.txt"
 
-train_args=(--model "$MODEL" --train "$WORK/train.jsonl" --output "$WORK/adapter"
-  --device cuda --dtype bf16 --micro-batch "${MICRO:-8}" --checkpoint-every 5 --json)
+common_args=(--model "$MODEL" --train "$WORK/train.jsonl" --device cuda --dtype bf16
+  --micro-batch "${MICRO:-8}" --lr "${LR:-1e-4}" --json)
 
 while [ $# -gt 0 ]; do
   phase=$1; shift
@@ -42,8 +45,35 @@ while [ $# -gt 0 ]; do
       >"$OUT/mine.json"
     head -c 400 "$OUT/mine.json"; echo
     ;;
+  probe)
+    # Two steps in a scratch folder: the first includes kernel tuning (cached in
+    # $QUARRY_HOME/gpu-tuning for the real run), the second is the steady state.
+    budget=$1; shift
+    rm -rf "$WORK/probe"
+    start=$SECONDS
+    timeout "${PROBE_TIMEOUT:-300}" "$BIN" train "${common_args[@]}" --output "$WORK/probe" \
+      --max-steps 2 >"$OUT/probe.json" 2>"$OUT/probe.log"
+    echo "probe exit $? after $((SECONDS - start)) s"
+    tr '\r' '\n' <"$OUT/probe.log" | tail -4
+    python3 - "$OUT/probe.json" "$budget" "$WORK/max_steps" <<'PY' || tail -c 600 "$OUT/probe.log"
+import json, math, sys
+s = json.load(open(sys.argv[1]))
+first, steady = s["step_seconds"][0], s["step_seconds"][-1]
+epoch = math.ceil(s["groups"] / s["settings"].get("batch_size", 32))
+steps = min(epoch, max(5, int(float(sys.argv[2]) / steady)))
+open(sys.argv[3], "w").write(str(steps))
+print(f"probe: first step {first:.1f} s, steady {steady:.2f} s/step; "
+      f"schedule {steps} steps of {epoch} for one epoch")
+PY
+    ;;
   train)
+    # SECONDS of training, or @T: until T seconds after this script started (one step may
+    # run past either, plus the checkpoint).
     seconds=$1; shift
+    [[ $seconds == @* ]] && seconds=$(( ${seconds#@} - SECONDS ))
+    (( seconds > 0 )) || { echo "no time left to train"; continue; }
+    train_args=("${common_args[@]}" --output "$WORK/adapter" --checkpoint-every 5)
+    [ -f "$WORK/max_steps" ] && train_args+=(--max-steps "$(cat "$WORK/max_steps")")
     resume=(); [ -f "$WORK/adapter/checkpoint.safetensors" ] && resume=(--resume)
     start=$SECONDS
     "$BIN" train "${train_args[@]}" --time-limit "$seconds" "${resume[@]}" \
@@ -61,10 +91,19 @@ print(f"quarry train: step {s['step']}/{s['total_steps']} finished={s['finished'
       f"mean loss {s['mean_loss']}, last loss {s['last_loss']}")
 PY
     cp "$WORK/adapter/training_summary.json" "$OUT/" 2>/dev/null
+    tar czf "$OUT/gpu-tuning.tgz" -C "$QUARRY_HOME" gpu-tuning 2>/dev/null
     ;;
   eval)
-    "$BIN" build --model "$MODEL" --lora "$WORK/adapter" --mode supervised --dataset nfcorpus \
-      --device cuda --dtype bf16 --name q05-supervised-lora >"$OUT/build.log" 2>&1
+    # The build resumes where a killed one stopped: a second call finishes it.
+    # BUILD_TIMEOUT: seconds, or @T (until T seconds after this script began).
+    limit=${BUILD_TIMEOUT:-480}
+    [[ $limit == @* ]] && limit=$(( ${limit#@} - SECONDS ))
+    (( limit > 20 )) || { echo "no time left to build"; continue; }
+    start=$SECONDS
+    timeout "$limit" "$BIN" build --model "$MODEL" --lora "$WORK/adapter" \
+      --mode supervised --dataset nfcorpus --device cuda --dtype bf16 \
+      --name q05-supervised-lora >"$OUT/build.log" 2>&1
+    echo "build exit $? after $((SECONDS - start)) s"
     tail -c 300 "$OUT/build.log" | tr '\r' '\n' | tail -2
     "$BIN" eval --dataset nfcorpus --retriever dense:q05-supervised-lora --json >"$OUT/eval-lora.json"
     python3 -c "import json,sys; m=json.load(open(sys.argv[1]))['metrics']; print('trained adapter, nfcorpus test:', ' '.join(f'{k}={v:.4f}' for k,v in m.items()))" "$OUT/eval-lora.json"
