@@ -357,18 +357,7 @@ mod gpu {
         process_started: Instant,
         tuning_dir: &std::path::Path,
     ) -> Result<()> {
-        let gemm = match args.gemm.as_str() {
-            "auto" => GemmEngine::Auto,
-            "cublas" => GemmEngine::Cublas,
-            "burn" => GemmEngine::Burn,
-            other => {
-                return Err(UsageError(format!("--gemm `{other}`: auto, cublas or burn")).into())
-            }
-        };
-        if gemm == GemmEngine::Cublas && !cuda::cublas_available() {
-            bail!("--gemm cublas: libcublas cannot be loaded (add its folder to LD_LIBRARY_PATH)");
-        }
-        cuda::set_gemm_engine(gemm);
+        crate::build::select_gemm(&args.gemm)?;
         let fused = match args.fused.as_str() {
             "on" => true,
             "off" => false,

@@ -131,6 +131,26 @@ fn parse_devices(text: &str) -> Result<Vec<ComputeDevice>, UsageError> {
     Ok((0..count).map(ComputeDevice::Cuda).collect())
 }
 
+/// `--gemm` of `bench encode` and `train`: the engine of the projection GEMMs on CUDA
+/// (auto: cuBLAS when libcublas loads, else burn's matmul).
+#[cfg(feature = "cuda")]
+pub fn select_gemm(name: &str) -> anyhow::Result<()> {
+    use quarry_encoder::cuda::{self, GemmEngine};
+    let engine = match name {
+        "auto" => GemmEngine::Auto,
+        "cublas" => GemmEngine::Cublas,
+        "burn" => GemmEngine::Burn,
+        other => return Err(UsageError(format!("--gemm `{other}`: auto, cublas or burn")).into()),
+    };
+    if engine == GemmEngine::Cublas && !cuda::cublas_available() {
+        anyhow::bail!(
+            "--gemm cublas: libcublas cannot be loaded (add its folder to LD_LIBRARY_PATH)"
+        );
+    }
+    cuda::set_gemm_engine(engine);
+    Ok(())
+}
+
 pub fn parse_device(text: &str) -> Result<ComputeDevice, UsageError> {
     let device = match text {
         "cpu" => ComputeDevice::Cpu,

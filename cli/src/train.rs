@@ -124,6 +124,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "SECONDS")]
     pub time_limit: Option<f64>,
 
+    /// Frozen projection GEMMs on CUDA in bf16/f16: cublas, burn (burn's matmul), or auto
+    /// (cuBLAS when libcublas loads)
+    #[arg(long, default_value = "auto")]
+    pub gemm: String,
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,
@@ -134,6 +138,7 @@ pub struct TrainArgs {
 pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
     #[cfg(feature = "cuda")]
     if args.device.starts_with("cuda") {
+        crate::build::select_gemm(&args.gemm)?;
         if let Some(dir) = quarry_encoder::encode::use_gpu_tuning_cache(&home.join("gpu-tuning")) {
             eprintln!("GPU kernel tuning cache: {}", dir.display());
         }
