@@ -225,7 +225,13 @@ fn row_layout(tensor: &Cube) -> Option<(usize, usize, usize)> {
         }
         expected *= shape[dim];
     }
-    let rows = shape[..rank - 1].iter().product();
+    let rows: usize = shape[..rank - 1].iter().product();
+    // Rows closer together than a row's length overlap: a broadcast (stride 0, as burn's
+    // `expand` makes) or otherwise aliased tensor, which a GEMM must not read as `rows`
+    // distinct rows. Such a tensor is copied to a dense one first.
+    if rows > 1 && row_stride < cols {
+        return None;
+    }
     Some((rows, cols, row_stride.max(cols)))
 }
 
