@@ -69,13 +69,11 @@ impl ContrastiveBatch {
                         sequence.len()
                     )));
                 }
-            }
-        }
-        for sequence in self.queries.iter().chain(&self.passages) {
-            if let Some(token) = sequence.iter().find(|&&t| t as usize >= vocab) {
-                return Err(EncoderError::InvalidInput(format!(
-                    "token id {token} outside the vocabulary of {vocab}"
-                )));
+                if let Some(token) = sequence.iter().find(|&&t| t as usize >= vocab) {
+                    return Err(EncoderError::InvalidInput(format!(
+                        "token id {token} outside the vocabulary of {vocab}"
+                    )));
+                }
             }
         }
         Ok(())

@@ -65,6 +65,38 @@ fn one_training_step_matches_peft_on_cuda() {
     assert!(worst < 0.2, "bf16 gradient error {worst} ({name})");
 }
 
+#[test]
+fn a_batch_that_does_not_fit_its_padded_lengths_is_refused() {
+    let model_dir = fixtures().join("tiny_qwen2");
+    let weights = open_weights(&model_dir).unwrap();
+    let model = Qwen2Model::<Train>::load(
+        &qwen2_config(&model_dir),
+        weights.as_source(),
+        &Default::default(),
+        DType::F32,
+    )
+    .unwrap();
+    let batch = ContrastiveBatch {
+        queries: vec![vec![3, 70, 256]],
+        passages: vec![vec![5, 9, 10, 256]],
+        group_size: 1,
+        query_length: None,
+        passage_length: Some(3),
+    };
+    let error = contrastive_loss(&model, &batch, 0.01)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("4 tokens (1 to 3 allowed)"), "{error}");
+    let outside = ContrastiveBatch {
+        passages: vec![vec![5, 9, 300]],
+        ..batch
+    };
+    let error = contrastive_loss(&model, &outside, 0.01)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("outside the vocabulary"), "{error}");
+}
+
 fn step_errors<B: burn::tensor::backend::AutodiffBackend>(dtype: DType) -> (f64, f64, String) {
     let dir = fixtures();
     let reference: Value =

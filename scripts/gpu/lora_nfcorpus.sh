@@ -33,6 +33,9 @@ mkdir -p "$OUT" "$QUARRY_HOME" "$WORK"
 source scripts/gpu/cublas_env.sh
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/card.txt"
 
+# SECONDS, or @T: the seconds left until T seconds after this script began.
+seconds_left() { if [[ $1 == @* ]]; then echo $(( ${1#@} - SECONDS )); else echo "$1"; fi; }
+
 common_args=(--model "$MODEL" --train "$WORK/train.jsonl" --device cuda --dtype bf16
   --micro-batch "${MICRO:-8}" --lr "${LR:-1e-4}" --json)
 
@@ -69,8 +72,7 @@ PY
   train)
     # SECONDS of training, or @T: until T seconds after this script started (one step may
     # run past either, plus the checkpoint).
-    seconds=$1; shift
-    [[ $seconds == @* ]] && seconds=$(( ${seconds#@} - SECONDS ))
+    seconds=$(seconds_left "$1"); shift
     (( seconds > 0 )) || { echo "no time left to train"; continue; }
     train_args=("${common_args[@]}" --output "$WORK/adapter" --checkpoint-every 5)
     [ -f "$WORK/max_steps" ] && train_args+=(--max-steps "$(cat "$WORK/max_steps")")
@@ -96,8 +98,7 @@ PY
   eval)
     # The build resumes where a killed one stopped: a second call finishes it.
     # BUILD_TIMEOUT: seconds, or @T (until T seconds after this script began).
-    limit=${BUILD_TIMEOUT:-480}
-    [[ $limit == @* ]] && limit=$(( ${limit#@} - SECONDS ))
+    limit=$(seconds_left "${BUILD_TIMEOUT:-480}")
     (( limit > 20 )) || { echo "no time left to build"; continue; }
     start=$SECONDS
     timeout "$limit" "$BIN" build --model "$MODEL" --lora "$WORK/adapter" \

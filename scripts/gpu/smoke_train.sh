@@ -27,8 +27,7 @@ xz -dc .gpu/quarry.xz >/root/bin/quarry && chmod +x /root/bin/quarry
 BIN=/root/bin/quarry
 sha256sum $BIN | cut -c1-16
 
-"$BIN" mine --dataset nfcorpus --retriever bm25 --split train --depth 200 --negatives 30 \
-  --output /root/lora/train.jsonl --json >"$OUT/mine.json" || echo "mine failed"
+OUT=$OUT BIN=$BIN WORK=/root/lora scripts/gpu/lora_nfcorpus.sh mine || echo "mine failed"
 head -16 /root/lora/train.jsonl >/root/lora/smoke.jsonl
 rm -rf /root/tiny && cp -r tests/fixtures/lora/tiny_qwen2 /root/tiny
 # Byte-level tokens: the prompts alone take > 128 of them, the fixture's position limit.
