@@ -61,12 +61,14 @@ def run(args):
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(os.cpu_count() or 2)
+    if args.device != "cpu":
+        torch.backends.cuda.matmul.allow_tf32 = False  # f32 means f32, as on the CPU
     folder, name = os.path.split(os.path.abspath(args.model))
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     dtype = {"f32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     # bf16: the base in bf16, the adapter in f32 (PEFT's default autocast_adapter_dtype), as
     # a bf16 GPU run of PEFT or quarry has it.
-    model = AutoModel.from_pretrained(folder, gguf_file=name, dtype=dtype)
+    model = AutoModel.from_pretrained(folder, gguf_file=name, dtype=dtype).to(args.device)
     eos = tokenizer.convert_tokens_to_ids(EOS)
     groups = [json.loads(line) for line in open(args.batch)]
 
@@ -88,14 +90,15 @@ def run(args):
         for i, s in enumerate(seqs):
             input_ids[i, :len(s)] = torch.tensor(s)
             mask[i, :len(s)] = 1
-        hidden = m(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        last = torch.tensor([len(s) - 1 for s in seqs])
+        hidden = m(input_ids=input_ids.to(args.device),
+                   attention_mask=mask.to(args.device)).last_hidden_state
+        last = torch.tensor([len(s) - 1 for s in seqs], device=args.device)
         return F.normalize(hidden[torch.arange(len(seqs)), last].float(), dim=-1)
 
     with torch.no_grad():
         p = embed(model, passages)
         cos = p @ p.T
-        off = cos[~torch.eye(len(passages), dtype=torch.bool)]
+        off = cos[~torch.eye(len(passages), dtype=torch.bool, device=args.device)]
     spread = {"min": off.min().item(), "mean": off.mean().item(), "max": off.max().item()}
 
     config = LoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=0.0,
@@ -112,7 +115,7 @@ def run(args):
     # quarry's schedule without warm-up: linear decay to zero over the steps.
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: max(0.0, (args.steps - step) / args.steps))
-    targets = torch.arange(len(queries)) * group_size
+    targets = torch.arange(len(queries), device=args.device) * group_size
     losses = []
     for _ in range(args.steps):
         q = embed(model, queries)
@@ -149,6 +152,7 @@ def main():
     r.add_argument("--temperature", type=float, default=0.01)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
+    r.add_argument("--device", default="cpu", help="cpu, or cuda on the GPU machine")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.mined, args.out, args.groups, args.negatives)

@@ -35,6 +35,11 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: DtypeArg,
 
+    /// Dtype the LoRA branches compute in on a bf16/f16 base: f32 (as PEFT) or model (the
+    /// base's dtype: cheaper, coarser adapter gradients)
+    #[arg(long, value_enum, default_value = "f32")]
+    pub adapter_dtype: AdapterDtypeArg,
+
     /// LoRA rank
     #[arg(long, default_value_t = 32)]
     pub rank: usize,
@@ -133,6 +138,12 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AdapterDtypeArg {
+    F32,
+    Model,
+}
+
 /// `home` is the data home: its `gpu-tuning` folder holds the kernel tuning cache that
 /// `quarry build` also uses, so training shapes are tuned once per machine.
 pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
@@ -171,6 +182,7 @@ pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
             passage_max_len: args.passage_max_len,
             seed: args.seed,
             precision,
+            adapter_f32: args.adapter_dtype == AdapterDtypeArg::F32,
         },
         checkpoint_every: args.checkpoint_every,
         resume: args.resume,

@@ -244,7 +244,12 @@ impl<B: Backend> Linear<B> {
 
 /// PEFT's LoRA branch `dropout(x) Aᵀ Bᵀ · scale`, with `a` `[rank, in]` and `b` `[out, rank]`
 /// in PEFT's layout (so saving, loading and optimiser state need no transposes). The tensors
-/// are kept in f32 and cast to the activations' dtype in the forward pass.
+/// are kept in f32.
+///
+/// With `compute_f32` (the default, as PEFT's `autocast_adapter_dtype`) a bf16/f16 model's
+/// branch casts its input up and runs in f32, adding its output back in the model's dtype:
+/// the gradients of `a` and `b` then come from f32 products. Without it the branch runs in the
+/// activations' dtype (cheaper, but `B`'s first updates are far below a bf16 ulp of `A x`).
 #[derive(Debug, Clone)]
 pub struct LoraBranch<B: Backend> {
     pub a: Tensor<B, 2>,
@@ -252,11 +257,15 @@ pub struct LoraBranch<B: Backend> {
     pub scale: f64,
     /// Probability of zeroing an input element (training only; 0 disables it).
     pub dropout: f64,
+    /// Run the branch in f32 whatever the activations' dtype.
+    pub compute_f32: bool,
 }
 
 impl<B: Backend> LoraBranch<B> {
     fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let dtype = x.dtype();
+        let compute = if self.compute_f32 { DType::F32 } else { dtype };
+        let x = to_dtype(x, compute);
         let x = if self.dropout > 0.0 {
             let keep = 1.0 - self.dropout;
             // Draws from the backend's generator: the trainer seeds it per micro-batch, so
@@ -266,14 +275,17 @@ impl<B: Backend> LoraBranch<B> {
                 burn::tensor::Distribution::Bernoulli(keep),
                 &x.device(),
             );
-            x * to_dtype(mask, dtype).div_scalar(keep)
+            x * to_dtype(mask, compute).div_scalar(keep)
         } else {
             x
         };
-        let a = to_dtype(self.a.clone(), dtype).transpose();
-        let b = to_dtype(self.b.clone(), dtype).transpose();
+        let a = to_dtype(self.a.clone(), compute).transpose();
+        let b = to_dtype(self.b.clone(), compute).transpose();
         let low = burn::tensor::module::linear(x, a, None);
-        burn::tensor::module::linear(low, b, None).mul_scalar(self.scale)
+        to_dtype(
+            burn::tensor::module::linear(low, b, None).mul_scalar(self.scale),
+            dtype,
+        )
     }
 }
 

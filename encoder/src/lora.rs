@@ -290,7 +290,13 @@ impl LoraAdapter {
                 )));
             };
             let host = host_tensor(&view).map_err(|d| corrupt(format!("`{name}`: {d}")))?;
-            let entry = halves.entry(module.to_string()).or_default();
+            // An adapter trained on the bare transformer (`AutoModel`, as Tevatron does) names
+            // its modules `layers.N...`; the checkpoint's paths are `model.layers.N...`.
+            let module = match module.strip_prefix("layers.") {
+                Some(_) => format!("model.{module}"),
+                None => module.to_string(),
+            };
+            let entry = halves.entry(module).or_default();
             if which == 'A' {
                 entry.0 = Some(host);
             } else {
@@ -596,6 +602,35 @@ mod tests {
             )
             .unwrap();
         assert_eq!(&merged.data[..3], &[5.0, 7.0, 9.0]);
+    }
+
+    #[test]
+    fn loads_an_adapter_trained_on_the_bare_transformer() {
+        // PEFT on `AutoModel` (Tevatron's way) names modules without the `model.` prefix.
+        let dir = tempfile::tempdir().unwrap();
+        let a: Vec<u8> = [1.0f32; 6].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let b: Vec<u8> = [0.5f32; 8].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let prefix = "base_model.model.layers.0.self_attn.q_proj";
+        let tensors = [
+            (
+                format!("{prefix}.lora_A.weight"),
+                TensorView::new(Dtype::F32, vec![2, 3], &a).unwrap(),
+            ),
+            (
+                format!("{prefix}.lora_B.weight"),
+                TensorView::new(Dtype::F32, vec![4, 2], &b).unwrap(),
+            ),
+        ];
+        safetensors::serialize_to_file(tensors, None, &dir.path().join(ADAPTER_WEIGHTS_FILE))
+            .unwrap();
+        std::fs::write(
+            dir.path().join(ADAPTER_CONFIG_FILE),
+            config().to_peft_json("base").to_string(),
+        )
+        .unwrap();
+        let loaded = LoraAdapter::load(dir.path()).unwrap();
+        let modules: Vec<&String> = loaded.modules.keys().collect();
+        assert_eq!(modules, ["model.layers.0.self_attn.q_proj"]);
     }
 
     #[test]

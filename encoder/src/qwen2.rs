@@ -769,6 +769,7 @@ impl<B: Backend> Qwen2Model<B> {
                 b: tensor(&pair.b),
                 scale,
                 dropout,
+                compute_f32: true,
             }));
             used += 1;
         }

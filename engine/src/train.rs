@@ -73,6 +73,15 @@ pub struct TrainSettings {
     pub passage_max_len: usize,
     pub seed: u64,
     pub precision: Precision,
+    /// The LoRA branches compute in f32 even on a bf16/f16 base (PEFT's
+    /// `autocast_adapter_dtype`); false runs them in the base's dtype.
+    #[serde(default = "adapter_f32_default")]
+    pub adapter_f32: bool,
+}
+
+/// Settings saved before `adapter_f32` existed ran the branch in the base's dtype.
+fn adapter_f32_default() -> bool {
+    false
 }
 
 impl Default for TrainSettings {
@@ -99,6 +108,7 @@ impl Default for TrainSettings {
             passage_max_len: 192,
             seed: 42,
             precision: Precision::F32,
+            adapter_f32: true,
         }
     }
 }
@@ -598,6 +608,9 @@ fn train_on<B: AutodiffBackend>(
         }
     };
     model.attach_lora(&adapter, settings.dropout)?;
+    for (_, branch) in model.lora_branches_mut() {
+        branch.compute_f32 = settings.adapter_f32;
+    }
     let names: Vec<(String, String)> = model
         .lora_branches_mut()
         .into_iter()
