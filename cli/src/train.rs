@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use quarry_engine::train::{train, TrainJob, TrainSettings};
+use quarry_engine::train::{train, StepProgress, TrainJob, TrainReport, TrainSettings};
 
 use crate::build::{parse_device, parse_precision, DtypeArg};
 
@@ -144,6 +144,26 @@ pub enum AdapterDtypeArg {
     Model,
 }
 
+/// Progress as stderr lines, for logs where a bar would not draw.
+struct LogLines;
+
+impl TrainReport for LogLines {
+    fn first_step_micro_batch(&self, step: usize, micro_batch: usize, seconds: f64) {
+        // The first step compiles and tunes the GPU kernels: a line per micro-batch shows it
+        // moving.
+        eprintln!(
+            "step {step} micro-batch {micro_batch}: forward and backward after {seconds:.1} s"
+        );
+    }
+
+    fn step_done(&self, p: &StepProgress) {
+        eprintln!(
+            "step {}/{}: loss {:.4}, lr {:.2e}, {:.1} s, {:.0} tokens/s so far",
+            p.step, p.total_steps, p.loss, p.learning_rate, p.seconds, p.tokens_per_second
+        );
+    }
+}
+
 /// `home` is the data home: its `gpu-tuning` folder holds the kernel tuning cache that
 /// `quarry build` also uses, so training shapes are tuned once per machine.
 pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
@@ -193,7 +213,13 @@ pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
         ProgressStyle::with_template("training {bar:30} {pos}/{len} steps, ETA {eta} {msg}")
             .expect("valid template"),
     );
-    let summary = train(&job, &progress).with_context(|| {
+    // No terminal (a batch job's log): a line per step instead of the bar.
+    let report: &dyn TrainReport = if progress.is_hidden() {
+        &LogLines
+    } else {
+        &progress
+    };
+    let summary = train(&job, report).with_context(|| {
         format!(
             "training LoRA adapters for {} on {}",
             args.model.display(),

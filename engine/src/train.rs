@@ -211,13 +211,55 @@ fn train_error(path: &Path, detail: impl Into<String>) -> EngineError {
     }
 }
 
+/// Where a step stands, for [`TrainReport::step_done`].
+#[derive(Debug, Clone, Copy)]
+pub struct StepProgress {
+    /// Steps done (1-based) and the schedule's length.
+    pub step: usize,
+    pub total_steps: usize,
+    pub loss: f64,
+    pub learning_rate: f64,
+    /// Wall seconds of this step.
+    pub seconds: f64,
+    /// Real tokens per second since this invocation started.
+    pub tokens_per_second: f64,
+}
+
+/// How the loop reports progress; the library prints nothing itself. A [`ProgressBar`]
+/// reports by moving (hidden, it reports nothing); a batch job's log may want a line per step
+/// instead (the `quarry train` binary does both, by whether stderr is a terminal).
+pub trait TrainReport {
+    /// Before the first step: the schedule's length and the step it starts from.
+    fn started(&self, _total_steps: usize, _start_step: usize) {}
+    /// A micro-batch of the invocation's first step went forward and backward. That step
+    /// compiles and tunes the GPU kernels of every shape, so it can take minutes.
+    fn first_step_micro_batch(&self, _step: usize, _micro_batch: usize, _seconds: f64) {}
+    /// An optimiser step finished.
+    fn step_done(&self, _progress: &StepProgress) {}
+}
+
+impl TrainReport for ProgressBar {
+    fn started(&self, total_steps: usize, start_step: usize) {
+        self.set_length(total_steps as u64);
+        self.set_position(start_step as u64);
+    }
+
+    fn step_done(&self, progress: &StepProgress) {
+        self.set_position(progress.step as u64);
+        self.set_message(format!(
+            "loss {:.4}  lr {:.2e}  {:.0} tok/s",
+            progress.loss, progress.learning_rate, progress.tokens_per_second
+        ));
+    }
+}
+
 /// burn's backends draw random numbers (the dropout masks) from one process-wide generator,
 /// which the loop re-seeds per micro-batch; two trainings running at once in one process
 /// would interleave their draws. This lock runs them one after the other.
 static ONE_TRAINING_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs (or resumes) a training job.
-pub fn train(job: &TrainJob, progress: &ProgressBar) -> Result<TrainSummary> {
+pub fn train(job: &TrainJob, progress: &dyn TrainReport) -> Result<TrainSummary> {
     let _one_at_a_time = ONE_TRAINING_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -492,7 +534,7 @@ fn initial_adapter(
 fn train_on<B: AutodiffBackend>(
     job: &TrainJob,
     device: &B::Device,
-    progress: &ProgressBar,
+    progress: &dyn TrainReport,
 ) -> Result<TrainSummary> {
     let settings = &job.settings;
     settings
@@ -651,8 +693,7 @@ fn train_on<B: AutodiffBackend>(
     let start_step = resumed.as_ref().map_or(0, |c| c.step);
     let tokens_total = resumed.as_ref().map_or(0, |c| c.tokens);
     let stop_at = job.stop_after.unwrap_or(total_steps).min(total_steps);
-    progress.set_length(total_steps as u64);
-    progress.set_position(start_step as u64);
+    progress.started(total_steps, start_step);
     let started = Instant::now();
     let mut tokens_run: u64 = 0;
     let mut losses: Vec<f64> = Vec::new();
@@ -769,14 +810,11 @@ fn train_on<B: AutodiffBackend>(
             }
             step_loss += value;
             let grads = loss.backward();
-            if progress.is_hidden() && step == start_step {
-                // The first step compiles and tunes the GPU kernels of every shape: a log
-                // line per micro-batch shows it moving.
-                eprintln!(
-                    "step {} micro-batch {}: forward and backward after {:.1} s",
+            if step == start_step {
+                progress.first_step_micro_batch(
                     step + 1,
                     micro + 1,
-                    step_started.elapsed().as_secs_f64()
+                    step_started.elapsed().as_secs_f64(),
                 );
             }
             let mut branches = model.lora_branches_mut();
@@ -844,21 +882,14 @@ fn train_on<B: AutodiffBackend>(
         losses.push(step_loss);
         step_seconds.push(step_started.elapsed().as_secs_f64());
         let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-        if progress.is_hidden() {
-            // No terminal (a batch job's log): one line per step instead of the bar.
-            eprintln!(
-                "step {}/{total_steps}: loss {step_loss:.4}, lr {learning_rate:.2e}, {:.1} s, \
-                 {:.0} tokens/s so far",
-                step + 1,
-                step_seconds.last().copied().unwrap_or_default(),
-                tokens_run as f64 / elapsed
-            );
-        }
-        progress.set_position(step as u64 + 1);
-        progress.set_message(format!(
-            "loss {step_loss:.4}  lr {learning_rate:.2e}  {:.0} tok/s",
-            tokens_run as f64 / elapsed
-        ));
+        progress.step_done(&StepProgress {
+            step: step + 1,
+            total_steps,
+            loss: step_loss,
+            learning_rate,
+            seconds: step_seconds.last().copied().unwrap_or_default(),
+            tokens_per_second: tokens_run as f64 / elapsed,
+        });
         let done = step + 1;
         let out_of_time = job
             .time_limit

@@ -540,3 +540,57 @@ fn bm25_on_nfcorpus_matches_pyserini_and_reuses_its_index() {
     let rescored = eval(&["--run", run_out.to_str().unwrap()]);
     assert_eq!(rescored["metrics"], built["metrics"]);
 }
+
+/// Without a terminal `quarry train` logs a line per micro-batch of its first step and a line
+/// per step on stderr (the bar would not draw in a batch job's log), and `--json` prints the
+/// summary with its loss curve.
+#[test]
+fn train_logs_a_line_per_step_when_stderr_is_not_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixtures = repo_root().join("tests/fixtures/lora");
+    let model = fixtures.join("tiny_qwen2");
+    let train_file = fixtures.join("train.jsonl");
+    let output = tmp.path().join("adapter");
+    let out = quarry(
+        tmp.path(),
+        &[
+            "train",
+            "--model",
+            model.to_str().unwrap(),
+            "--train",
+            train_file.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--rank",
+            "4",
+            "--batch",
+            "4",
+            "--micro-batch",
+            "2",
+            "--group-size",
+            "3",
+            "--query-max-len",
+            "32",
+            "--passage-max-len",
+            "64",
+            "--max-steps",
+            "2",
+            "--json",
+        ],
+    );
+    assert_exit(&out, 0);
+    let log = stderr(&out);
+    assert!(
+        log.contains("step 1 micro-batch 1: forward and backward after")
+            && log.contains("step 1 micro-batch 2:"),
+        "{log}"
+    );
+    assert!(
+        log.contains("step 1/2: loss ") && log.contains("step 2/2: loss "),
+        "{log}"
+    );
+    assert!(!log.contains("step 2 micro-batch"), "{log}");
+    let summary: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(summary["step_losses"].as_array().unwrap().len(), 2);
+    assert!(output.join("adapter_model.safetensors").is_file());
+}
