@@ -739,9 +739,15 @@ impl<B: Backend> Qwen2Model<B> {
     }
 
     /// Puts `adapter`'s tensors (f32, on the model's device) on the linears it adapts, as
-    /// branches with `dropout` (0 for inference); replaces any branches attached before.
-    /// Every adapter module must exist with fitting shapes.
-    pub fn attach_lora(&mut self, adapter: &LoraAdapter, dropout: f64) -> Result<(), EncoderError> {
+    /// branches with `dropout` (0 for inference) that compute in f32 when `compute_f32` (see
+    /// [`LoraBranch`]); replaces any branches attached before. Every adapter module must exist
+    /// with fitting shapes.
+    pub fn attach_lora(
+        &mut self,
+        adapter: &LoraAdapter,
+        dropout: f64,
+        compute_f32: bool,
+    ) -> Result<(), EncoderError> {
         let device = self.device.clone();
         let scale = adapter.config.scale();
         let mut used = 0;
@@ -769,7 +775,7 @@ impl<B: Backend> Qwen2Model<B> {
                 b: tensor(&pair.b),
                 scale,
                 dropout,
-                compute_f32: true,
+                compute_f32,
             }));
             used += 1;
         }

@@ -191,7 +191,7 @@ fn step_report<B: burn::tensor::backend::AutodiffBackend>(dtype: DType) -> StepR
     .unwrap();
     let adapter = LoraAdapter::load(&dir.join("initial_adapter")).unwrap();
     assert_eq!(adapter.modules.len(), 2 * 7);
-    model.attach_lora(&adapter, 0.0).unwrap();
+    model.attach_lora(&adapter, 0.0, true).unwrap();
     for (_, branch) in model.lora_branches_mut() {
         branch.a = branch.a.clone().require_grad();
         branch.b = branch.b.clone().require_grad();
@@ -306,7 +306,7 @@ fn merged_adapter_encodes_like_the_branch() {
     let device = Default::default();
     let mut with_branch =
         Qwen2Model::<CpuBackend>::load(&config, weights.as_source(), &device, DType::F32).unwrap();
-    with_branch.attach_lora(&adapter, 0.0).unwrap();
+    with_branch.attach_lora(&adapter, 0.0, true).unwrap();
     let merged_source = LoraMergedSource::new(weights.as_source(), &adapter).unwrap();
     let merged =
         Qwen2Model::<CpuBackend>::load(&config, &merged_source, &device, DType::F32).unwrap();

@@ -649,10 +649,7 @@ fn train_on<B: AutodiffBackend>(
             initial_adapter(lora_config.clone(), &targets, settings.seed)
         }
     };
-    model.attach_lora(&adapter, settings.dropout)?;
-    for (_, branch) in model.lora_branches_mut() {
-        branch.compute_f32 = settings.adapter_f32;
-    }
+    model.attach_lora(&adapter, settings.dropout, settings.adapter_f32)?;
     let names: Vec<(String, String)> = model
         .lora_branches_mut()
         .into_iter()
