@@ -94,13 +94,15 @@ pub struct EncodeBenchArgs {
     #[arg(long, default_value = "auto")]
     pub gemm: String,
 
-    /// Attention kernel: autotune, flash2, flash4, flash8, flash-unit, fallback, cublas,
-    /// or best (time each on this run's head shapes at --batch x --seq first, keep the fastest)
-    #[arg(long, default_value = "autotune")]
+    /// Attention kernel: fused (quarry's flash attention), cublas, autotune, flash2, flash4,
+    /// flash8, flash-unit, fallback (burn's), or best (time each on this run's head shapes at
+    /// --batch x --seq first, keep the fastest)
+    #[arg(long, default_value = "fused")]
     pub attention: String,
 
-    /// One-pass CUDA kernels for RMSNorm, SwiGLU and bias/heads/RoPE (bf16): on or off
-    #[arg(long, default_value = "off")]
+    /// One-pass CUDA kernels for residual add + RMSNorm, SwiGLU and bias/heads/RoPE (bf16):
+    /// on or off
+    #[arg(long, default_value = "on")]
     pub fused: String,
 
     /// Measure the bf16 matmul rate (8192^3) with these engines: cublas, burn; `none` skips
@@ -557,6 +559,7 @@ mod gpu {
         reporter: &mut Reporter,
     ) -> Result<AttentionKernel> {
         let candidates = [
+            AttentionKernel::Fused,
             AttentionKernel::Cublas,
             AttentionKernel::Flash(2),
             AttentionKernel::Flash(4),

@@ -372,9 +372,6 @@ struct Attention<B: Backend> {
     num_heads: usize,
     num_kv_heads: usize,
     head_dim: usize,
-    /// For the fused RoPE kernel, which computes its angles itself.
-    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-    rope_theta: f64,
 }
 
 impl<B: Backend> Attention<B> {
@@ -389,7 +386,6 @@ impl<B: Backend> Attention<B> {
             num_heads: cfg.num_attention_heads,
             num_kv_heads: cfg.num_key_value_heads,
             head_dim: cfg.head_dim,
-            rope_theta: cfg.rope_theta,
         }
     }
 
@@ -404,13 +400,12 @@ impl<B: Backend> Attention<B> {
             num_heads: cfg.num_attention_heads,
             num_kv_heads: cfg.num_key_value_heads,
             head_dim: cfg.head_dim,
-            rope_theta: cfg.rope_theta,
         })
     }
 
     fn forward(&self, x: Tensor<B, 3>, cos: &Tensor<B, 4>, sin: &Tensor<B, 4>) -> Tensor<B, 3> {
         #[cfg(feature = "cuda")]
-        if let Some(out) = self.forward_fused(&x) {
+        if let Some(out) = self.forward_fused(&x, cos, sin) {
             return out;
         }
         let [batch, seq_len, _] = x.dims();
@@ -442,37 +437,54 @@ impl<B: Backend> Attention<B> {
         self.o_proj.forward(context)
     }
 
-    /// On burn-cuda in bf16 with fused kernels on: bias add, head split,
-    /// key/value head repetition and RoPE as one kernel per projection.
+    /// On burn-cuda in bf16 with fused kernels on: bias add, head split and RoPE as one
+    /// kernel per projection, then quarry's flash attention, which reads the grouped
+    /// key/value heads in place and writes the o-projection's input layout directly.
     #[cfg(feature = "cuda")]
-    fn forward_fused(&self, x: &Tensor<B, 3>) -> Option<Tensor<B, 3>> {
-        use crate::cuda::fused::heads_with_rope;
-        if !crate::cuda::fused::active::<B>(x.dtype()) {
+    fn forward_fused(
+        &self,
+        x: &Tensor<B, 3>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+    ) -> Option<Tensor<B, 3>> {
+        use crate::cuda::{self, fused, AttentionKernel};
+        if !fused::active::<B>(x.dtype())
+            || [&self.q_proj, &self.k_proj, &self.v_proj]
+                .iter()
+                .any(|p| p.lora.is_some())
+        {
             return None;
         }
         let [batch, seq_len, _] = x.dims();
-        let heads = |projection: &Linear<B>, heads_in: usize, rope: Option<f64>| {
-            heads_with_rope(
+        let heads = |projection: &Linear<B>, count: usize, rotate: bool| {
+            fused::rope_heads(
                 projection.forward_without_bias(x.clone()),
                 projection.bias(),
-                heads_in,
-                self.num_heads,
+                (cos, sin),
+                count,
                 self.head_dim,
-                rope,
+                rotate,
             )
             .ok()
         };
-        let q = heads(&self.q_proj, self.num_heads, Some(self.rope_theta))?;
-        let k = heads(&self.k_proj, self.num_kv_heads, Some(self.rope_theta))?;
-        let v = heads(&self.v_proj, self.num_kv_heads, None)?;
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: true,
+        let q = heads(&self.q_proj, self.num_heads, true)?;
+        let k = heads(&self.k_proj, self.num_kv_heads, true)?;
+        let v = heads(&self.v_proj, self.num_kv_heads, false)?;
+        let flash = cuda::attention_kernel() == AttentionKernel::Fused
+            && fused::flash_applies(self.head_dim)
+            && fused::on_flash_device(x);
+        let context = if flash {
+            fused::flash_attention(q, k, v)
+        } else {
+            let options = AttentionModuleOptions {
+                scale: None,
+                softcap: None,
+                is_causal: true,
+            };
+            scaled_dot_product_attention(q, self.repeat_kv(k), self.repeat_kv(v), options)
+                .swap_dims(1, 2)
+                .reshape([batch, seq_len, self.num_heads * self.head_dim])
         };
-        let context = scaled_dot_product_attention(q, k, v, options)
-            .swap_dims(1, 2)
-            .reshape([batch, seq_len, self.num_heads * self.head_dim]);
         Some(self.o_proj.forward(context))
     }
 
@@ -585,6 +597,30 @@ impl<B: Backend> DecoderLayer<B> {
                 .self_attn
                 .forward(self.input_layernorm.forward(x), cos, sin);
         x.clone() + self.mlp.forward(self.post_attention_layernorm.forward(x))
+    }
+
+    /// The layer with each residual add fused into the RMSNorm after it: takes the
+    /// residual stream and its input-normed copy, returns the new residual stream and its
+    /// copy normed by `next_norm` (the next layer's input norm, or the final norm).
+    #[cfg(feature = "cuda")]
+    fn forward_fused(
+        &self,
+        (residual, normed): (Tensor<B, 3>, Tensor<B, 3>),
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+        next_norm: &RmsNorm<B>,
+    ) -> (Tensor<B, 3>, Tensor<B, 3>) {
+        use crate::cuda::fused::add_rms_norm;
+        let attended = self.self_attn.forward(normed, cos, sin);
+        let norm = &self.post_attention_layernorm;
+        let (residual, normed) = add_rms_norm(residual, Some(attended), &norm.weight, norm.eps);
+        let fed_forward = self.mlp.forward(normed);
+        add_rms_norm(
+            residual,
+            Some(fed_forward),
+            &next_norm.weight,
+            next_norm.eps,
+        )
     }
 }
 
@@ -836,6 +872,25 @@ impl<B: Backend> Qwen2Model<B> {
         let [_, seq_len] = input_ids.dims();
         let (cos, sin) = self.rotary.tables::<B>(seq_len, &self.device, self.dtype);
         let mut hidden = embedding(self.embed_tokens.clone(), input_ids);
+        #[cfg(feature = "cuda")]
+        {
+            use crate::cuda::fused;
+            if fused::active::<B>(hidden.dtype())
+                && fused::norm_applies(self.config.hidden_size)
+                && !self.layers.is_empty()
+            {
+                let first = &self.layers[0].input_layernorm;
+                let mut stream = fused::add_rms_norm(hidden, None, &first.weight, first.eps);
+                for (i, layer) in self.layers.iter().enumerate() {
+                    let next_norm = self
+                        .layers
+                        .get(i + 1)
+                        .map_or(&self.norm, |next| &next.input_layernorm);
+                    stream = layer.forward_fused(stream, &cos, &sin, next_norm);
+                }
+                return stream.1;
+            }
+        }
         for layer in &self.layers {
             hidden = layer.forward(hidden, &cos, &sin);
         }

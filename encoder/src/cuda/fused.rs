@@ -1,18 +1,22 @@
-//! Fused elementwise kernels for the Qwen2 layer on burn-cuda in bf16, in
-//! CUDA C compiled at run time by NVRTC (as CubeCL compiles its own) and
-//! launched on burn's stream like the cuBLAS GEMMs (see `super`).
+//! Fused kernels for the Qwen2 layer on burn-cuda in bf16, in CUDA C compiled at run time
+//! by NVRTC (as CubeCL compiles its own) and launched on burn's stream like the cuBLAS
+//! GEMMs (see `super`).
 //!
-//! burn 0.21 without its fusion backend (which panics on this graph,
-//! docs/gpu.md) runs each tensor op as its own kernel: an RMSNorm with f32
-//! statistics is ~8 passes over the activations, RoPE through narrow/neg/cat/
-//! mul/add ~6 per tensor plus the bias add and the key/value head copies,
-//! SwiGLU 2. Each kernel here is one pass:
-//! - [`rms_norm`]: `bf16(x / sqrt(mean(x²) + eps)) * w`, statistics in f32;
-//! - [`silu_mul`]: `silu(gate) * up`;
-//! - [`heads_with_rope`]: bias add, split into heads (`[B, S, h·D]` to
-//!   `[B, H, S, D]`, repeating grouped key/value heads) and rotary embedding.
+//! burn 0.21 without its fusion backend (which panics on this graph, docs/gpu.md) runs each
+//! tensor op as its own kernel: an RMSNorm with f32 statistics is ~8 passes over the
+//! activations, RoPE through narrow/neg/cat/mul/add ~6 per tensor plus the bias add and the
+//! key/value head copies, SwiGLU 2, and attention materialises its scores. Here:
+//! - [`add_rms_norm`]: the residual add and the next RMSNorm in one pass (kernels.cu);
+//! - [`silu_mul`]: `silu(gate) * up`, 16-byte loads (kernels.cu);
+//! - [`rope_heads`]: bias add, split into heads (`[B, S, h·D]` to `[B, h, S, D]`) and rotary
+//!   embedding from the model's own bf16 tables (kernels.cu);
+//! - [`flash_attention`]: causal attention on tensor cores without materialised scores,
+//!   grouped key/value heads read in place, output already in `[B, S, H·D]`
+//!   (flash_attention.cu, compute capability 8.0+).
 //!
-//! Rounding follows the unfused burn graph (bf16 after each op it rounds).
+//! Rounding follows the unfused burn graph (bf16 after each op it rounds); the attention
+//! rounds like every flash kernel (probabilities in bf16, f32 accumulation).
+//! `scripts/gpu/kernel_check.py` checks each kernel against PyTorch on the GPU.
 
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
@@ -24,133 +28,6 @@ use cudarc::driver::{result as driver, sys as driver_sys};
 
 use super::{from_cube, from_cuda, is_cuda, submit_on_burn_stream, to_cube, to_cuda, Cube};
 
-const SOURCE: &str = r#"
-typedef unsigned short bf16_t;
-
-__device__ __forceinline__ float bf2f(bf16_t v) {
-    return __uint_as_float(((unsigned int)v) << 16);
-}
-
-// Round to nearest even, as burn/half's f32 -> bf16 conversion.
-__device__ __forceinline__ bf16_t f2bf(float f) {
-    unsigned int u = __float_as_uint(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16_t)0x7fc0u;
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (bf16_t)(u >> 16);
-}
-
-__device__ __forceinline__ float round_bf(float f) { return bf2f(f2bf(f)); }
-
-// One block per row of `cols` values.
-extern "C" __global__ void quarry_rms_norm_bf16(
-    const bf16_t* __restrict__ x, const bf16_t* __restrict__ w, bf16_t* __restrict__ out,
-    unsigned int cols, float eps)
-{
-    const bf16_t* row = x + (size_t)blockIdx.x * cols;
-    bf16_t* out_row = out + (size_t)blockIdx.x * cols;
-    float sum = 0.0f;
-    for (unsigned int i = threadIdx.x; i < cols; i += blockDim.x) {
-        float v = bf2f(row[i]);
-        sum += v * v;
-    }
-    __shared__ float partial[32];
-    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-    if ((threadIdx.x & 31u) == 0) partial[threadIdx.x >> 5] = sum;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        float s = threadIdx.x < (blockDim.x >> 5) ? partial[threadIdx.x] : 0.0f;
-        for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xffffffffu, s, offset);
-        if (threadIdx.x == 0) partial[0] = s;
-    }
-    __syncthreads();
-    float denominator = sqrtf(partial[0] / (float)cols + eps);
-    for (unsigned int i = threadIdx.x; i < cols; i += blockDim.x) {
-        float normed = round_bf(bf2f(row[i]) / denominator);
-        out_row[i] = f2bf(normed * bf2f(w[i]));
-    }
-}
-
-extern "C" __global__ void quarry_silu_mul_bf16(
-    const bf16_t* __restrict__ gate, const bf16_t* __restrict__ up, bf16_t* __restrict__ out,
-    unsigned long long count)
-{
-    for (unsigned long long i = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; i < count;
-         i += (unsigned long long)gridDim.x * blockDim.x) {
-        float g = bf2f(gate[i]);
-        float silu = round_bf(g / (1.0f + expf(-g)));
-        out[i] = f2bf(silu * bf2f(up[i]));
-    }
-}
-
-// Row-wise softmax of f32 attention scores (already scaled) into bf16
-// probabilities, one warp per row of `seq` keys; with `causal`, row r of each
-// [seq, seq] block sees keys 0..=r and the rest get probability 0.
-extern "C" __global__ void quarry_softmax_rows_bf16(
-    const float* __restrict__ scores, bf16_t* __restrict__ probs,
-    unsigned int rows, unsigned int seq, unsigned int causal)
-{
-    unsigned int row_index = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    unsigned int lane = threadIdx.x & 31u;
-    if (row_index >= rows) return;
-    unsigned int query = row_index % seq;
-    unsigned int valid = causal ? query + 1 : seq;
-    const float* row = scores + (unsigned long long)row_index * seq;
-    bf16_t* out = probs + (unsigned long long)row_index * seq;
-    float largest = __int_as_float(0xff800000);
-    for (unsigned int j = lane; j < valid; j += 32) largest = fmaxf(largest, row[j]);
-    for (int offset = 16; offset > 0; offset >>= 1)
-        largest = fmaxf(largest, __shfl_xor_sync(0xffffffffu, largest, offset));
-    float total = 0.0f;
-    for (unsigned int j = lane; j < valid; j += 32) total += expf(row[j] - largest);
-    for (int offset = 16; offset > 0; offset >>= 1) total += __shfl_xor_sync(0xffffffffu, total, offset);
-    float inverse = 1.0f / total;
-    for (unsigned int j = lane; j < seq; j += 32)
-        out[j] = j < valid ? f2bf(expf(row[j] - largest) * inverse) : (bf16_t)0;
-}
-
-// x: [batch * seq, heads_in * dim] (row stride `ld`), bias: [heads_in * dim] or null;
-// out: [batch, heads_out, seq, dim]; heads_out is a multiple of heads_in (grouped
-// key/value heads repeat). With `rotate`, rotary embedding of position s:
-// out = v * cos + rotate_half(v) * sin, rotate_half([a, b]) = [-b, a], angles in f32
-// (s * theta^(-2i/dim)), tables rounded to bf16 as quarry's burn graph does.
-extern "C" __global__ void quarry_heads_rope_bf16(
-    const bf16_t* __restrict__ x, const bf16_t* __restrict__ bias, bf16_t* __restrict__ out,
-    unsigned int batch, unsigned int seq, unsigned int heads_in, unsigned int heads_out,
-    unsigned int dim, unsigned int ld, unsigned int has_bias, unsigned int rotate, float theta)
-{
-    unsigned long long total = (unsigned long long)batch * heads_out * seq * dim;
-    unsigned int group = heads_out / heads_in;
-    unsigned int half = dim / 2;
-    for (unsigned long long idx = (unsigned long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (unsigned long long)gridDim.x * blockDim.x) {
-        unsigned int d = (unsigned int)(idx % dim);
-        unsigned long long rest = idx / dim;
-        unsigned int s = (unsigned int)(rest % seq);
-        rest /= seq;
-        unsigned int h = (unsigned int)(rest % heads_out);
-        unsigned int b = (unsigned int)(rest / heads_out);
-        unsigned int col = (h / group) * dim;
-        const bf16_t* src = x + ((unsigned long long)b * seq + s) * ld + col;
-        float v = bf2f(src[d]);
-        if (has_bias) v = round_bf(v + bf2f(bias[col + d]));
-        if (!rotate) {
-            out[idx] = f2bf(v);
-            continue;
-        }
-        unsigned int pd = d < half ? d + half : d - half;
-        float p = bf2f(src[pd]);
-        if (has_bias) p = round_bf(p + bf2f(bias[col + pd]));
-        float rotated = d < half ? -p : p;
-        unsigned int i = d % half;
-        float inverse_frequency = 1.0f / powf(theta, (float)(2 * i) / (float)dim);
-        float angle = (float)s * inverse_frequency;
-        float c = round_bf(cosf(angle));
-        float sn = round_bf(sinf(angle));
-        out[idx] = f2bf(round_bf(v * c) + round_bf(rotated * sn));
-    }
-}
-"#;
-
 /// Kernel parameter: a tensor's device buffer or a scalar.
 enum Arg {
     Buffer(Binding),
@@ -159,49 +36,122 @@ enum Arg {
     F32(f32),
 }
 
+/// A CUDA C source compiled as one module, and the kernels looked up in it.
+struct KernelModule {
+    source: &'static str,
+    /// NVRTC's `--gpu-architecture`, where the source needs more than the default.
+    arch: Option<&'static str>,
+    kernels: &'static [&'static str],
+    /// Dynamic shared memory (bytes) each kernel may ask for beyond the default 48 KiB.
+    shared_bytes: &'static [usize],
+}
+
+const ELEMENTWISE: KernelModule = KernelModule {
+    source: include_str!("kernels.cu"),
+    arch: None,
+    kernels: &[
+        "quarry_add_rms_norm_bf16",
+        "quarry_silu_mul_bf16",
+        "quarry_rope_heads_bf16",
+        "quarry_softmax_rows_bf16",
+    ],
+    shared_bytes: &[0, 0, 0, 0],
+};
+
+const FLASH: KernelModule = KernelModule {
+    source: include_str!("flash_attention.cu"),
+    arch: Some("compute_80"),
+    kernels: &["quarry_flash_attention_d64", "quarry_flash_attention_d128"],
+    shared_bytes: &[flash_shared_bytes(64), flash_shared_bytes(128)],
+};
+
+/// flash_attention.cu's shared memory: a query tile and two key and two value tiles of
+/// 64 rows, each row padded by 8 elements.
+const fn flash_shared_bytes(head_dim: usize) -> usize {
+    5 * 64 * (head_dim + 8) * 2
+}
+
 thread_local! {
-    /// Functions of the compiled module, per device-server thread.
-    static FUNCTIONS: std::cell::RefCell<Option<HashMap<&'static str, driver_sys::CUfunction>>> =
-        const { std::cell::RefCell::new(None) };
+    /// Functions of the loaded modules, per device-server thread.
+    static FUNCTIONS: std::cell::RefCell<HashMap<&'static str, driver_sys::CUfunction>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+fn load_module(module: &KernelModule) -> Result<Vec<driver_sys::CUfunction>, String> {
+    let options = cudarc::nvrtc::CompileOptions {
+        arch: module.arch,
+        ..Default::default()
+    };
+    let ptx = cudarc::nvrtc::compile_ptx_with_opts(module.source, options)
+        .map_err(|err| format!("NVRTC compiling quarry's kernels: {err:?}"))?;
+    let image = CString::new(ptx.to_src()).map_err(|err| format!("PTX: {err}"))?;
+    // SAFETY: the server thread has the device context current (`raw_stream_and_addresses`
+    // ran first); the image is NUL-terminated PTX.
+    let loaded = unsafe { driver::module::load_data(image.as_ptr().cast()) }
+        .map_err(|err| format!("loading quarry's kernels: {err:?}"))?;
+    let mut functions = Vec::new();
+    for (kernel, &shared) in module.kernels.iter().zip(module.shared_bytes) {
+        let name_c = CString::new(*kernel).expect("no NUL");
+        // SAFETY: `loaded` was just loaded and is never unloaded.
+        let f = unsafe { driver::module::get_function(loaded, name_c) }
+            .map_err(|err| format!("{kernel}: {err:?}"))?;
+        if shared > 48 * 1024 {
+            // SAFETY: `f` exists; the attribute only raises the kernel's shared-memory cap.
+            unsafe {
+                driver::function::set_function_attribute(
+                    f,
+                    driver_sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    shared as i32,
+                )
+            }
+            .map_err(|err| format!("{kernel}: {shared} bytes of shared memory: {err:?}"))?;
+        }
+        functions.push(f);
+    }
+    Ok(functions)
 }
 
 pub(super) fn function(name: &'static str) -> Result<driver_sys::CUfunction, String> {
     FUNCTIONS.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            let ptx = cudarc::nvrtc::compile_ptx(SOURCE)
-                .map_err(|err| format!("NVRTC compiling quarry's fused kernels: {err:?}"))?;
-            let image = CString::new(ptx.to_src()).map_err(|err| format!("PTX: {err}"))?;
-            // SAFETY: the server thread has the device context current
-            // (`raw_stream_and_addresses` ran first); the image is NUL-terminated PTX.
-            let module = unsafe { driver::module::load_data(image.as_ptr().cast()) }
-                .map_err(|err| format!("loading fused kernels: {err:?}"))?;
-            let mut functions = HashMap::new();
-            for kernel in [
-                "quarry_rms_norm_bf16",
-                "quarry_silu_mul_bf16",
-                "quarry_heads_rope_bf16",
-                "quarry_softmax_rows_bf16",
-            ] {
-                let name_c = CString::new(kernel).expect("no NUL");
-                // SAFETY: `module` was just loaded and is never unloaded.
-                let f = unsafe { driver::module::get_function(module, name_c) }
-                    .map_err(|err| format!("{kernel}: {err:?}"))?;
-                functions.insert(kernel, f);
-            }
-            *slot = Some(functions);
+        let mut functions = cell.borrow_mut();
+        if let Some(f) = functions.get(name) {
+            return Ok(*f);
         }
-        Ok(slot.as_ref().expect("filled")[name])
+        let module = [&ELEMENTWISE, &FLASH]
+            .into_iter()
+            .find(|m| m.kernels.contains(&name))
+            .ok_or_else(|| format!("no kernel named {name}"))?;
+        for (kernel, f) in module.kernels.iter().zip(load_module(module)?) {
+            functions.insert(kernel, f);
+        }
+        Ok(functions[name])
     })
 }
 
-/// Queues `name` on burn's stream of `device` with `args` (buffers resolved
-/// to device addresses on the server thread, in queue order).
+/// Grid, block and dynamic shared memory of one launch.
+struct Shape {
+    grid: (u32, u32, u32),
+    block: u32,
+    shared_bytes: u32,
+}
+
+impl Shape {
+    fn linear(grid: u32, block: u32) -> Self {
+        Self {
+            grid: (grid, 1, 1),
+            block,
+            shared_bytes: 0,
+        }
+    }
+}
+
+/// Queues `name` on burn's stream of `device` with `args` (buffers resolved to device
+/// addresses on the server thread, in queue order). Every buffer must start on a 16-byte
+/// boundary (the kernels load 16 bytes at a time); cubecl allocates on 512-byte ones.
 fn launch(
     device: &burn::backend::cuda::CudaDevice,
     name: &'static str,
-    grid: u32,
-    block: u32,
+    shape: Shape,
     args: Vec<Arg>,
 ) -> Result<(), String> {
     // Each parameter's 8-byte slot; buffers get their address on the server thread.
@@ -219,6 +169,11 @@ fn launch(
         });
     }
     submit_on_burn_stream(device, bindings, move |stream, addresses| {
+        if let Some(address) = addresses.iter().find(|&&a| a % 16 != 0) {
+            return Err(format!(
+                "{name}: buffer at {address:#x} is not 16-byte aligned"
+            ));
+        }
         let f = function(name)?;
         // CUDA reads each parameter's own size from its slot (little-endian:
         // the low bytes hold a u32/f32).
@@ -233,8 +188,17 @@ fn launch(
             .collect();
         // SAFETY: the parameters match the kernel's signature (same
         // order, u32/f32/u64/pointer sizes); buffers are live bindings.
-        unsafe { driver::launch_kernel(f, (grid, 1, 1), (block, 1, 1), 0, stream, &mut params) }
-            .map_err(|err| format!("launching {name}: {err:?}"))
+        unsafe {
+            driver::launch_kernel(
+                f,
+                shape.grid,
+                (shape.block, 1, 1),
+                shape.shared_bytes,
+                stream,
+                &mut params,
+            )
+        }
+        .map_err(|err| format!("launching {name}: {err:?}"))
     })
 }
 
@@ -252,17 +216,77 @@ fn empty_like_shape(reference: &Cube, shape: Vec<usize>) -> Cube {
     )
 }
 
-fn contiguous(tensor: Cube) -> Cube {
-    if tensor.is_contiguous() && tensor.is_contiguous_buffer() {
-        tensor
-    } else {
-        burn_cubecl::kernel::into_contiguous(tensor)
+/// `tensor` with contiguous strides, starting on a 16-byte boundary (a copy only where
+/// needed). Its buffer may be longer than the tensor (the pool rounds allocations up).
+fn dense(tensor: Cube) -> Cube {
+    let tensor = burn_cubecl::kernel::into_contiguous(tensor);
+    if tensor.handle.offset_start.unwrap_or(0) % 16 == 0 {
+        return tensor;
     }
+    // A view starting inside its buffer: copy it into a fresh (512-byte aligned) one.
+    let (client, device, dtype) = (tensor.client.clone(), tensor.device.clone(), tensor.dtype);
+    let output =
+        burn_cubecl::cubecl::std::tensor::into_contiguous(&client, tensor.binding(), dtype.into());
+    Cube::new(client, output.handle, *output.metadata, device, dtype)
 }
 
 fn grid_for(count: u64, block: u32) -> u32 {
     // Enough blocks to fill the GPU several times; the kernels loop over the rest.
     count.div_ceil(u64::from(block)).clamp(1, 65_535 * 8) as u32
+}
+
+fn cube_of<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Cube {
+    dense(to_cube(to_cuda(tensor)))
+}
+
+fn tensor_of<B: Backend, const D: usize>(tensor: Cube) -> Tensor<B, D> {
+    from_cuda(from_cube::<D>(tensor))
+}
+
+/// Hidden sizes [`add_rms_norm`] takes: whole 16-byte chunks, at most 8 per thread of a
+/// 128-thread block (kernels.cu's `NORM_MAX_CHUNKS`).
+pub(crate) fn norm_applies(hidden: usize) -> bool {
+    hidden % 8 == 0 && hidden <= 8 * 8 * 128
+}
+
+/// The residual add and the RMSNorm after it, in one pass: with `delta`, returns
+/// `(residual + delta, rms_norm(residual + delta))`; without, `(residual, rms_norm(residual))`.
+/// Callers check [`active`] and [`norm_applies`] first.
+pub(crate) fn add_rms_norm<B: Backend>(
+    residual: Tensor<B, 3>,
+    delta: Option<Tensor<B, 3>>,
+    weight: &Tensor<B, 3>,
+    eps: f64,
+) -> (Tensor<B, 3>, Tensor<B, 3>) {
+    let x = cube_of(residual);
+    let delta = delta.map(cube_of);
+    let w = cube_of(weight.clone());
+    let shape: Vec<usize> = x.meta.shape().to_vec();
+    let cols = *shape.last().expect("rank 3");
+    assert!(norm_applies(cols), "fused RMSNorm over {cols} values");
+    let rows: usize = shape[..shape.len() - 1].iter().product();
+    let out = empty_like_shape(&x, shape.clone());
+    let sum = delta.as_ref().map(|_| empty_like_shape(&x, shape));
+    let device = x.device.clone();
+    // Without a delta the kernel reads neither `delta` nor `sum_out`: pass x's buffer.
+    let binding = |t: Option<&Cube>| t.unwrap_or(&x).handle.clone().binding();
+    launch(
+        &device,
+        "quarry_add_rms_norm_bf16",
+        Shape::linear(rows as u32, 128),
+        vec![
+            Arg::Buffer(x.handle.clone().binding()),
+            Arg::Buffer(binding(delta.as_ref())),
+            Arg::Buffer(w.handle.clone().binding()),
+            Arg::Buffer(binding(sum.as_ref())),
+            Arg::Buffer(out.handle.clone().binding()),
+            Arg::U32(cols as u32),
+            Arg::F32(eps as f32),
+            Arg::U32(u32::from(delta.is_some())),
+        ],
+    )
+    .unwrap_or_else(|err| panic!("fused RMSNorm: {err}"));
+    (tensor_of(sum.unwrap_or(x)), tensor_of(out))
 }
 
 /// Qwen2's RMSNorm in one pass; `Err(x)` when not on burn-cuda bf16 with fused kernels on.
@@ -271,31 +295,11 @@ pub(crate) fn rms_norm<B: Backend>(
     weight: &Tensor<B, 3>,
     eps: f64,
 ) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
-    if !active::<B>(x.dtype()) || weight.dtype() != DType::BF16 {
+    let [_, _, hidden] = x.dims();
+    if !active::<B>(x.dtype()) || weight.dtype() != DType::BF16 || !norm_applies(hidden) {
         return Err(x);
     }
-    let x = contiguous(to_cube(to_cuda(x)));
-    let w = contiguous(to_cube(to_cuda(weight.clone())));
-    let shape: Vec<usize> = x.meta.shape().to_vec();
-    let cols = *shape.last().expect("rank 3");
-    let rows: usize = shape[..shape.len() - 1].iter().product();
-    let out = empty_like_shape(&x, shape);
-    let device = x.device.clone();
-    launch(
-        &device,
-        "quarry_rms_norm_bf16",
-        rows as u32,
-        256,
-        vec![
-            Arg::Buffer(x.handle.clone().binding()),
-            Arg::Buffer(w.handle.clone().binding()),
-            Arg::Buffer(out.handle.clone().binding()),
-            Arg::U32(cols as u32),
-            Arg::F32(eps as f32),
-        ],
-    )
-    .unwrap_or_else(|err| panic!("fused RMSNorm: {err}"));
-    Ok(from_cuda(from_cube::<3>(out)))
+    Ok(add_rms_norm(x, None, weight, eps).1)
 }
 
 /// `silu(gate) * up` in one pass; `Err((gate, up))` when not applicable.
@@ -307,8 +311,8 @@ pub(crate) fn silu_mul<B: Backend, const D: usize>(
     if !active::<B>(gate.dtype()) || up.dtype() != DType::BF16 || gate.dims() != up.dims() {
         return Err((gate, up));
     }
-    let gate = contiguous(to_cube(to_cuda(gate)));
-    let up = contiguous(to_cube(to_cuda(up)));
+    let gate = cube_of(gate);
+    let up = cube_of(up);
     let shape: Vec<usize> = gate.meta.shape().to_vec();
     let count: u64 = shape.iter().product::<usize>() as u64;
     let out = empty_like_shape(&gate, shape);
@@ -316,8 +320,7 @@ pub(crate) fn silu_mul<B: Backend, const D: usize>(
     launch(
         &device,
         "quarry_silu_mul_bf16",
-        grid_for(count, 256),
-        256,
+        Shape::linear(grid_for(count.div_ceil(8), 256), 256),
         vec![
             Arg::Buffer(gate.handle.clone().binding()),
             Arg::Buffer(up.handle.clone().binding()),
@@ -326,61 +329,114 @@ pub(crate) fn silu_mul<B: Backend, const D: usize>(
         ],
     )
     .unwrap_or_else(|err| panic!("fused SwiGLU: {err}"));
-    Ok(from_cuda(from_cube::<D>(out)))
+    Ok(tensor_of(out))
 }
 
-/// A projection's output `[batch, seq, heads_in * dim]` plus its bias, as
-/// heads `[batch, heads_out, seq, dim]` (grouped heads repeated), rotated by
-/// position when `rope_theta` is given. `Err(x)` when not applicable.
-pub(crate) fn heads_with_rope<B: Backend>(
+/// A projection's output `[batch, seq, heads * dim]` plus its bias, as heads
+/// `[batch, heads, seq, dim]`, rotated by position with the model's `cos`/`sin` tables
+/// (`[1, 1, seq, dim]`, bf16) when `rotate`. Callers check [`active`] first; `Err(x)` when
+/// the shape does not fit the kernel.
+pub(crate) fn rope_heads<B: Backend>(
     x: Tensor<B, 3>,
     bias: Option<&Tensor<B, 1>>,
-    heads_in: usize,
-    heads_out: usize,
+    tables: (&Tensor<B, 4>, &Tensor<B, 4>),
+    heads: usize,
     dim: usize,
-    rope_theta: Option<f64>,
+    rotate: bool,
 ) -> Result<Tensor<B, 4>, Tensor<B, 3>> {
-    if !active::<B>(x.dtype())
-        || bias.is_some_and(|b| b.dtype() != DType::BF16)
-        || heads_out % heads_in != 0
-        || dim % 2 != 0
-    {
-        return Err(x);
-    }
     let [batch, seq, width] = x.dims();
-    if width != heads_in * dim {
+    let [_, _, table_seq, table_dim] = tables.0.dims();
+    // Whole 16-byte chunks in each half of a head.
+    let fits = width == heads * dim
+        && dim % 16 == 0
+        && (table_seq, table_dim) == (seq, dim)
+        && tables.0.dtype() == DType::BF16
+        && bias.is_none_or(|b| b.dtype() == DType::BF16)
+        && (batch * seq * width) < u32::MAX as usize;
+    if !fits {
         return Err(x);
     }
-    let x = contiguous(to_cube(to_cuda(x)));
-    let bias = bias.map(|b| contiguous(to_cube(to_cuda(b.clone()))));
-    let out = empty_like_shape(&x, vec![batch, heads_out, seq, dim]);
-    let count = (batch * heads_out * seq * dim) as u64;
+    let x = cube_of(x);
+    let bias = bias.map(|b| cube_of(b.clone()));
+    let (cos, sin) = (cube_of(tables.0.clone()), cube_of(tables.1.clone()));
+    let out = empty_like_shape(&x, vec![batch, heads, seq, dim]);
+    let count = (batch * seq * heads * dim / 16) as u64;
     let device = x.device.clone();
     // Without a bias the kernel never reads its pointer: pass x's.
-    let bias_binding = bias.as_ref().map_or_else(
-        || x.handle.clone().binding(),
-        |b| b.handle.clone().binding(),
-    );
+    let bias_binding = bias.as_ref().unwrap_or(&x).handle.clone().binding();
     launch(
         &device,
-        "quarry_heads_rope_bf16",
-        grid_for(count, 256),
-        256,
+        "quarry_rope_heads_bf16",
+        Shape::linear(grid_for(count, 256), 256),
         vec![
             Arg::Buffer(x.handle.clone().binding()),
             Arg::Buffer(bias_binding),
+            Arg::Buffer(cos.handle.clone().binding()),
+            Arg::Buffer(sin.handle.clone().binding()),
             Arg::Buffer(out.handle.clone().binding()),
             Arg::U32(batch as u32),
             Arg::U32(seq as u32),
-            Arg::U32(heads_in as u32),
-            Arg::U32(heads_out as u32),
+            Arg::U32(heads as u32),
             Arg::U32(dim as u32),
             Arg::U32(width as u32),
             Arg::U32(u32::from(bias.is_some())),
-            Arg::U32(u32::from(rope_theta.is_some())),
-            Arg::F32(rope_theta.unwrap_or(1.0) as f32),
+            Arg::U32(u32::from(rotate)),
         ],
     )
     .unwrap_or_else(|err| panic!("fused heads/RoPE: {err}"));
-    Ok(from_cuda(from_cube::<4>(out)))
+    Ok(tensor_of(out))
+}
+
+/// Head sizes flash_attention.cu is instantiated for.
+pub(crate) fn flash_applies(head_dim: usize) -> bool {
+    matches!(head_dim, 64 | 128)
+}
+
+/// Causal attention of `q` `[B, H, S, D]` over `k`, `v` `[B, H_kv, S, D]` (bf16, H a
+/// multiple of H_kv) with flash_attention.cu, as the o-projection's input `[B, S, H * D]`.
+/// Callers check [`active`], [`flash_applies`] and [`super::flash_supported`] first.
+pub(crate) fn flash_attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+) -> Tensor<B, 3> {
+    let [batch, heads, seq, dim] = q.dims();
+    let [_, kv_heads, _, _] = k.dims();
+    assert!(flash_applies(dim) && heads % kv_heads == 0 && k.dims() == v.dims());
+    let (q, k, v) = (cube_of(q), cube_of(k), cube_of(v));
+    let out = empty_like_shape(&q, vec![batch, seq, heads * dim]);
+    let device = q.device.clone();
+    let name = if dim == 64 {
+        "quarry_flash_attention_d64"
+    } else {
+        "quarry_flash_attention_d128"
+    };
+    let scale_log2 = std::f32::consts::LOG2_E / (dim as f32).sqrt();
+    launch(
+        &device,
+        name,
+        Shape {
+            grid: (heads as u32, batch as u32, seq.div_ceil(64) as u32),
+            block: 128,
+            shared_bytes: flash_shared_bytes(dim) as u32,
+        },
+        vec![
+            Arg::Buffer(q.handle.clone().binding()),
+            Arg::Buffer(k.handle.clone().binding()),
+            Arg::Buffer(v.handle.clone().binding()),
+            Arg::Buffer(out.handle.clone().binding()),
+            Arg::U32(seq as u32),
+            Arg::U32(heads as u32),
+            Arg::U32(kv_heads as u32),
+            Arg::F32(scale_log2),
+        ],
+    )
+    .unwrap_or_else(|err| panic!("fused attention: {err}"));
+    tensor_of(out)
+}
+
+/// Whether `x` lives on a CUDA device that runs [`flash_attention`] (see
+/// [`super::flash_supported`]).
+pub(crate) fn on_flash_device<B: Backend, const D: usize>(x: &Tensor<B, D>) -> bool {
+    is_cuda::<B>() && super::flash_supported(to_cuda(x.clone()).device().index)
 }

@@ -9,8 +9,10 @@
 //!   `raw_stream_and_addresses` accessor of the patched cubecl-cuda, see
 //!   `vendor/cubecl-cuda/PATCH.md`), inside the device server's task queue, so
 //!   it is ordered with burn's work without any host synchronisation.
-//! - Attention: burn-cubecl's kernels with a fixed strategy (flash kernels
-//!   without the autotune pass, or the materialised fallback) or autotune.
+//! - Attention: quarry's own flash attention ([`fused::flash_attention`], the
+//!   default), cuBLAS around a softmax kernel, or burn-cubecl's kernels with a
+//!   fixed strategy or autotune (for comparison in `quarry bench encode`).
+//! - [`fused`]: one-pass kernels for the rest of the layer (on by default).
 //! - [`bf16_matmul_tflops`]: the matmul rate the benchmark divides by (MFU).
 //!
 //! The choices are process-wide settings ([`set_gemm_engine`],
@@ -65,6 +67,10 @@ pub enum AttentionKernel {
     Fallback,
     /// Scores materialised once: cuBLAS `Q Kᵀ`, a one-pass softmax kernel, cuBLAS `P V`.
     Cublas,
+    /// quarry's own flash attention on tensor cores (`fused/flash_attention.cu`, bf16,
+    /// compute capability 8.0+, head sizes 64 and 128; the default). Elsewhere: `Cublas`
+    /// when libcublas loads, else `Autotune`.
+    Fused,
 }
 
 impl std::str::FromStr for AttentionKernel {
@@ -78,9 +84,10 @@ impl std::str::FromStr for AttentionKernel {
             "flash-unit" => Ok(Self::FlashUnit),
             "fallback" => Ok(Self::Fallback),
             "cublas" => Ok(Self::Cublas),
+            "fused" => Ok(Self::Fused),
             other => Err(format!(
-                "attention kernel `{other}`: one of autotune, flash2, flash4, flash8, flash-unit, \
-                 fallback, cublas"
+                "attention kernel `{other}`: one of fused, cublas, autotune, flash2, flash4, \
+                 flash8, flash-unit, fallback"
             )),
         }
     }
@@ -94,16 +101,18 @@ impl std::fmt::Display for AttentionKernel {
             Self::FlashUnit => write!(f, "flash-unit"),
             Self::Fallback => write!(f, "fallback"),
             Self::Cublas => write!(f, "cublas"),
+            Self::Fused => write!(f, "fused"),
         }
     }
 }
 
 static GEMM_ENGINE: AtomicU8 = AtomicU8::new(0);
-static ATTENTION_KERNEL: AtomicU8 = AtomicU8::new(0);
-static FUSED_KERNELS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// [`AttentionKernel::Fused`] unless a benchmark chooses otherwise.
+static ATTENTION_KERNEL: AtomicU8 = AtomicU8::new(6);
+static FUSED_KERNELS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
-/// Whether RMSNorm, SwiGLU and the bias/head-split/RoPE step run as one
-/// kernel each ([`fused`]) instead of burn's op-by-op graph (bf16 only).
+/// Whether the residual add + RMSNorm, SwiGLU and the bias/head-split/RoPE step run as one
+/// kernel each ([`fused`]) instead of burn's op-by-op graph (bf16 only; on by default).
 pub fn set_fused_kernels(on: bool) {
     FUSED_KERNELS.store(on, Ordering::Relaxed);
 }
@@ -137,6 +146,7 @@ pub fn set_attention_kernel(kernel: AttentionKernel) {
         AttentionKernel::FlashUnit => 1,
         AttentionKernel::Fallback => 3,
         AttentionKernel::Cublas => 5,
+        AttentionKernel::Fused => 6,
     };
     ATTENTION_KERNEL.store(code, Ordering::Relaxed);
 }
@@ -147,6 +157,7 @@ pub fn attention_kernel() -> AttentionKernel {
         1 => AttentionKernel::FlashUnit,
         3 => AttentionKernel::Fallback,
         5 => AttentionKernel::Cublas,
+        6 => AttentionKernel::Fused,
         planes => AttentionKernel::Flash(planes),
     }
 }
@@ -157,6 +168,31 @@ pub fn cublas_available() -> bool {
     static PRESENT: OnceLock<bool> = OnceLock::new();
     // SAFETY: only tries to dlopen the library; no symbol is called.
     *PRESENT.get_or_init(|| unsafe { cublas_sys::is_culib_present() })
+}
+
+/// Whether CUDA device `index` runs [`AttentionKernel::Fused`] (compute capability 8.0+:
+/// bf16 tensor-core `mma`, `ldmatrix`, `cp.async`).
+pub fn flash_supported(index: usize) -> bool {
+    static MAJORS: Mutex<Vec<(usize, bool)>> = Mutex::new(Vec::new());
+    let mut known = MAJORS.lock().expect("not poisoned");
+    if let Some(&(_, supported)) = known.iter().find(|(i, _)| *i == index) {
+        return supported;
+    }
+    use cudarc::driver::{result as driver, sys as driver_sys};
+    let major = driver::init()
+        .and_then(|()| driver::device::get(index as i32))
+        .and_then(|device| {
+            // SAFETY: `device` is a valid handle just returned by the driver.
+            unsafe {
+                driver::device::get_attribute(
+                    device,
+                    driver_sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                )
+            }
+        })
+        .unwrap_or(0);
+    known.push((index, major >= 8));
+    major >= 8
 }
 
 fn is_cuda<B: Backend>() -> bool {
@@ -414,7 +450,12 @@ pub(crate) fn attention<B: Backend>(
     value: Tensor<B, 4>,
     options: AttentionModuleOptions,
 ) -> Result<Tensor<B, 4>, AttentionInputs<B>> {
-    let kernel = attention_kernel();
+    let kernel = match attention_kernel() {
+        // Reached only where the fused kernel does not apply (see `qwen2::Attention`).
+        AttentionKernel::Fused if cublas_available() => AttentionKernel::Cublas,
+        AttentionKernel::Fused => AttentionKernel::Autotune,
+        kernel => kernel,
+    };
     if !is_cuda::<B>() || kernel == AttentionKernel::Autotune {
         return Err((query, key, value));
     }
@@ -440,6 +481,24 @@ fn run_attention(
     let strategy = match kernel {
         AttentionKernel::Cublas => {
             return attention::cublas_attention(q, k, v, options.is_causal);
+        }
+        AttentionKernel::Fused => {
+            // The fused kernel's own layout is [B, S, H·D]; as [B, H, S, D] for comparison.
+            let [batch, heads, seq, dim] = q.meta.shape().to_vec()[..] else {
+                return Err("attention takes [B, H, S, D]".to_string());
+            };
+            if !options.is_causal || !fused::flash_applies(dim) || !flash_supported(q.device.index)
+            {
+                return Err(format!(
+                    "the fused kernel takes causal bf16 heads of 64 or 128 on \
+                                    compute capability 8.0+, not {dim}"
+                ));
+            }
+            let out =
+                fused::flash_attention::<CudaBackend>(from_cube(q), from_cube(k), from_cube(v));
+            return Ok(to_cube(
+                out.reshape([batch, seq, heads, dim]).swap_dims(1, 2),
+            ));
         }
         AttentionKernel::Flash(num_planes) => AttentionStrategy::FlashBlackboxAccelerated(
             cubek::attention::routines::blackbox_accelerated::BlackboxAcceleratedStrategy {
