@@ -108,12 +108,17 @@ PY
     start=$SECONDS
     # ADAPTER (default: quarry's, $WORK/adapter) and NAME choose what is encoded, so the
     # peer's PEFT adapter goes through the same build + eval.
-    adapter=${ADAPTER:-$WORK/adapter} name=${NAME:-q05-supervised-lora}
+    # The default name tells runs apart (quarry refuses to reuse a name for another encoder).
+    adapter=${ADAPTER:-$WORK/adapter} name=${NAME:-q05-lora-seed${SEED:-42}-lr${LR:-5e-4}}
     timeout "$limit" "$BIN" build --model "$MODEL" --lora "$adapter" \
       --mode supervised --dataset nfcorpus --device cuda --dtype bf16 \
       --name "$name" >"$OUT/build-$name.log" 2>&1
-    echo "build exit $? after $((SECONDS - start)) s"
+    rc=$?
+    echo "build exit $rc after $((SECONDS - start)) s"
     tail -c 300 "$OUT/build-$name.log" | tr '\r' '\n' | tail -2
+    # A failed or unfinished build leaves no index of this adapter: evaluating the name
+    # would report whatever was built under it before.
+    (( rc == 0 )) || { echo "not evaluating $name"; continue; }
     "$BIN" eval --dataset nfcorpus --retriever "dense:$name" --json >"$OUT/eval-$name.json"
     python3 -c "import json,sys; m=json.load(open(sys.argv[1]))['metrics']; print(sys.argv[2], 'nfcorpus test:', ' '.join(f'{k}={v:.4f}' for k,v in m.items()))" "$OUT/eval-$name.json" "$adapter"
     ;;
