@@ -14,7 +14,8 @@
 #
 # Phases may be chained in one call: `... mine train 300`. Environment: BIN (quarry built with
 # `cargo build --release -p quarry-cli --features cuda`, default .gpu/quarry, unpacked from
-# .gpu/quarry.xz), MODEL (Qwen2.5-Coder-0.5B-Instruct GGUF, default /root/m/q05.gguf), WORK
+# .gpu/quarry.xz), MODEL (Qwen2.5-Coder-0.5B-Instruct GGUF, default /root/m/q05.gguf), LR, SEED,
+# EPOCHS (5e-4, 42, 1), WORK
 # (/root/lora: training file and adapter), QUARRY_HOME (/root/qh: catalog and kernel tuning
 # cache), OUT (what comes back), PEFT_WHEELS (folder with the peft wheel; the GPU machine has
 # PyTorch and transformers but no peft).
@@ -41,7 +42,8 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/card.
 seconds_left() { if [[ $1 == @* ]]; then echo $(( ${1#@} - SECONDS )); else echo "$1"; fi; }
 
 common_args=(--model "$MODEL" --train "$WORK/train.jsonl" --device cuda --dtype bf16
-  --micro-batch "${MICRO:-8}" --lr "${LR:-5e-4}" --seed "${SEED:-42}" --json)
+  --micro-batch "${MICRO:-8}" --lr "${LR:-5e-4}" --seed "${SEED:-42}" --epochs "${EPOCHS:-1}"
+  --json)
 
 while [ $# -gt 0 ]; do
   phase=$1; shift
@@ -109,7 +111,8 @@ PY
     # ADAPTER (default: quarry's, $WORK/adapter) and NAME choose what is encoded, so the
     # peer's PEFT adapter goes through the same build + eval.
     # The default name tells runs apart (quarry refuses to reuse a name for another encoder).
-    adapter=${ADAPTER:-$WORK/adapter} name=${NAME:-q05-lora-seed${SEED:-42}-lr${LR:-5e-4}}
+    adapter=${ADAPTER:-$WORK/adapter}
+    name=${NAME:-q05-lora-seed${SEED:-42}-lr${LR:-5e-4}-ep${EPOCHS:-1}}
     timeout "$limit" "$BIN" build --model "$MODEL" --lora "$adapter" \
       --mode supervised --dataset nfcorpus --device cuda --dtype bf16 \
       --name "$name" >"$OUT/build-$name.log" 2>&1
