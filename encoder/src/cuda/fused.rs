@@ -289,19 +289,6 @@ pub(crate) fn add_rms_norm<B: Backend>(
     (tensor_of(sum.unwrap_or(x)), tensor_of(out))
 }
 
-/// Qwen2's RMSNorm in one pass; `Err(x)` when not on burn-cuda bf16 with fused kernels on.
-pub(crate) fn rms_norm<B: Backend>(
-    x: Tensor<B, 3>,
-    weight: &Tensor<B, 3>,
-    eps: f64,
-) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
-    let [_, _, hidden] = x.dims();
-    if !active::<B>(x.dtype()) || weight.dtype() != DType::BF16 || !norm_applies(hidden) {
-        return Err(x);
-    }
-    Ok(add_rms_norm(x, None, weight, eps).1)
-}
-
 /// `silu(gate) * up` in one pass; `Err((gate, up))` when not applicable.
 #[allow(clippy::type_complexity)]
 pub(crate) fn silu_mul<B: Backend, const D: usize>(
