@@ -6,30 +6,12 @@
 //! a matmul. An alternative to burn-cubecl's flash kernels, chosen by timing
 //! (`quarry bench encode --attention best`).
 
-use cubecl_cuda::CudaRuntime;
 use cudarc::cublas::{result as cublas, sys as cublas_sys};
 use cudarc::driver::result as driver;
 
 use burn::tensor::DType;
 
-use super::{enqueue_cuda_work, Cube};
-
-fn empty(reference: &Cube, shape: Vec<usize>, dtype: DType) -> Cube {
-    burn_cubecl::ops::numeric::empty_device_contiguous_dtype::<CudaRuntime>(
-        reference.client.clone(),
-        reference.device.clone(),
-        shape.into(),
-        dtype,
-    )
-}
-
-fn contiguous(tensor: Cube) -> Cube {
-    if tensor.is_contiguous() && tensor.is_contiguous_buffer() {
-        tensor
-    } else {
-        burn_cubecl::kernel::into_contiguous(tensor)
-    }
-}
+use super::{dense, empty, enqueue_cuda_work, Cube};
 
 /// `softmax(Q Kᵀ / √D + causal mask) V` for `q`, `k`, `v` `[B, H, S, D]` in
 /// bf16 (as many key/value heads as query heads).
@@ -44,7 +26,7 @@ pub(crate) fn cublas_attention(q: Cube, k: Cube, v: Cube, causal: bool) -> Resul
     if [q.dtype, k.dtype, v.dtype] != [DType::BF16; 3] {
         return Err("the cuBLAS attention takes bf16".to_string());
     }
-    let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
+    let (q, k, v) = (dense(q), dense(k), dense(v));
     let scores = empty(&q, vec![batch, heads, seq, seq], DType::F32);
     let probs = empty(&q, vec![batch, heads, seq, seq], DType::BF16);
     let out = empty(&q, shape.clone(), DType::BF16);

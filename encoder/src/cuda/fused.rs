@@ -23,10 +23,11 @@ use std::ffi::{c_void, CString};
 
 use burn::tensor::{backend::Backend, DType, Tensor};
 use burn_cubecl::cubecl::server::Binding;
-use cubecl_cuda::CudaRuntime;
 use cudarc::driver::{result as driver, sys as driver_sys};
 
-use super::{from_cube, from_cuda, is_cuda, submit_on_burn_stream, to_cube, to_cuda, Cube};
+use super::{
+    dense, empty, from_cube, from_cuda, is_cuda, submit_on_burn_stream, to_cube, to_cuda, Cube,
+};
 
 /// Kernel parameter: a tensor's device buffer or a scalar.
 enum Arg {
@@ -207,29 +208,6 @@ pub(crate) fn active<B: Backend>(dtype: DType) -> bool {
     is_cuda::<B>() && dtype == DType::BF16 && super::fused_kernels()
 }
 
-fn empty_like_shape(reference: &Cube, shape: Vec<usize>) -> Cube {
-    burn_cubecl::ops::numeric::empty_device_contiguous_dtype::<CudaRuntime>(
-        reference.client.clone(),
-        reference.device.clone(),
-        shape.into(),
-        reference.dtype,
-    )
-}
-
-/// `tensor` with contiguous strides, starting on a 16-byte boundary (a copy only where
-/// needed). Its buffer may be longer than the tensor (the pool rounds allocations up).
-fn dense(tensor: Cube) -> Cube {
-    let tensor = burn_cubecl::kernel::into_contiguous(tensor);
-    if tensor.handle.offset_start.unwrap_or(0) % 16 == 0 {
-        return tensor;
-    }
-    // A view starting inside its buffer: copy it into a fresh (512-byte aligned) one.
-    let (client, device, dtype) = (tensor.client.clone(), tensor.device.clone(), tensor.dtype);
-    let output =
-        burn_cubecl::cubecl::std::tensor::into_contiguous(&client, tensor.binding(), dtype.into());
-    Cube::new(client, output.handle, *output.metadata, device, dtype)
-}
-
 fn grid_for(count: u64, block: u32) -> u32 {
     // Enough blocks to fill the GPU several times; the kernels loop over the rest.
     count.div_ceil(u64::from(block)).clamp(1, 65_535 * 8) as u32
@@ -265,8 +243,8 @@ pub(crate) fn add_rms_norm<B: Backend>(
     let cols = *shape.last().expect("rank 3");
     assert!(norm_applies(cols), "fused RMSNorm over {cols} values");
     let rows: usize = shape[..shape.len() - 1].iter().product();
-    let out = empty_like_shape(&x, shape.clone());
-    let sum = delta.as_ref().map(|_| empty_like_shape(&x, shape));
+    let out = empty(&x, shape.clone(), x.dtype);
+    let sum = delta.as_ref().map(|_| empty(&x, shape, x.dtype));
     let device = x.device.clone();
     // Without a delta the kernel reads neither `delta` nor `sum_out`: pass x's buffer.
     let binding = |t: Option<&Cube>| t.unwrap_or(&x).handle.clone().binding();
@@ -302,7 +280,7 @@ pub(crate) fn silu_mul<B: Backend, const D: usize>(
     let up = cube_of(up);
     let shape: Vec<usize> = gate.meta.shape().to_vec();
     let count: u64 = shape.iter().product::<usize>() as u64;
-    let out = empty_like_shape(&gate, shape);
+    let out = empty(&gate, shape, gate.dtype);
     let device = gate.device.clone();
     launch(
         &device,
@@ -346,7 +324,7 @@ pub(crate) fn rope_heads<B: Backend>(
     let x = cube_of(x);
     let bias = bias.map(|b| cube_of(b.clone()));
     let (cos, sin) = (cube_of(tables.0.clone()), cube_of(tables.1.clone()));
-    let out = empty_like_shape(&x, vec![batch, heads, seq, dim]);
+    let out = empty(&x, vec![batch, heads, seq, dim], x.dtype);
     let count = (batch * seq * heads * dim / 16) as u64;
     let device = x.device.clone();
     // Without a bias the kernel never reads its pointer: pass x's.
@@ -391,7 +369,7 @@ pub(crate) fn flash_attention<B: Backend>(
     let [_, kv_heads, _, _] = k.dims();
     assert!(flash_applies(dim) && heads % kv_heads == 0 && k.dims() == v.dims());
     let (q, k, v) = (cube_of(q), cube_of(k), cube_of(v));
-    let out = empty_like_shape(&q, vec![batch, seq, heads * dim]);
+    let out = empty(&q, vec![batch, seq, heads * dim], q.dtype);
     let device = q.device.clone();
     let name = if dim == 64 {
         "quarry_flash_attention_d64"

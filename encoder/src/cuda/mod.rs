@@ -216,6 +216,31 @@ fn from_cube<const D: usize>(tensor: Cube) -> Tensor<CudaBackend, D> {
     Tensor::from_primitive(TensorPrimitive::Float(tensor))
 }
 
+/// A new contiguous tensor of `shape` and `dtype` on `reference`'s device (contents undefined).
+pub(crate) fn empty(reference: &Cube, shape: Vec<usize>, dtype: DType) -> Cube {
+    burn_cubecl::ops::numeric::empty_device_contiguous_dtype::<CudaRuntime>(
+        reference.client.clone(),
+        reference.device.clone(),
+        shape.into(),
+        dtype,
+    )
+}
+
+/// `tensor` with contiguous strides, starting on a 16-byte boundary (a copy only where
+/// needed), for quarry's own kernels and cuBLAS calls that read it as one dense buffer. Its
+/// buffer may be longer than the tensor (the pool rounds allocations up).
+pub(crate) fn dense(tensor: Cube) -> Cube {
+    let tensor = burn_cubecl::kernel::into_contiguous(tensor);
+    if tensor.handle.offset_start.unwrap_or(0) % 16 == 0 {
+        return tensor;
+    }
+    // A view starting inside its buffer: copy it into a fresh (512-byte aligned) one.
+    let (client, device, dtype) = (tensor.client.clone(), tensor.device.clone(), tensor.dtype);
+    let output =
+        burn_cubecl::cubecl::std::tensor::into_contiguous(&client, tensor.binding(), dtype.into());
+    Cube::new(client, output.handle, *output.metadata, device, dtype)
+}
+
 /// Whether a GEMM of operands of these dtypes runs in cuBLAS: bf16/f16, one dtype, cuBLAS
 /// chosen.
 pub(crate) fn cublas_applies(x: DType, w: DType) -> bool {
@@ -389,12 +414,7 @@ fn cublas_matmul_with(x: Cube, w: Cube, transpose_w: bool) -> Result<Cube, Strin
     let data_type = cublas_dtype(dtype)?;
     let mut out_shape: Vec<usize> = x.meta.shape().to_vec();
     *out_shape.last_mut().expect("rank >= 1") = n;
-    let out = burn_cubecl::ops::numeric::empty_device_contiguous_dtype::<CudaRuntime>(
-        x.client.clone(),
-        x.device.clone(),
-        out_shape.into(),
-        dtype,
-    );
+    let out = empty(&x, out_shape, dtype);
     let dims = [n, rows, k, w_ld, x_ld, n].map(|v| v as i32);
     // Column-major, `w` row-major `[n, k]` reads as `wᵀ` `[k, n]`: op T gives the `n x k` A.
     let op_w = if transpose_w {
