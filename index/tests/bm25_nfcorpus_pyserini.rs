@@ -57,6 +57,26 @@ fn qrels(path: &Path) -> BTreeMap<String, HashMap<String, i64>> {
     out
 }
 
+/// Writes a TREC run (scores with `decimals` decimals) for debugging.
+fn write_run<'a>(
+    path: &str,
+    runs: impl Iterator<Item = (&'a str, &'a Vec<Bm25Hit>)>,
+    decimals: usize,
+) {
+    let mut out = String::new();
+    for (qid, hits) in runs {
+        for (rank, h) in hits.iter().enumerate() {
+            out.push_str(&format!(
+                "{qid} Q0 {} {} {:.decimals$} quarry\n",
+                h.doc_id,
+                rank + 1,
+                h.score
+            ));
+        }
+    }
+    std::fs::write(path, out).expect("write run");
+}
+
 /// trec_eval's ndcg_cut.10 on a run as Pyserini writes it (scores with 6
 /// decimals; ties ordered by doc id descending, as trec_eval sorts).
 /// `hits` carry Pyserini's tie-adjusted scores, so that order is Lucene's.
@@ -145,18 +165,7 @@ fn nfcorpus_matches_pyserini_bm25_flat() {
     // writes it: tie-adjusted scores, own id dropped).
     let dump = std::env::var("QUARRY_BM25_DUMP_RUN").ok();
     if let Some(path) = &dump {
-        let mut out = String::new();
-        for (qid, hits) in qids.iter().zip(&results) {
-            for (rank, h) in hits.iter().enumerate() {
-                out.push_str(&format!(
-                    "{qid} Q0 {} {} {:.9} quarry\n",
-                    h.doc_id,
-                    rank + 1,
-                    h.score
-                ));
-            }
-        }
-        std::fs::write(path, out).expect("write run");
+        write_run(path, qids.iter().map(|q| q.as_str()).zip(&results), 9);
     }
     // As Pyserini: scores tie-adjusted on the full list, then the query's own id dropped.
     let runs: BTreeMap<&str, Vec<Bm25Hit>> = qids
@@ -187,18 +196,11 @@ fn nfcorpus_matches_pyserini_bm25_flat() {
     assert_eq!(scores, direct.iter().map(|h| h.score).collect::<Vec<_>>());
 
     if let Some(path) = &dump {
-        let mut out = String::new();
-        for (qid, hits) in &runs {
-            for (rank, h) in hits.iter().enumerate() {
-                out.push_str(&format!(
-                    "{qid} Q0 {} {} {:.6} quarry\n",
-                    h.doc_id,
-                    rank + 1,
-                    h.score
-                ));
-            }
-        }
-        std::fs::write(format!("{path}.pyserini"), out).expect("write run");
+        write_run(
+            &format!("{path}.pyserini"),
+            runs.iter().map(|(q, h)| (*q, h)),
+            6,
+        );
     }
 
     // --- top 10 against Pyserini's run file
