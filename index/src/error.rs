@@ -1,6 +1,6 @@
 //! The one error type of the index crate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -48,4 +48,22 @@ pub enum IndexError {
         #[source]
         source: tantivy::TantivyError,
     },
+}
+
+impl From<quarry_fsio::AtomicWriteError> for IndexError {
+    /// An atomic write that failed: the path is the target or its temporary.
+    fn from(e: quarry_fsio::AtomicWriteError) -> Self {
+        IndexError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
+/// `map_err` adapter: an I/O error about `path`.
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
+    move |source| IndexError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
