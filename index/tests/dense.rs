@@ -6,7 +6,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use half::{bf16, f16};
-use quarry_index::dense::{DenseIndex, ElementType, IndexSpec, IndexWriter, ShardStatus, Verify};
+use quarry_index::dense::{
+    DenseIndex, ElementType, HnswIndex, HnswParams, IndexSpec, IndexWriter, ShardStatus, Verify,
+};
 use quarry_index::IndexError;
 
 const FP: &str = "test-encoder@1";
@@ -251,6 +253,33 @@ fn duplicate_doc_id_across_resume_is_rejected() {
     ));
 }
 
+#[test]
+fn resume_sweeps_leftover_temporaries_of_both_namings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = vectors(10, 4, 3);
+    let mut w = IndexWriter::create_or_resume(tmp.path(), spec(4, ElementType::F32, 5)).unwrap();
+    w.push_batch(&ids(10)[..5], &data[..20]).unwrap();
+    drop(w); // "crash" after one shard
+             // quarry_fsio's unique temporaries, and the fixed names of earlier builds.
+    let leftovers = [
+        ".shard-00001.qvs.a1B2c3.tmp",
+        ".manifest.json.Zz9yX8.tmp",
+        "shard-00001.qvs.tmp",
+        "manifest.json.tmp",
+    ];
+    for name in leftovers {
+        std::fs::write(tmp.path().join(name), b"half").unwrap();
+    }
+    let w = IndexWriter::create_or_resume(tmp.path(), spec(4, ElementType::F32, 5)).unwrap();
+    assert_eq!(w.rows_done(), 5);
+    for name in leftovers {
+        assert!(
+            !tmp.path().join(name).exists(),
+            "{name} survived the resume"
+        );
+    }
+}
+
 // ---- crash safety: SIGKILL a writer at random instants, resume, compare bytes ----
 
 const KILL_ROWS: usize = 3000;
@@ -352,23 +381,40 @@ fn killed_writer_resumes_to_identical_bytes() {
     );
 }
 
-#[test]
-fn hnsw_builds_persists_and_reloads() {
-    use quarry_index::dense::{HnswIndex, HnswParams};
-    let tmp = tempfile::tempdir().unwrap();
-    let dim = 16;
-    let data = vectors(2000, dim, 5);
-    build(tmp.path(), &data, dim, ElementType::F16, 512);
-    let index = DenseIndex::open(tmp.path()).unwrap();
+/// Stores `data` (row-major, `dim` wide) and builds its HNSW graph with
+/// parameters `(m, ef_construction)`; checks the recall the build measured.
+fn build_with_graph(
+    dir: &Path,
+    data: &[f32],
+    dim: usize,
+    et: ElementType,
+    shard_rows: usize,
+    (m, ef_construction): (usize, usize),
+) {
+    build(dir, data, dim, et, shard_rows);
+    let index = DenseIndex::open(dir).unwrap();
     let params = HnswParams {
-        m: 16,
-        ef_construction: 100,
+        m,
+        ef_construction,
         ef_search: 64,
     };
     let report = HnswIndex::build(&index, params, &[], 10).unwrap();
     // Low-dimensional data: the graph must find (almost) all true neighbours.
     assert!(report.entry.recall_at_k >= 0.9, "{:?}", report.entry);
-    drop(index);
+}
+
+#[test]
+fn hnsw_builds_persists_and_reloads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dim = 16;
+    build_with_graph(
+        tmp.path(),
+        &vectors(2000, dim, 5),
+        dim,
+        ElementType::F16,
+        512,
+        (16, 100),
+    );
 
     // Reload from disk (no rebuild) through a fresh open; the manifest records the graph.
     let index = DenseIndex::open(tmp.path()).unwrap();
@@ -387,19 +433,10 @@ fn hnsw_builds_persists_and_reloads() {
 
 #[test]
 fn hnsw_over_f32_rows_and_corrupt_graph_files() {
-    use quarry_index::dense::{HnswIndex, HnswParams};
     let tmp = tempfile::tempdir().unwrap();
     let dim = 24;
     let data = vectors(3000, dim, 9);
-    build(tmp.path(), &data, dim, ElementType::F32, 1000);
-    let index = DenseIndex::open(tmp.path()).unwrap();
-    let params = HnswParams {
-        m: 8,
-        ef_construction: 64,
-        ef_search: 64,
-    };
-    let report = HnswIndex::build(&index, params, &[], 10).unwrap();
-    assert!(report.entry.recall_at_k >= 0.9, "{:?}", report.entry);
+    build_with_graph(tmp.path(), &data, dim, ElementType::F32, 1000, (8, 64));
     let index = DenseIndex::open(tmp.path()).unwrap(); // sees the manifest's new graph entry
     let graph = HnswIndex::load(&index).unwrap();
     // Scores are the exact inner products of the stored rows.
@@ -444,11 +481,21 @@ fn hnsw_over_f32_rows_and_corrupt_graph_files() {
     std::fs::write(&file, &original).unwrap();
     HnswIndex::load(&index).unwrap();
     HnswIndex::verify_file(&index).unwrap();
+
+    // A rebuild sweeps the temporary a killed build left in hnsw/.
+    let leftover = tmp.path().join("hnsw/.graph.qhg.Kx81aQ.tmp");
+    std::fs::write(&leftover, b"half").unwrap();
+    let params = HnswParams {
+        m: 8,
+        ef_construction: 64,
+        ef_search: 64,
+    };
+    HnswIndex::build(&index, params, &[], 10).unwrap();
+    assert!(!leftover.exists());
 }
 
 #[test]
 fn hnsw_refuses_non_unit_vectors() {
-    use quarry_index::dense::{HnswIndex, HnswParams};
     let tmp = tempfile::tempdir().unwrap();
     let mut data = vectors(100, 8, 5);
     data.iter_mut().for_each(|x| *x *= 3.0);

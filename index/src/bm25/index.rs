@@ -21,7 +21,6 @@
 //! field). Dropping a query's own id from its hits is the caller's job.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -40,7 +39,7 @@ use tantivy::{
 use super::analyzer::{count_terms, english_analyzer, ANALYZER_NAME};
 use super::query::{LuceneBm25Query, LuceneBm25Scorer, SegmentNorms, TermCursor};
 use super::similarity::{int_to_byte4, Bm25Similarity, DEFAULT_B, DEFAULT_K1};
-use crate::error::IndexError;
+use crate::error::{io_err, IndexError};
 
 thread_local! {
     /// One analyzer per thread for queries (building one allocates).
@@ -202,13 +201,6 @@ fn tantivy_err(path: &Path) -> impl FnOnce(tantivy::TantivyError) -> IndexError 
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
-    move |source| IndexError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 fn corrupt(file: &Path, detail: impl Into<String>) -> IndexError {
     IndexError::DataCorruption {
         file: file.to_path_buf(),
@@ -251,21 +243,6 @@ fn prepare_doc(fields: (Field, Field, Field), doc: &Bm25Doc<'_>) -> (TantivyDocu
         u64::from(int_to_byte4(num_terms.min(u64::from(u32::MAX)) as u32)),
     );
     (tantivy_doc, num_terms)
-}
-
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IndexError> {
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    file.write_all(bytes).map_err(io_err(&tmp))?;
-    file.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), IndexError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
 }
 
 impl Bm25Index {
@@ -312,11 +289,11 @@ impl Bm25Index {
             .tempdir_in(&parent)
             .map_err(io_err(&parent))?;
         let manifest = build_into(staging.path(), corpus_checksum, docs)?;
-        write_atomic(
+        // quarry_fsio fsyncs the staging folder after the rename.
+        quarry_fsio::write(
             &staging.path().join(MANIFEST_FILE),
             &serde_json::to_vec_pretty(&manifest).expect("manifest serializes"),
         )?;
-        sync_dir(staging.path())?;
 
         // Swap the finished build into place.
         let staged = staging.keep();
@@ -336,7 +313,7 @@ impl Bm25Index {
             let _ = fs::remove_dir_all(&staged);
             return Err(io_err(dir)(e));
         }
-        sync_dir(&parent)?;
+        quarry_fsio::sync_dir(&parent)?;
         Bm25Index::open(dir, manifest)
     }
 

@@ -35,12 +35,12 @@ use memmap2::Mmap;
 use rayon::prelude::*;
 
 use super::format::{checksum_hex, ElementType};
-use super::fsutil::{io_err, write_atomic};
 use super::kernels::{decode_row, dot_f32};
 use super::manifest::{HnswEntry, Manifest};
 use super::reader::DenseIndex;
 use super::topk::Hit;
 use super::verified::VerifiedSet;
+use crate::error::io_err;
 use crate::IndexError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -635,7 +635,7 @@ fn write_graph(path: &Path, g: &BuildGraph, ef_construction: usize) -> Result<u6
         upper_words: g.upper.len(),
     };
     let mut sum = 0;
-    write_atomic(path, |out| {
+    quarry_fsio::write_with(path, |out| {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         let mut written = 0usize;
         let mut put = |bytes: &[u8]| -> std::io::Result<()> {
@@ -873,6 +873,8 @@ impl HnswIndex {
         // Persist: hnsw/graph.qhg written atomically, then committed in the manifest.
         let gdir = dir.join(HNSW_DIR);
         std::fs::create_dir_all(&gdir).map_err(io_err(&gdir))?;
+        // A build killed mid-write leaves its uniquely named temporary behind.
+        super::writer::sweep_leftover_temps(&gdir)?;
         let path = gdir.join(GRAPH_FILE);
         let sum = write_graph(&path, &graph, params.ef_construction)?;
         drop(graph);

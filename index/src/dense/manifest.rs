@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::format::{ElementType, FORMAT_VERSION};
-use super::fsutil::{io_err, write_atomic};
+use crate::error::io_err;
 use crate::IndexError;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -111,9 +111,10 @@ impl Manifest {
     /// Atomically replaces `dir/manifest.json`.
     pub fn store(&self, dir: &Path) -> Result<(), IndexError> {
         let json = serde_json::to_vec_pretty(self).expect("manifest serialises");
-        write_atomic(&Manifest::path(dir), |out| {
+        quarry_fsio::write_with(&Manifest::path(dir), |out| {
             out.write_all(&json)?;
             out.write_all(b"\n")
-        })
+        })?;
+        Ok(())
     }
 }

@@ -32,7 +32,6 @@
 //! ```
 
 pub mod format;
-mod fsutil;
 pub mod hnsw;
 pub mod kernels;
 pub mod manifest;

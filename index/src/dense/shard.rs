@@ -11,7 +11,7 @@ use rkyv::string::ArchivedString;
 use rkyv::vec::ArchivedVec;
 
 use super::format::{checksum, ElementType, ShardFooter, ShardHeader, FOOTER_LEN, HEADER_LEN};
-use super::fsutil::{io_err, write_atomic};
+use crate::error::io_err;
 use crate::IndexError;
 
 /// Writes a complete shard to `path` (temp file, fsync, rename, dir fsync).
@@ -34,7 +34,7 @@ pub(crate) fn write_shard(
     })?;
     let header = ShardHeader::new(element_type, dim, row_count, ids.len());
     let mut sum = 0u64;
-    write_atomic(path, |out| {
+    quarry_fsio::write_with(path, |out| {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         let mut put = |bytes: &[u8]| -> std::io::Result<()> {
             hasher.update(bytes);

@@ -9,7 +9,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::fsutil::write_atomic;
 use crate::IndexError;
 
 pub const VERIFIED_FILE: &str = "verified.json";
@@ -60,7 +59,8 @@ impl VerifiedSet {
 
     pub fn store(&self, dir: &Path) -> Result<(), IndexError> {
         let json = serde_json::to_vec_pretty(self).expect("serialises");
-        write_atomic(&dir.join(VERIFIED_FILE), |out| out.write_all(&json))
+        quarry_fsio::write(&dir.join(VERIFIED_FILE), &json)?;
+        Ok(())
     }
 
     pub fn is_verified(&self, dir: &Path, file: &str, checksum: &str) -> bool {

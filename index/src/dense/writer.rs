@@ -8,11 +8,11 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::format::{checksum_hex, ElementType, FORMAT_VERSION};
-use super::fsutil::{io_err, sync_dir, TMP_SUFFIX};
 use super::kernels::encode_row;
 use super::manifest::{Manifest, ShardEntry, MANIFEST_FILE};
 use super::shard::{write_shard, Shard};
 use super::verified::VerifiedSet;
+use crate::error::io_err;
 use crate::IndexError;
 
 /// What an index is: fixed when it is created, checked when it is resumed.
@@ -33,6 +33,24 @@ pub const DEFAULT_SHARD_ROWS: usize = 1 << 16;
 
 pub fn shard_file_name(index: usize) -> String {
     format!("shard-{index:05}.qvs")
+}
+
+/// A temporary file of a write that never finished: quarry_fsio's
+/// `.NAME.XXXXXX.tmp`, or `NAME.tmp` from quarry versions before it.
+pub(crate) fn is_leftover_temp(file_name: &str) -> bool {
+    file_name.ends_with(quarry_fsio::TMP_SUFFIX)
+}
+
+/// Deletes the leftover temporary files in `dir` (not recursive).
+pub(crate) fn sweep_leftover_temps(dir: &Path) -> Result<(), IndexError> {
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let path = entry.path();
+        if is_leftover_temp(&entry.file_name().to_string_lossy()) && path.is_file() {
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+    }
+    Ok(())
 }
 
 pub struct IndexWriter {
@@ -100,7 +118,7 @@ impl IndexWriter {
             let entry = entry.map_err(io_err(dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let stray_shard = name.starts_with("shard-") && !listed.contains(name.as_str());
-            if name.ends_with(TMP_SUFFIX) || stray_shard {
+            if is_leftover_temp(&name) || stray_shard {
                 let p = entry.path();
                 if p.is_file() {
                     std::fs::remove_file(&p).map_err(io_err(&p))?;
@@ -243,7 +261,7 @@ impl IndexWriter {
             self.flush_shard()?;
             self.manifest.complete = true;
             self.manifest.store(&self.dir)?;
-            sync_dir(&self.dir)?;
+            quarry_fsio::sync_dir(&self.dir)?;
         }
         debug_assert!(self.dir.join(MANIFEST_FILE).exists());
         Ok(self.manifest)
