@@ -11,3 +11,4 @@ pub use error::IndexError;
 
 pub mod bm25;
 pub mod dense;
+pub mod topk;

@@ -40,6 +40,7 @@ use super::analyzer::{count_terms, english_analyzer, ANALYZER_NAME};
 use super::query::{LuceneBm25Query, LuceneBm25Scorer, SegmentNorms, TermCursor};
 use super::similarity::{int_to_byte4, Bm25Similarity, DEFAULT_B, DEFAULT_K1};
 use crate::error::{io_err, IndexError};
+use crate::topk::{Ranked, TopK};
 
 thread_local! {
     /// One analyzer per thread for queries (building one allocates).
@@ -546,7 +547,11 @@ impl Bm25Index {
         let mut doc = scorer.doc();
         while doc != tantivy::TERMINATED {
             let score = tantivy::query::Scorer::score(&mut scorer);
-            top.offer(score, ids.doc_ords[doc as usize], doc);
+            top.push(Candidate {
+                score,
+                id_ord: ids.doc_ords[doc as usize],
+                doc,
+            });
             doc = scorer.advance();
         }
         Ok(top
@@ -635,71 +640,28 @@ fn build_into<'a>(
     })
 }
 
-/// A scored candidate; `Ord` puts the *worse* candidate first-out of a max-heap.
+/// A scored document of the one segment, as Lucene ranks it.
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
     score: f32,
+    /// Dictionary ordinal of the document's id (= its rank in byte order).
     id_ord: u32,
     doc: DocId,
 }
 
-impl Candidate {
-    /// Ranking order: higher score, then smaller id, then smaller doc number.
+impl Ranked for Candidate {
+    #[inline]
+    fn score(&self) -> f32 {
+        self.score
+    }
+
+    /// Higher score, then smaller id (Anserini's tie order), then smaller doc number.
+    #[inline]
     fn rank_cmp(&self, other: &Candidate) -> std::cmp::Ordering {
         other
             .score
             .total_cmp(&self.score)
             .then(self.id_ord.cmp(&other.id_ord))
             .then(self.doc.cmp(&other.doc))
-    }
-}
-
-impl PartialEq for Candidate {
-    fn eq(&self, other: &Self) -> bool {
-        self.rank_cmp(other).is_eq()
-    }
-}
-impl Eq for Candidate {}
-impl PartialOrd for Candidate {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Candidate {
-    /// "Greater" = ranked lower, so a max-heap's top is the worst kept hit.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.rank_cmp(other)
-    }
-}
-
-/// The `k` best candidates seen so far.
-struct TopK {
-    k: usize,
-    heap: std::collections::BinaryHeap<Candidate>,
-}
-
-impl TopK {
-    fn new(k: usize) -> TopK {
-        TopK {
-            k,
-            heap: std::collections::BinaryHeap::with_capacity(k.min(1 << 16) + 1),
-        }
-    }
-
-    #[inline]
-    fn offer(&mut self, score: f32, id_ord: u32, doc: DocId) {
-        let candidate = Candidate { score, id_ord, doc };
-        if self.heap.len() < self.k {
-            self.heap.push(candidate);
-        } else if let Some(mut worst) = self.heap.peek_mut() {
-            if candidate < *worst {
-                *worst = candidate;
-            }
-        }
-    }
-
-    /// Best first.
-    fn into_sorted(self) -> Vec<Candidate> {
-        self.heap.into_sorted_vec()
     }
 }

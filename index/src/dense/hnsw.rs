@@ -35,12 +35,13 @@ use memmap2::Mmap;
 use rayon::prelude::*;
 
 use super::format::{checksum_hex, ElementType};
+use super::hit::Hit;
 use super::kernels::{decode_row, dot_f32};
 use super::manifest::{HnswEntry, Manifest};
 use super::reader::DenseIndex;
-use super::topk::Hit;
 use super::verified::VerifiedSet;
 use crate::error::io_err;
+use crate::topk::Ranked;
 use crate::IndexError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1053,7 +1054,7 @@ impl HnswIndex {
                         score: -c.dist,
                     })
                     .collect();
-                hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)));
+                hits.sort_by(Hit::rank_cmp);
                 hits.truncate(k);
                 hits
             })

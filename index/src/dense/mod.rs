@@ -32,6 +32,7 @@
 //! ```
 
 pub mod format;
+pub mod hit;
 pub mod hnsw;
 pub mod kernels;
 pub mod manifest;
@@ -39,13 +40,20 @@ pub mod npy;
 pub mod quant;
 pub mod reader;
 pub mod shard;
-pub mod topk;
 pub mod verified;
 pub mod writer;
 
 pub use format::ElementType;
+pub use hit::Hit;
 pub use hnsw::{HnswIndex, HnswParams};
 pub use manifest::{HnswEntry, Manifest, ShardEntry};
 pub use reader::{DenseIndex, ShardStatus, Verify};
-pub use topk::Hit;
+
+/// The old home of [`Hit`] and of the dense top-k collector, kept so that
+/// paths from before the crate-wide [`crate::topk`] still resolve.
+pub mod topk {
+    pub use super::hit::Hit;
+    /// The dense scans' collector: [`crate::topk::TopK`] ranking [`Hit`]s.
+    pub type TopK = crate::topk::TopK<Hit>;
+}
 pub use writer::{IndexSpec, IndexWriter, DEFAULT_SHARD_ROWS};

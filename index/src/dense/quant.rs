@@ -16,8 +16,9 @@
 
 use rayon::prelude::*;
 
+use super::format::ElementType;
 use super::kernels::decode_row;
-use super::reader::DenseIndex;
+use super::shard::Shard;
 
 /// Components are padded to a multiple of 32 (one AVX2 register of bytes).
 const LANE: usize = 32;
@@ -30,15 +31,20 @@ pub struct QuantizedRows {
 }
 
 impl QuantizedRows {
-    pub fn build(index: &DenseIndex) -> QuantizedRows {
-        let dim = index.dim();
+    /// Codes of all `rows` rows of `dim` components stored at `et` in
+    /// `shards` (each with the global row number of its first row).
+    pub fn build<'a>(
+        et: ElementType,
+        dim: usize,
+        rows: u64,
+        shards: impl Iterator<Item = (u64, &'a Shard)>,
+    ) -> QuantizedRows {
         let dp = dim.next_multiple_of(LANE);
-        let n = index.rows() as usize;
+        let n = rows as usize;
         let mut codes = vec![0i8; n * dp];
         let mut scales = vec![0f32; n];
         let mut sums = vec![0i32; n];
-        let et = index.element_type();
-        for (base, shard) in index.shards() {
+        for (base, shard) in shards {
             let base = base as usize;
             let rows = shard.rows();
             let stride = shard.header().row_stride as usize;

@@ -7,12 +7,13 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use super::format::{checksum_hex, ElementType};
+use super::hit::Hit;
 use super::kernels::{decode_row, score_block, Isa};
 use super::manifest::Manifest;
 use super::quant::QuantizedRows;
 use super::shard::Shard;
-use super::topk::{Hit, TopK};
 use super::verified::VerifiedSet;
+use crate::topk::TopK;
 use crate::IndexError;
 
 /// When to run the full checksum of the shards.
@@ -213,7 +214,9 @@ impl DenseIndex {
         self.starts.iter().copied().zip(self.shards.iter())
     }
 
-    fn check_queries(&self, queries: &[f32]) -> Result<usize, IndexError> {
+    /// Checks row-major `queries` (a whole number of rows, all finite) and
+    /// returns how many there are.
+    pub(crate) fn check_queries(&self, queries: &[f32]) -> Result<usize, IndexError> {
         let dim = self.dim();
         if queries.is_empty() || !queries.len().is_multiple_of(dim) {
             return Err(IndexError::DimensionMismatch {
@@ -272,50 +275,37 @@ impl DenseIndex {
                     .map(move |r| (s, r, (r + task_rows).min(shard.rows())))
             })
             .collect();
-        let tops = tasks
-            .par_iter()
-            .map(|&(s, lo, hi)| {
-                let shard = &self.shards[s];
-                let stride = shard.header().row_stride as usize;
-                let bytes = shard.row_bytes();
-                let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(k)).collect();
-                let mut scores = vec![0f32; nq * tile_rows];
-                let mut r = lo;
-                while r < hi {
-                    let n = (hi - r).min(tile_rows);
-                    score_block(
-                        isa,
-                        et,
-                        queries,
-                        nq,
-                        dim,
-                        &bytes[r * stride..],
-                        stride,
-                        n,
-                        &mut scores,
-                    );
-                    let base = self.starts[s] + r as u64;
-                    for (qi, top) in tops.iter_mut().enumerate() {
-                        for (j, &score) in scores[qi * n..(qi + 1) * n].iter().enumerate() {
-                            top.push(Hit {
-                                row: base + j as u64,
-                                score,
-                            });
-                        }
+        let tops = scan_in_parallel(&tasks, nq, k, |&(s, lo, hi), tops| {
+            let shard = &self.shards[s];
+            let stride = shard.header().row_stride as usize;
+            let bytes = shard.row_bytes();
+            let mut scores = vec![0f32; nq * tile_rows];
+            let mut r = lo;
+            while r < hi {
+                let n = (hi - r).min(tile_rows);
+                score_block(
+                    isa,
+                    et,
+                    queries,
+                    nq,
+                    dim,
+                    &bytes[r * stride..],
+                    stride,
+                    n,
+                    &mut scores,
+                );
+                let base = self.starts[s] + r as u64;
+                for (qi, top) in tops.iter_mut().enumerate() {
+                    for (j, &score) in scores[qi * n..(qi + 1) * n].iter().enumerate() {
+                        top.push(Hit {
+                            row: base + j as u64,
+                            score,
+                        });
                     }
-                    r += n;
                 }
-                tops
-            })
-            .reduce(
-                || (0..nq).map(|_| TopK::new(k)).collect(),
-                |mut a, b| {
-                    for (x, y) in a.iter_mut().zip(b) {
-                        x.merge(y);
-                    }
-                    a
-                },
-            );
+                r += n;
+            }
+        });
         tops.into_iter().map(TopK::into_sorted).collect()
     }
 
@@ -339,10 +329,14 @@ impl DenseIndex {
         out[0]
     }
 
+    fn quantize(&self) -> QuantizedRows {
+        QuantizedRows::build(self.element_type(), self.dim(), self.rows(), self.shards())
+    }
+
     /// Builds the 8-bit codes used by [`DenseIndex::search_rescored`] now
     /// (otherwise the first such search does; ≈ 1 byte per component in RAM).
     pub fn prepare_rescored(&self) {
-        self.quantized.get_or_init(|| QuantizedRows::build(self));
+        self.quantized.get_or_init(|| self.quantize());
     }
 
     /// Fast batched top-`k`: 8-bit scan keeps the best `candidates` rows per
@@ -360,7 +354,7 @@ impl DenseIndex {
         let nq = self.check_queries(queries)?;
         let dim = self.dim();
         let candidates = candidates.max(k);
-        let qr = self.quantized.get_or_init(|| QuantizedRows::build(self));
+        let qr = self.quantized.get_or_init(|| self.quantize());
         let dp = qr.dim_padded;
         let mut qcodes = vec![0u8; nq * dp];
         let qscales: Vec<f32> = queries
@@ -372,42 +366,28 @@ impl DenseIndex {
         let tile_rows = 96;
         let threads = rayon::current_num_threads().max(1);
         let task_rows = (total / (threads * 8)).clamp(tile_rows, 1 << 16);
-        let tops = (0..total)
-            .step_by(task_rows)
-            .collect::<Vec<_>>()
-            .par_iter()
-            .map(|&lo| {
-                let hi = (lo + task_rows).min(total);
-                let mut tops: Vec<TopK> = (0..nq).map(|_| TopK::new(candidates)).collect();
-                let mut raw = vec![0i32; nq * tile_rows];
-                let mut r = lo;
-                while r < hi {
-                    let n = (hi - r).min(tile_rows);
-                    qr.raw_block(&qcodes, nq, r, n, &mut raw);
-                    for (qi, top) in tops.iter_mut().enumerate() {
-                        let t = qscales[qi];
-                        for (j, &x) in raw[qi * n..(qi + 1) * n].iter().enumerate() {
-                            let row = r + j;
-                            let approx = (x - 64 * qr.sums[row]) as f32 * qr.scales[row] * t;
-                            top.push(Hit {
-                                row: row as u64,
-                                score: approx,
-                            });
-                        }
+        let tasks: Vec<usize> = (0..total).step_by(task_rows).collect();
+        let tops = scan_in_parallel(&tasks, nq, candidates, |&lo, tops| {
+            let hi = (lo + task_rows).min(total);
+            let mut raw = vec![0i32; nq * tile_rows];
+            let mut r = lo;
+            while r < hi {
+                let n = (hi - r).min(tile_rows);
+                qr.raw_block(&qcodes, nq, r, n, &mut raw);
+                for (qi, top) in tops.iter_mut().enumerate() {
+                    let t = qscales[qi];
+                    for (j, &x) in raw[qi * n..(qi + 1) * n].iter().enumerate() {
+                        let row = r + j;
+                        let approx = (x - 64 * qr.sums[row]) as f32 * qr.scales[row] * t;
+                        top.push(Hit {
+                            row: row as u64,
+                            score: approx,
+                        });
                     }
-                    r += n;
                 }
-                tops
-            })
-            .reduce(
-                || (0..nq).map(|_| TopK::new(candidates)).collect(),
-                |mut a, b| {
-                    for (x, y) in a.iter_mut().zip(b) {
-                        x.merge(y);
-                    }
-                    a
-                },
-            );
+                r += n;
+            }
+        });
         Ok(tops
             .into_par_iter()
             .zip(queries.par_chunks(dim))
@@ -423,4 +403,28 @@ impl DenseIndex {
             })
             .collect())
     }
+}
+
+/// Runs `scan` on every task in parallel, each filling one top-`k` collector
+/// per query, and merges the collectors query by query.
+fn scan_in_parallel<T: Sync>(
+    tasks: &[T],
+    nq: usize,
+    k: usize,
+    scan: impl Fn(&T, &mut [TopK<Hit>]) + Sync,
+) -> Vec<TopK<Hit>> {
+    let collectors = || (0..nq).map(|_| TopK::new(k)).collect::<Vec<_>>();
+    tasks
+        .par_iter()
+        .map(|task| {
+            let mut tops = collectors();
+            scan(task, &mut tops);
+            tops
+        })
+        .reduce(collectors, |mut a, b| {
+            for (x, y) in a.iter_mut().zip(b) {
+                x.merge(y);
+            }
+            a
+        })
 }
