@@ -67,3 +67,19 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError +
         source,
     }
 }
+
+/// `map_err` adapter: a tantivy failure about the index at `path`.
+pub(crate) fn tantivy_err(path: &Path) -> impl FnOnce(tantivy::TantivyError) -> IndexError + '_ {
+    move |source| IndexError::Tantivy {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A file whose content is not what it must be.
+pub(crate) fn corrupt(file: &Path, detail: impl Into<String>) -> IndexError {
+    IndexError::DataCorruption {
+        file: file.to_path_buf(),
+        detail: detail.into(),
+    }
+}

@@ -167,16 +167,9 @@ impl ShardHeader {
                 String::from_utf8_lossy(&SHARD_MAGIC)
             )));
         }
-        let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
-        let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
-        let version = u32_at(8);
-        if version != FORMAT_VERSION {
-            return Err(IndexError::UnsupportedVersion {
-                file: file.to_path_buf(),
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
+        let u32_at = |o: usize| u32_le(bytes, o);
+        let u64_at = |o: usize| u64_le(bytes, o);
+        check_version(file, u32_at(8), FORMAT_VERSION)?;
         let element_type = ElementType::from_code(u32_at(12))
             .ok_or_else(|| corrupt(format!("unknown element type code {}", u32_at(12))))?;
         let header = ShardHeader {
@@ -235,16 +228,9 @@ impl ShardFooter {
                 detail: "footer magic missing: truncated or not a quarry shard".into(),
             });
         }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-        if version != FORMAT_VERSION {
-            return Err(IndexError::UnsupportedVersion {
-                file: file.to_path_buf(),
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
+        check_version(file, u32_le(bytes, 8), FORMAT_VERSION)?;
         Ok(ShardFooter {
-            checksum: u64::from_le_bytes(bytes[0..8].try_into().unwrap()),
+            checksum: u64_le(bytes, 0),
         })
     }
 }
@@ -257,4 +243,27 @@ pub fn checksum(bytes: &[u8]) -> u64 {
 /// Checksums are printed and stored as 16 lowercase hex digits.
 pub fn checksum_hex(sum: u64) -> String {
     format!("{sum:016x}")
+}
+
+/// The little-endian `u32` at byte `at` (the caller has checked the length).
+pub fn u32_le(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// The little-endian `u64` at byte `at` (the caller has checked the length).
+pub fn u64_le(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Refuses a file (shard, manifest, graph) of another format version than
+/// the `supported` one this code reads.
+pub fn check_version(file: &Path, found: u32, supported: u32) -> Result<(), IndexError> {
+    if found == supported {
+        return Ok(());
+    }
+    Err(IndexError::UnsupportedVersion {
+        file: file.to_path_buf(),
+        found,
+        supported,
+    })
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::format::{ElementType, FORMAT_VERSION};
-use crate::error::io_err;
+use super::format::{check_version, ElementType, FORMAT_VERSION};
+use crate::json_file;
 use crate::IndexError;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -78,34 +78,17 @@ impl Manifest {
     /// Reads `dir/manifest.json`; `Ok(None)` when there is none.
     pub fn load(dir: &Path) -> Result<Option<Manifest>, IndexError> {
         let path = Manifest::path(dir);
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&path)(e)),
+        let Some(text) = json_file::read_if_exists(&path)? else {
+            return Ok(None);
         };
         // Read the version first so a newer manifest gets a version error, not a parse error.
         #[derive(Deserialize)]
         struct Version {
             format_version: u32,
         }
-        let version: Version =
-            serde_json::from_slice(&text).map_err(|e| IndexError::DataCorruption {
-                file: path.clone(),
-                detail: format!("not a manifest: {e}"),
-            })?;
-        if version.format_version != FORMAT_VERSION {
-            return Err(IndexError::UnsupportedVersion {
-                file: path,
-                found: version.format_version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        let manifest: Manifest =
-            serde_json::from_slice(&text).map_err(|e| IndexError::DataCorruption {
-                file: path.clone(),
-                detail: format!("bad manifest: {e}"),
-            })?;
-        Ok(Some(manifest))
+        let version: Version = json_file::parse(&path, &text, "not a manifest")?;
+        check_version(&path, version.format_version, FORMAT_VERSION)?;
+        json_file::parse(&path, &text, "bad manifest").map(Some)
     }
 
     /// Atomically replaces `dir/manifest.json`.
