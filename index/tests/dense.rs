@@ -238,15 +238,27 @@ fn bad_inputs_are_typed_errors() {
     ));
 }
 
+/// Rows of a writer (4 dimensions, shards of 5) dropped after its first shard
+/// of `data`'s 10 rows: a "crash" to resume from.
+fn crash_after_one_shard(dir: &Path) -> Vec<f32> {
+    let data = vectors(10, 4, 3);
+    let mut w = IndexWriter::create_or_resume(dir, spec(4, ElementType::F32, 5)).unwrap();
+    w.push_batch(&ids(10)[..5], &data[..20]).unwrap();
+    drop(w);
+    data
+}
+
+fn resume_after_one_shard(dir: &Path) -> IndexWriter {
+    let w = IndexWriter::create_or_resume(dir, spec(4, ElementType::F32, 5)).unwrap();
+    assert_eq!(w.rows_done(), 5);
+    w
+}
+
 #[test]
 fn duplicate_doc_id_across_resume_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = vectors(10, 4, 3);
-    let mut w = IndexWriter::create_or_resume(tmp.path(), spec(4, ElementType::F32, 5)).unwrap();
-    w.push_batch(&ids(10)[..5], &data[..20]).unwrap();
-    drop(w); // "crash" after one shard
-    let mut w = IndexWriter::create_or_resume(tmp.path(), spec(4, ElementType::F32, 5)).unwrap();
-    assert_eq!(w.rows_done(), 5);
+    let data = crash_after_one_shard(tmp.path());
+    let mut w = resume_after_one_shard(tmp.path());
     assert!(matches!(
         w.push("doc3", &data[..4]),
         Err(IndexError::InvalidInput { .. })
@@ -256,11 +268,8 @@ fn duplicate_doc_id_across_resume_is_rejected() {
 #[test]
 fn resume_sweeps_leftover_temporaries_of_both_namings() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = vectors(10, 4, 3);
-    let mut w = IndexWriter::create_or_resume(tmp.path(), spec(4, ElementType::F32, 5)).unwrap();
-    w.push_batch(&ids(10)[..5], &data[..20]).unwrap();
-    drop(w); // "crash" after one shard
-             // quarry_fsio's unique temporaries, and the fixed names of earlier builds.
+    crash_after_one_shard(tmp.path());
+    // quarry_fsio's unique temporaries, and the fixed names of earlier builds.
     let leftovers = [
         ".shard-00001.qvs.a1B2c3.tmp",
         ".manifest.json.Zz9yX8.tmp",
@@ -270,8 +279,7 @@ fn resume_sweeps_leftover_temporaries_of_both_namings() {
     for name in leftovers {
         std::fs::write(tmp.path().join(name), b"half").unwrap();
     }
-    let w = IndexWriter::create_or_resume(tmp.path(), spec(4, ElementType::F32, 5)).unwrap();
-    assert_eq!(w.rows_done(), 5);
+    resume_after_one_shard(tmp.path());
     for name in leftovers {
         assert!(
             !tmp.path().join(name).exists(),
