@@ -128,7 +128,10 @@ pub fn fingerprint_description(inputs: &FingerprintInputs<'_>) -> Result<String,
         "template {}\n",
         hex::encode(Sha256::digest(inputs.template.canonical_text().as_bytes()))
     ));
-    text.push_str(&format!("pooling {:?}\n", inputs.template.pooling()));
+    text.push_str(&format!(
+        "pooling {}\n",
+        inputs.template.pooling().fingerprint_name()
+    ));
     text.push_str(&format!("normalize {}\n", inputs.normalize));
     text.push_str(&format!("max_length {}\n", inputs.max_length));
     text.push_str(&format!("dtype {}\n", inputs.dtype));

@@ -31,6 +31,7 @@ pub mod prompt;
 pub mod tokenizer;
 pub mod weights;
 
+pub mod backend;
 pub mod bert;
 pub mod contrastive;
 #[cfg(feature = "cuda")]
