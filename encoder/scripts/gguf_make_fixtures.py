@@ -20,6 +20,8 @@ import gguf
 from gguf import GGMLQuantizationType as T
 from gguf.constants import GGML_QUANT_SIZES
 
+from fixture_helpers import add_tiny_qwen2_metadata, write_gguf
+
 OUT = Path(__file__).resolve().parent.parent / "fixtures" / "gguf" / "tiny_qwen2_quants.gguf"
 rng = np.random.default_rng(20261125)
 
@@ -43,15 +45,7 @@ def random_blocks(qtype):
 
 def main():
     w = gguf.GGUFWriter(str(OUT), "qwen2")
-    # Tiny Qwen2 metadata (what config_from_gguf reads).
-    w.add_block_count(1)
-    w.add_context_length(128)
-    w.add_embedding_length(64)
-    w.add_feed_forward_length(96)
-    w.add_head_count(4)
-    w.add_head_count_kv(2)
-    w.add_rope_freq_base(1000000.0)
-    w.add_layer_norm_rms_eps(1e-6)
+    add_tiny_qwen2_metadata(w)
     w.add_eos_token_id(5)
     w.add_bos_token_id(4)
     tokens = ["a", "b", "c", "ab", "<|endoftext|>", "<|im_end|>"] + [f"t{i}" for i in range(26)]
@@ -106,10 +100,7 @@ def main():
         else:
             w.add_tensor(name, gguf.quants.quantize(values, qtype), raw_dtype=qtype)
 
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    write_gguf(w)
     print(OUT, OUT.stat().st_size, "bytes")
 
 

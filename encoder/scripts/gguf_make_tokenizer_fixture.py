@@ -19,6 +19,8 @@ from pathlib import Path
 import gguf
 from transformers import AutoTokenizer
 
+from fixture_helpers import add_tiny_qwen2_metadata, write_gguf
+
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE.parent / "fixtures" / "gguf"
 MODELS = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("QUARRY_MODELS", HERE.parent.parent / "models"))
@@ -69,14 +71,7 @@ def main():
         types.append(token_type)
 
     w = gguf.GGUFWriter(str(OUT), "qwen2")
-    w.add_block_count(1)
-    w.add_context_length(128)
-    w.add_embedding_length(64)
-    w.add_feed_forward_length(96)
-    w.add_head_count(4)
-    w.add_head_count_kv(2)
-    w.add_rope_freq_base(1000000.0)
-    w.add_layer_norm_rms_eps(1e-6)
+    add_tiny_qwen2_metadata(w)
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("qwen2")
     w.add_token_list(tokens)
@@ -86,10 +81,7 @@ def main():
     w.add_bos_token_id(tokens.index("<|endoftext|>"))
     w.add_pad_token_id(tokens.index("<|endoftext|>"))
     w.add_add_bos_token(False)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    write_gguf(w)
 
     tok = AutoTokenizer.from_pretrained(str(FIXTURES), gguf_file=OUT.name)
     reference = {

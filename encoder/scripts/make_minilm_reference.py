@@ -23,17 +23,9 @@ import sys
 import torch
 from sentence_transformers import SentenceTransformer
 
+from fixture_helpers import nfcorpus_texts
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "minilm_reference.json")
-
-
-def read_jsonl(path, count):
-    rows = []
-    with open(path) as f:
-        for line in f:
-            rows.append(json.loads(line))
-            if len(rows) == count:
-                break
-    return rows
 
 
 def main():
@@ -41,12 +33,7 @@ def main():
     datasets = sys.argv[2] if len(sys.argv) > 2 else "/work/shared/datasets"
     torch.set_num_threads(2)
     model = SentenceTransformer(model_dir, device="cpu")
-    queries = [row["text"] for row in read_jsonl(os.path.join(datasets, "nfcorpus", "queries.jsonl"), 12)]
-    docs = [
-        (row.get("title", "") + " " + row["text"]).strip()
-        for row in read_jsonl(os.path.join(datasets, "nfcorpus", "corpus.jsonl"), 12)
-    ]
-    texts = queries + docs
+    texts = nfcorpus_texts(datasets, 12)
     tokenizer = model.tokenizer
     max_length = model.max_seq_length
     token_ids = [

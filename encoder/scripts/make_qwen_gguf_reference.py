@@ -19,19 +19,11 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from fixture_helpers import nfcorpus_texts
+
 GGUF = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "qwen2_gguf_reference.json")
 MAX_TOKENS = 96
-
-
-def read_jsonl(path, count):
-    rows = []
-    with open(path) as f:
-        for line in f:
-            rows.append(json.loads(line))
-            if len(rows) == count:
-                break
-    return rows
 
 
 def f32_list(values):
@@ -44,12 +36,7 @@ def main():
     torch.set_num_threads(2)
     tokenizer = AutoTokenizer.from_pretrained(models, gguf_file=GGUF)
     model = AutoModelForCausalLM.from_pretrained(models, gguf_file=GGUF, dtype=torch.float32).eval()
-    queries = [row["text"] for row in read_jsonl(os.path.join(datasets, "nfcorpus", "queries.jsonl"), 8)]
-    docs = [
-        (row.get("title", "") + " " + row["text"]).strip()
-        for row in read_jsonl(os.path.join(datasets, "nfcorpus", "corpus.jsonl"), 8)
-    ]
-    texts = queries + docs
+    texts = nfcorpus_texts(datasets, 8)
     token_ids, last, mean = [], [], []
     for text in texts:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"][:MAX_TOKENS]

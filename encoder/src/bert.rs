@@ -14,6 +14,7 @@ use burn::tensor::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::error::read_text;
 use crate::kernels::EncoderBackend;
 use crate::layers::{require_positive, to_dtype, to_f32, Linear, WeightReader};
 use crate::{EncoderError, TensorSource};
@@ -70,10 +71,7 @@ fn default_hidden_act() -> String {
 
 impl BertConfig {
     pub fn from_hf_file(path: &Path) -> Result<Self, EncoderError> {
-        let text = std::fs::read_to_string(path).map_err(|source| EncoderError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read_text(path)?;
         Self::from_hf_json(&text, path)
     }
 
@@ -113,17 +111,18 @@ impl BertConfig {
     }
 
     pub fn validate(&self, file: &Path) -> Result<(), EncoderError> {
-        for (field, value) in [
-            ("vocab_size", self.vocab_size),
-            ("hidden_size", self.hidden_size),
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-            ("type_vocab_size", self.type_vocab_size),
-        ] {
-            require_positive(file, field, value)?;
-        }
+        require_positive(
+            file,
+            &[
+                ("vocab_size", self.vocab_size),
+                ("hidden_size", self.hidden_size),
+                ("num_hidden_layers", self.num_hidden_layers),
+                ("num_attention_heads", self.num_attention_heads),
+                ("intermediate_size", self.intermediate_size),
+                ("max_position_embeddings", self.max_position_embeddings),
+                ("type_vocab_size", self.type_vocab_size),
+            ],
+        )?;
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err(EncoderError::Config {
                 file: file.to_path_buf(),
@@ -322,11 +321,7 @@ impl<B: EncoderBackend> BertModel<B> {
     ) -> Result<Self, EncoderError> {
         config.validate(source.origin())?;
         let prefix = bert_prefix(source)?;
-        let root = WeightReader::<B>::new(source, device, dtype);
-        let weights = match prefix.strip_suffix('.') {
-            Some(segment) => root.pp(segment),
-            None => root,
-        };
+        let weights = WeightReader::<B>::new(source, device, dtype).under(prefix);
         let embeddings = Embeddings::new(config, &weights.pp("embeddings"))?;
         let layers = (0..config.num_hidden_layers)
             .map(|index| EncoderLayer::new(config, &weights.pp("encoder.layer").pp(index)))

@@ -1,6 +1,6 @@
-//! The one error type of the encoder crate.
+//! The one error type of the encoder crate, and the helpers that attach a path to I/O errors.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncoderError {
@@ -47,4 +47,28 @@ pub enum EncoderError {
     /// The tensor backend failed or cannot do what was asked (device error, unsupported dtype).
     #[error("tensor backend: {0}")]
     Backend(String),
+}
+
+/// The [`EncoderError::Io`] of `path`, for `map_err`.
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> EncoderError + '_ {
+    move |source| EncoderError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The text of a file, or the [`EncoderError::Io`] naming it.
+pub(crate) fn read_text(path: &Path) -> Result<String, EncoderError> {
+    std::fs::read_to_string(path).map_err(io_error(path))
+}
+
+/// A failed atomic write (`quarry_fsio`), naming the file it concerns (the target, or its
+/// temporary sibling).
+impl From<quarry_fsio::AtomicWriteError> for EncoderError {
+    fn from(err: quarry_fsio::AtomicWriteError) -> Self {
+        EncoderError::Io {
+            path: err.path,
+            source: err.source,
+        }
+    }
 }

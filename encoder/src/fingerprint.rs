@@ -9,25 +9,19 @@
 //! while size and mtime match, and a sidecar that cannot be written is simply not written.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use sha2::{Digest, Sha256};
 
+use crate::error::io_error;
 use crate::prompt::PromptTemplate;
 use crate::tokenizer::TextTokenizer;
 use crate::{EncoderError, EncoderFingerprint};
 
 /// Version of the fingerprint recipe: bump when what goes into it changes.
 const RECIPE: &str = "quarry-encoder-fingerprint v1";
-
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> EncoderError + '_ {
-    move |source| EncoderError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 fn sidecar_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
@@ -78,25 +72,9 @@ pub fn sha256_file(path: &Path) -> Result<String, EncoderError> {
     let sha = sha256_file_uncached(path)?;
     // The file may have changed while we read it; only cache a hash of a file that stood still.
     if size_and_mtime(path)? == (size, mtime) {
-        let _ = write_atomically(&sidecar, format!("{sha} {size} {mtime}\n").as_bytes());
+        let _ = quarry_fsio::write(&sidecar, format!("{sha} {size} {mtime}\n").as_bytes());
     }
     Ok(sha)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// Everything that determines an embedding.
@@ -150,7 +128,10 @@ pub fn fingerprint_description(inputs: &FingerprintInputs<'_>) -> Result<String,
         "template {}\n",
         hex::encode(Sha256::digest(inputs.template.canonical_text().as_bytes()))
     ));
-    text.push_str(&format!("pooling {:?}\n", inputs.template.pooling()));
+    text.push_str(&format!(
+        "pooling {}\n",
+        inputs.template.pooling().fingerprint_name()
+    ));
     text.push_str(&format!("normalize {}\n", inputs.normalize));
     text.push_str(&format!("max_length {}\n", inputs.max_length));
     text.push_str(&format!("dtype {}\n", inputs.dtype));

@@ -12,7 +12,7 @@
 //! CPU parity test against PyTorch + PEFT (tests/lora_parity.rs) checks its gradient
 //! plumbing.
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 use std::marker::PhantomData;
 
 use burn::backend::autodiff::{
@@ -24,16 +24,7 @@ use burn::backend::Autodiff;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{backend::Backend, Tensor, TensorPrimitive};
 
-use crate::encode::CpuBackend;
-
-/// The same value under the type the caller has checked it has (by `TypeId`): how the
-/// backend-generic layers hand tensors to backend-specific code.
-pub(crate) fn retype<From: 'static, To: 'static>(value: From) -> To {
-    let boxed: Box<dyn Any> = Box::new(value);
-    *boxed
-        .downcast::<To>()
-        .expect("caller checked the backend type")
-}
+use crate::backend::{retype, CpuBackend};
 
 /// The two GEMMs of a frozen linear layer on an inner (non-autodiff) backend.
 pub(crate) trait FrozenMatmul: Backend {
@@ -54,7 +45,7 @@ impl FrozenMatmul for CpuBackend {}
 use burn::tensor::ops::FloatTensorOps as _;
 
 #[cfg(feature = "cuda")]
-impl FrozenMatmul for crate::encode::CudaBackend {
+impl FrozenMatmul for crate::backend::CudaBackend {
     fn frozen_product(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
         if crate::cuda::cublas_applies(x.dtype, w.dtype) {
             return crate::cuda::cublas_matmul(x, w)
@@ -83,8 +74,8 @@ pub(crate) fn frozen_linear<B: Backend, const D: usize>(
         return Ok(on_inner::<B, CpuBackend, D>(x, weight));
     }
     #[cfg(feature = "cuda")]
-    if backend == TypeId::of::<Autodiff<crate::encode::CudaBackend>>() {
-        return Ok(on_inner::<B, crate::encode::CudaBackend, D>(x, weight));
+    if backend == TypeId::of::<Autodiff<crate::backend::CudaBackend>>() {
+        return Ok(on_inner::<B, crate::backend::CudaBackend, D>(x, weight));
     }
     Err(x)
 }

@@ -78,7 +78,7 @@ pub fn composed_self_attention<B: Backend>(
         .reshape([batch, seq, width])
 }
 
-impl EncoderBackend for burn_ndarray::NdArray<f32> {
+impl EncoderBackend for crate::backend::CpuBackend {
     fn padded_self_attention(
         qkv: Tensor<Self, 3>,
         heads: usize,
@@ -107,7 +107,7 @@ impl EncoderBackend for burn_ndarray::NdArray<f32> {
 }
 
 #[cfg(feature = "cuda")]
-impl EncoderBackend for burn::backend::Cuda {}
+impl EncoderBackend for crate::backend::CudaBackend {}
 
 /// Elements per rayon task in element-wise kernels (large enough that task
 /// overhead is noise, small enough to balance two to a few dozen threads).
@@ -119,7 +119,7 @@ const PARALLEL_CHUNK: usize = 1 << 14;
 /// L1/L2 (16 x 512 f32 = 32 KiB at BERT's longest input).
 const QUERY_BLOCK: usize = 16;
 
-fn host_f32<const D: usize>(tensor: Tensor<burn_ndarray::NdArray<f32>, D>) -> Vec<f32> {
+fn host_f32<const D: usize>(tensor: Tensor<crate::backend::CpuBackend, D>) -> Vec<f32> {
     // The CPU backend is f32 (see `Precision`): the conversion cannot fail.
     tensor
         .into_data()

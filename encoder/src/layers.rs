@@ -35,6 +35,14 @@ impl<'a, B: Backend> WeightReader<'a, B> {
         }
     }
 
+    /// A reader for the names under a checkpoint's prefix (`model.`, `bert.`, or none).
+    pub(crate) fn under(self, prefix: &str) -> Self {
+        match prefix.strip_suffix('.') {
+            Some(segment) => self.pp(segment),
+            None => self,
+        }
+    }
+
     pub(crate) fn dtype(&self) -> DType {
         self.dtype
     }
@@ -324,19 +332,18 @@ pub(crate) fn to_dtype<B: Backend, const D: usize>(x: Tensor<B, D>, dtype: DType
     }
 }
 
-/// Checks that a configuration value is positive; names the field otherwise.
+/// Checks that configuration values are positive; names the first field that is not.
 pub(crate) fn require_positive(
     file: &std::path::Path,
-    field: &str,
-    value: usize,
+    fields: &[(&str, usize)],
 ) -> Result<(), EncoderError> {
-    if value == 0 {
-        return Err(EncoderError::Config {
+    match fields.iter().find(|(_, value)| *value == 0) {
+        Some((field, _)) => Err(EncoderError::Config {
             file: file.to_path_buf(),
             detail: format!("`{field}` must be positive"),
-        });
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

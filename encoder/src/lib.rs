@@ -1,15 +1,36 @@
 //! # quarry-encoder
 //!
-//! Turns text into vectors. Sits at the start of quarry's data flow:
-//! `engine` hands it corpus and query texts, it returns embeddings plus an
-//! [`EncoderFingerprint`] that `index` stores next to them so stale
+//! Turns text into vectors. Where it sits in quarry's data flow:
+//!
+//! ```text
+//! corpus ──▶ encoder ──▶ shards ──▶ retriever ──▶ run ──▶ metrics
+//!            (this crate: texts to embeddings + fingerprint)
+//! ```
+//!
+//! `engine` hands it corpus and query texts; it returns embeddings plus an
+//! [`EncoderFingerprint`] that `index` stores next to the shards so stale
 //! embeddings are never searched with a different query encoder.
 //!
-//! Inside: weights arrive through a [`TensorSource`] (HF names, PyTorch
-//! shapes, f32); [`qwen2`] and [`bert`] hold the architectures in burn;
-//! [`encode`] batches token id sequences by length, runs the model and pools
-//! (last token / mean / CLS, optional L2 normalisation). The engine holds an
-//! [`EmbeddingModel`] (CPU via burn-ndarray, or CUDA with the `cuda` feature):
+//! Inside, from text to vector:
+//!
+//! - [`prompt`]: prompt templates (`templates.toml`) and the token ids of one prompt.
+//! - [`tokenizer`]: text to token ids, as transformers' fast tokenizers do it.
+//! - [`weights`]: where tensors come from: safetensors folders/files and GGUF files (header,
+//!   tensor table, dequantisation, the config and tokenizer a GGUF stores), behind
+//!   [`TensorSource`] ([`tensor_source`]: HF names, PyTorch shapes, f32). [`lora`] merges a PEFT
+//!   adapter into a source, or saves and loads one.
+//! - [`qwen2`], [`bert`]: the architectures in burn, on the shared `layers` (weight
+//!   reading, the linear layer) and [`kernels`] (CPU host kernels behind [`EncoderBackend`]).
+//! - [`encode`]: batches token id sequences by length, runs the model and pools (last token /
+//!   mean / CLS, optional L2 normalisation); [`EmbeddingModel`] is the non-generic face the
+//!   engine holds.
+//! - [`backend`]: the burn backends (CPU via burn-ndarray, CUDA with the `cuda` feature), the
+//!   device and precision choice; `encode`, `cuda` and `frozen` build on it.
+//! - `cuda` (feature `cuda`): cuBLAS GEMMs, fused kernels and flash attention on burn-cuda.
+//! - `frozen`: training's frozen base projections as one autodiff op; [`contrastive`]: the
+//!   InfoNCE loss `quarry train` minimises.
+//! - [`fingerprint`]: the hash of everything that determines an embedding.
+//! - [`error`]: the one error type, [`EncoderError`].
 //!
 //! ```no_run
 //! # fn demo(source: &dyn quarry_encoder::TensorSource) -> Result<(), quarry_encoder::EncoderError> {
@@ -31,6 +52,7 @@ pub mod prompt;
 pub mod tokenizer;
 pub mod weights;
 
+pub mod backend;
 pub mod bert;
 pub mod contrastive;
 #[cfg(feature = "cuda")]

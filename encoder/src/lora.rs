@@ -14,12 +14,12 @@
 //! (`model.layers.0.self_attn.q_proj`), plus `adapter_config.json`.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use serde_json::{json, Value};
 
+use crate::error::io_error;
 use crate::{EncoderError, HostTensor, TensorSource};
 
 /// The adapter weights file of a PEFT adapter folder.
@@ -230,13 +230,6 @@ pub struct LoraAdapter {
     pub modules: BTreeMap<String, LoraPair>,
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> EncoderError {
-    EncoderError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// The PEFT tensor name of `module`'s `lora_A` / `lora_B` weight.
 pub fn peft_tensor_name(module: &str, which: char) -> String {
     format!("{PEFT_PREFIX}{module}.lora_{which}.weight")
@@ -251,10 +244,10 @@ impl LoraAdapter {
             path
         };
         let config_path = dir.join(ADAPTER_CONFIG_FILE);
-        let text = std::fs::read_to_string(&config_path).map_err(|e| io_error(&config_path, e))?;
+        let text = std::fs::read_to_string(&config_path).map_err(io_error(&config_path))?;
         let config = LoraConfig::from_peft_json(&text, &config_path)?;
         let weights_path = dir.join(ADAPTER_WEIGHTS_FILE);
-        let bytes = std::fs::read(&weights_path).map_err(|e| io_error(&weights_path, e))?;
+        let bytes = std::fs::read(&weights_path).map_err(io_error(&weights_path))?;
         Self::from_safetensors(config, &bytes, &weights_path)
     }
 
@@ -347,13 +340,14 @@ impl LoraAdapter {
     /// Writes `adapter_model.safetensors` and `adapter_config.json` into `dir` (created if
     /// needed), each atomically. `base_model` goes into the config's `base_model_name_or_path`.
     pub fn save(&self, dir: &Path, base_model: &str) -> Result<(), EncoderError> {
-        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         let weights = self.to_safetensors()?;
-        write_atomically(&dir.join(ADAPTER_WEIGHTS_FILE), &weights)?;
+        quarry_fsio::write(&dir.join(ADAPTER_WEIGHTS_FILE), &weights)?;
         let mut config = serde_json::to_vec_pretty(&self.config.to_peft_json(base_model))
             .expect("JSON value serialises");
         config.push(b'\n');
-        write_atomically(&dir.join(ADAPTER_CONFIG_FILE), &config)
+        quarry_fsio::write(&dir.join(ADAPTER_CONFIG_FILE), &config)?;
+        Ok(())
     }
 
     /// The files whose bytes define an adapter folder (for the encoder fingerprint).
@@ -451,32 +445,6 @@ pub fn serialize_f32(
         .collect::<Result<Vec<_>, _>>()?;
     safetensors::serialize(views, metadata)
         .map_err(|e| EncoderError::InvalidInput(format!("serialising safetensors: {e}")))
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder, fsynced and renamed,
-/// so a reader sees the old file or the new one, never a torn one.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), EncoderError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Persist the rename itself.
-        if let Ok(dir_handle) = std::fs::File::open(dir) {
-            let _ = dir_handle.sync_all();
-        }
-        Ok(())
-    })();
-    result.map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        io_error(path, source)
-    })
 }
 
 /// A [`TensorSource`] that presents base weights with an adapter merged in: `W + scale · B A`

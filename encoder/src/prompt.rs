@@ -30,17 +30,9 @@ pub enum TextKind {
     Passage,
 }
 
-/// Which hidden states become the embedding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Pooling {
-    /// The last token's state (zero-shot: the prompt's last token; supervised: the appended EOS).
-    Last,
-    /// The mean over all tokens of the sequence.
-    Mean,
-    /// The first token's state (BERT's [CLS]).
-    Cls,
-}
+/// Which hidden states become the embedding: the encoder's own [`Pooling`], named in the
+/// template data as `last`, `mean` or `cls`.
+pub use crate::encode::Pooling;
 
 /// Where to pool in one built sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +110,24 @@ fn template_error(template: &str, detail: impl Into<String>) -> EncoderError {
     }
 }
 
+/// The entry `key` of a template table, or the error of template `name` listing the known ones.
+fn known<'a, T>(
+    table: &'a BTreeMap<String, T>,
+    key: &str,
+    what: &str,
+    name: &str,
+) -> Result<&'a T, EncoderError> {
+    table.get(key).ok_or_else(|| {
+        template_error(
+            name,
+            format!(
+                "unknown {what} (known: {:?})",
+                table.keys().collect::<Vec<_>>()
+            ),
+        )
+    })
+}
+
 impl PromptTemplate {
     /// Names of the families and modes in the shipped template data.
     pub fn available() -> (Vec<String>, Vec<String>) {
@@ -144,24 +154,8 @@ impl PromptTemplate {
         let name = format!("{family}/{mode}");
         let file: TemplateFile = toml::from_str(toml_text)
             .map_err(|e| template_error(&name, format!("template data: {e}")))?;
-        let family_spec = file.family.get(family).ok_or_else(|| {
-            template_error(
-                &name,
-                format!(
-                    "unknown model family (known: {:?})",
-                    file.family.keys().collect::<Vec<_>>()
-                ),
-            )
-        })?;
-        let mode_spec = file.mode.get(mode).ok_or_else(|| {
-            template_error(
-                &name,
-                format!(
-                    "unknown mode (known: {:?})",
-                    file.mode.keys().collect::<Vec<_>>()
-                ),
-            )
-        })?;
+        let family_spec = known(&file.family, family, "model family", &name)?;
+        let mode_spec = known(&file.mode, mode, "mode", &name)?;
         let compose = |user: &str| -> Result<SplitPrompt, EncoderError> {
             let full = if mode_spec.chat {
                 if family_spec.chat.matches("{user}").count() != 1
@@ -218,14 +212,14 @@ impl PromptTemplate {
     /// Everything that defines the prompts, as text (for the encoder fingerprint).
     pub fn canonical_text(&self) -> String {
         format!(
-            "family={}\nmode={}\nquery.before={:?}\nquery.after={:?}\npassage.before={:?}\npassage.after={:?}\npooling={:?}\nappend_eos={}\npost_processor={}\n",
+            "family={}\nmode={}\nquery.before={:?}\nquery.after={:?}\npassage.before={:?}\npassage.after={:?}\npooling={}\nappend_eos={}\npost_processor={}\n",
             self.family,
             self.mode,
             self.query.before,
             self.query.after,
             self.passage.before,
             self.passage.after,
-            self.pooling,
+            self.pooling.fingerprint_name(),
             self.append_eos,
             self.post_processor
         )
@@ -430,7 +424,7 @@ impl PromptBuilder {
             ));
         }
         let pool = match self.template.pooling {
-            Pooling::Last => PoolAt::Token(ids.len() - 1),
+            Pooling::LastToken => PoolAt::Token(ids.len() - 1),
             Pooling::Mean => PoolAt::Mean,
             Pooling::Cls => PoolAt::Token(0),
         };

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use quarry_encoder::weights::{
     config_from_gguf, open_weights, GgmlType, GgufFile, GgufSource, Weights,
 };
@@ -108,15 +110,20 @@ fn config_from_gguf_gives_hf_qwen2_config_values() {
     let file = GgufFile::open(&fixture()).unwrap();
     let config = config_from_gguf(&file).unwrap();
     assert_eq!(config["model_type"], "qwen2");
-    assert_eq!(config["hidden_size"], 64);
-    assert_eq!(config["num_hidden_layers"], 1);
-    assert_eq!(config["num_attention_heads"], 4);
-    assert_eq!(config["num_key_value_heads"], 2);
-    assert_eq!(config["intermediate_size"], 96);
-    assert_eq!(config["rope_theta"], 1_000_000.0);
-    assert_eq!(config["rms_norm_eps"], 1e-6);
-    assert_eq!(config["vocab_size"], 32);
-    assert_eq!(config["max_position_embeddings"], 128);
+    common::assert_json_fields(
+        &config,
+        &[
+            ("hidden_size", 64.0),
+            ("num_hidden_layers", 1.0),
+            ("num_attention_heads", 4.0),
+            ("num_key_value_heads", 2.0),
+            ("intermediate_size", 96.0),
+            ("rope_theta", 1_000_000.0),
+            ("rms_norm_eps", 1e-6),
+            ("vocab_size", 32.0),
+            ("max_position_embeddings", 128.0),
+        ],
+    );
     assert_eq!(
         config["tie_word_embeddings"], false,
         "the fixture has output.weight"
@@ -185,8 +192,11 @@ fn tensor_info(h: Header, name: &str, dims: &[u64], ty: u32, offset: u64) -> Hea
     h.u32(ty).u64(offset)
 }
 
-fn corrupt_detail(result: Result<GgufFile, EncoderError>, path: &Path) -> String {
-    match result {
+/// The detail of the corruption `GgufFile::open` reports (naming the file) for the file
+/// `header` describes.
+fn corruption_in(header: Header) -> String {
+    let (_dir, path) = header.write();
+    match GgufFile::open(&path) {
         Err(EncoderError::DataCorruption { file, detail }) => {
             assert_eq!(file, path);
             detail
@@ -208,16 +218,13 @@ fn a_valid_hand_written_file_parses() {
 
 #[test]
 fn wrong_magic_is_corrupt() {
-    let (_dir, path) = Header(b"GGML\x03\0\0\0".to_vec()).bytes(32).write();
-    assert!(corrupt_detail(GgufFile::open(&path), &path).contains("not a GGUF file"));
+    assert!(corruption_in(Header(b"GGML\x03\0\0\0".to_vec()).bytes(32)).contains("not a GGUF file"));
 }
 
 #[test]
 fn empty_and_truncated_headers_are_corrupt() {
-    let (_dir, path) = Header(Vec::new()).write();
-    corrupt_detail(GgufFile::open(&path), &path);
-    let (_dir, path) = Header(b"GGUF\x03\0".to_vec()).write();
-    corrupt_detail(GgufFile::open(&path), &path);
+    corruption_in(Header(Vec::new()));
+    corruption_in(Header(b"GGUF\x03\0".to_vec()));
 }
 
 #[test]
@@ -233,21 +240,17 @@ fn old_or_future_versions_are_unsupported() {
 
 #[test]
 fn absurd_counts_are_errors_not_allocations() {
-    let (_dir, path) = Header::new(3, 1 << 40, 0).write();
-    assert!(corrupt_detail(GgufFile::open(&path), &path).contains("tensors"));
-    let (_dir, path) = Header::new(3, 0, u64::MAX).write();
-    assert!(corrupt_detail(GgufFile::open(&path), &path).contains("metadata"));
+    assert!(corruption_in(Header::new(3, 1 << 40, 0)).contains("tensors"));
+    assert!(corruption_in(Header::new(3, 0, u64::MAX)).contains("metadata"));
 }
 
 #[test]
 fn a_terabyte_string_is_an_error() {
     let h = Header::new(3, 0, 1).u64(1 << 40).bytes(64);
-    let (_dir, path) = h.write();
-    assert!(corrupt_detail(GgufFile::open(&path), &path).contains("string"));
+    assert!(corruption_in(h).contains("string"));
     // A string longer than the rest of the file, under the size limit.
     let h = Header::new(3, 0, 1).u64(1000).bytes(10);
-    let (_dir, path) = h.write();
-    corrupt_detail(GgufFile::open(&path), &path);
+    corruption_in(h);
 }
 
 #[test]
@@ -259,15 +262,13 @@ fn a_huge_metadata_array_is_an_error() {
         .u32(0)
         .u64(1 << 40)
         .bytes(16);
-    let (_dir, path) = h.write();
-    assert!(corrupt_detail(GgufFile::open(&path), &path).contains("array"));
+    assert!(corruption_in(h).contains("array"));
 }
 
 #[test]
 fn unknown_value_type_is_corrupt() {
     let h = Header::new(3, 0, 1).string("k").u32(77).bytes(8);
-    let (_dir, path) = h.write();
-    assert!(corrupt_detail(GgufFile::open(&path), &path).contains("unknown value type"));
+    assert!(corruption_in(h).contains("unknown value type"));
 }
 
 #[test]
@@ -275,8 +276,7 @@ fn too_many_dimensions_is_corrupt() {
     let h = tensor_info(Header::new(3, 1, 0), "x", &[1, 1, 1, 1, 1, 1, 1], 0, 0)
         .pad_to(32)
         .bytes(32);
-    let (_dir, path) = h.write();
-    assert!(corrupt_detail(GgufFile::open(&path), &path).contains("dimensions"));
+    assert!(corruption_in(h).contains("dimensions"));
 }
 
 #[test]
@@ -290,8 +290,7 @@ fn overflowing_dimensions_are_corrupt() {
     )
     .pad_to(32)
     .bytes(32);
-    let (_dir, path) = h.write();
-    let detail = corrupt_detail(GgufFile::open(&path), &path);
+    let detail = corruption_in(h);
     assert!(detail.contains("`x`"), "{detail}");
 }
 
@@ -301,8 +300,7 @@ fn tensor_data_past_the_end_names_the_tensor() {
     let h = tensor_info(Header::new(3, 1, 0), "blk.0.attn_q.weight", &[64], 0, 0)
         .pad_to(32)
         .bytes(32);
-    let (_dir, path) = h.write();
-    let detail = corrupt_detail(GgufFile::open(&path), &path);
+    let detail = corruption_in(h);
     assert!(
         detail.contains("blk.0.attn_q.weight") && detail.contains("outside the file"),
         "{detail}"
@@ -315,16 +313,14 @@ fn rows_that_are_not_whole_blocks_are_corrupt() {
     let h = tensor_info(Header::new(3, 1, 0), "x", &[40], 8, 0)
         .pad_to(32)
         .bytes(64);
-    let (_dir, path) = h.write();
-    assert!(corrupt_detail(GgufFile::open(&path), &path).contains("blocks"));
+    assert!(corruption_in(h).contains("blocks"));
 }
 
 #[test]
 fn duplicate_tensor_names_are_corrupt() {
     let h = tensor_info(Header::new(3, 2, 0), "x", &[8], 0, 0);
     let h = tensor_info(h, "x", &[8], 0, 32).pad_to(32).bytes(64);
-    let (_dir, path) = h.write();
-    assert!(corrupt_detail(GgufFile::open(&path), &path).contains("twice"));
+    assert!(corruption_in(h).contains("twice"));
 }
 
 #[test]
@@ -332,8 +328,7 @@ fn misaligned_offsets_are_corrupt() {
     let h = tensor_info(Header::new(3, 1, 0), "x", &[8], 0, 4)
         .pad_to(32)
         .bytes(64);
-    let (_dir, path) = h.write();
-    assert!(corrupt_detail(GgufFile::open(&path), &path).contains("aligned"));
+    assert!(corruption_in(h).contains("aligned"));
 }
 
 #[test]

@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+mod common;
+
 use quarry_encoder::fingerprint::{encoder_fingerprint, FingerprintInputs};
 use quarry_encoder::prompt::{detect_family, PoolAt, PromptBuilder, PromptTemplate, TextKind};
 use quarry_encoder::tokenizer::TextTokenizer;
@@ -49,12 +51,7 @@ fn reference() -> &'static Value {
 }
 
 fn ids_of(value: &Value) -> Vec<u32> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect()
+    common::json_integers(value)
 }
 
 /// The 0.5B GGUF and its tokenizer, loaded once for all tests.
@@ -115,12 +112,7 @@ fn gguf_dequantisation_equals_the_gguf_python_package() {
         let gguf_name = reference["gguf_name"].as_str().unwrap();
         let hf_name = gguf_to_hf_name(gguf_name);
         let tensor = source.load_f32(&hf_name).unwrap();
-        let expected_shape: Vec<usize> = reference["torch_shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as usize)
-            .collect();
+        let expected_shape: Vec<usize> = common::json_integers(&reference["torch_shape"]);
         assert_eq!(tensor.shape, expected_shape, "{gguf_name}");
         assert_eq!(source.shape(&hf_name), Some(expected_shape), "{gguf_name}");
         for (i, v) in reference["first"].as_array().unwrap().iter().enumerate() {
@@ -164,16 +156,21 @@ fn gguf_dequantisation_equals_the_gguf_python_package() {
 fn real_gguf_config_and_tensor_inventory() {
     let Some((source, _)) = qwen() else { return };
     let config = config_from_gguf(source.file()).unwrap();
-    assert_eq!(config["hidden_size"], 896);
-    assert_eq!(config["num_hidden_layers"], 24);
-    assert_eq!(config["num_attention_heads"], 14);
-    assert_eq!(config["num_key_value_heads"], 2);
-    assert_eq!(config["intermediate_size"], 4864);
-    assert_eq!(config["rope_theta"], 1_000_000.0);
-    assert_eq!(config["rms_norm_eps"], 1e-6);
-    assert_eq!(config["vocab_size"], 151_936);
-    assert_eq!(config["max_position_embeddings"], 32_768);
-    assert_eq!(config["eos_token_id"], 151_645);
+    common::assert_json_fields(
+        &config,
+        &[
+            ("hidden_size", 896.0),
+            ("num_hidden_layers", 24.0),
+            ("num_attention_heads", 14.0),
+            ("num_key_value_heads", 2.0),
+            ("intermediate_size", 4864.0),
+            ("rope_theta", 1_000_000.0),
+            ("rms_norm_eps", 1e-6),
+            ("vocab_size", 151_936.0),
+            ("max_position_embeddings", 32_768.0),
+            ("eos_token_id", 151_645.0),
+        ],
+    );
     // This file stores a separate (Q8_0) output matrix although the model ties embeddings.
     assert_eq!(config["tie_word_embeddings"], false);
     let names = source.tensor_names();

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+mod common;
+
 use quarry_encoder::tokenizer::TextTokenizer;
 use quarry_encoder::weights::GgufFile;
 use quarry_encoder::EncoderError;
@@ -32,12 +34,7 @@ fn small_gguf_vocabulary_gives_transformers_ids() {
     );
     for case in reference["cases"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
-        let expected: Vec<u32> = case["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let expected: Vec<u32> = common::json_integers(&case["ids"]);
         assert_eq!(tokenizer.encode(text, false).unwrap(), expected, "{text:?}");
         // Byte-level BPE round-trips any text.
         assert_eq!(tokenizer.decode(&expected).unwrap(), text);

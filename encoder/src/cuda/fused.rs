@@ -37,6 +37,13 @@ enum Arg {
     F32(f32),
 }
 
+impl Arg {
+    /// The device buffer of `tensor`.
+    fn tensor(tensor: &Cube) -> Self {
+        Self::Buffer(tensor.handle.clone().binding())
+    }
+}
+
 /// A CUDA C source compiled as one module, and the kernels looked up in it.
 struct KernelModule {
     source: &'static str,
@@ -253,11 +260,11 @@ pub(crate) fn add_rms_norm<B: Backend>(
         "quarry_add_rms_norm_bf16",
         Shape::linear(rows as u32, 128),
         vec![
-            Arg::Buffer(x.handle.clone().binding()),
+            Arg::tensor(&x),
             Arg::Buffer(binding(delta.as_ref())),
-            Arg::Buffer(w.handle.clone().binding()),
+            Arg::tensor(&w),
             Arg::Buffer(binding(sum.as_ref())),
-            Arg::Buffer(out.handle.clone().binding()),
+            Arg::tensor(&out),
             Arg::U32(cols as u32),
             Arg::F32(eps as f32),
             Arg::U32(u32::from(delta.is_some())),
@@ -287,9 +294,9 @@ pub(crate) fn silu_mul<B: Backend, const D: usize>(
         "quarry_silu_mul_bf16",
         Shape::linear(grid_for(count.div_ceil(8), 256), 256),
         vec![
-            Arg::Buffer(gate.handle.clone().binding()),
-            Arg::Buffer(up.handle.clone().binding()),
-            Arg::Buffer(out.handle.clone().binding()),
+            Arg::tensor(&gate),
+            Arg::tensor(&up),
+            Arg::tensor(&out),
             Arg::U64(count),
         ],
     )
@@ -334,11 +341,11 @@ pub(crate) fn rope_heads<B: Backend>(
         "quarry_rope_heads_bf16",
         Shape::linear(grid_for(count, 256), 256),
         vec![
-            Arg::Buffer(x.handle.clone().binding()),
+            Arg::tensor(&x),
             Arg::Buffer(bias_binding),
-            Arg::Buffer(cos.handle.clone().binding()),
-            Arg::Buffer(sin.handle.clone().binding()),
-            Arg::Buffer(out.handle.clone().binding()),
+            Arg::tensor(&cos),
+            Arg::tensor(&sin),
+            Arg::tensor(&out),
             Arg::U32(batch as u32),
             Arg::U32(seq as u32),
             Arg::U32(heads as u32),
@@ -386,10 +393,10 @@ pub(crate) fn flash_attention<B: Backend>(
             shared_bytes: flash_shared_bytes(dim) as u32,
         },
         vec![
-            Arg::Buffer(q.handle.clone().binding()),
-            Arg::Buffer(k.handle.clone().binding()),
-            Arg::Buffer(v.handle.clone().binding()),
-            Arg::Buffer(out.handle.clone().binding()),
+            Arg::tensor(&q),
+            Arg::tensor(&k),
+            Arg::tensor(&v),
+            Arg::tensor(&out),
             Arg::U32(seq as u32),
             Arg::U32(heads as u32),
             Arg::U32(kv_heads as u32),

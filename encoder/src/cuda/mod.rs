@@ -34,8 +34,7 @@ use cubecl_common::stream_id::StreamId;
 use cubecl_cuda::{CudaRuntime, CudaServer};
 use cudarc::cublas::{result as cublas, sys as cublas_sys};
 
-use crate::encode::CudaBackend;
-use crate::frozen::retype;
+use crate::backend::{retype, CudaBackend};
 use crate::EncoderError;
 
 mod attention;

@@ -228,6 +228,15 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
+/// `(d * scale, dmin * min)` of sub-blocks `2 * chunk` and `2 * chunk + 1` of a Q4_K/Q5_K
+/// block: each 64-value chunk takes its two halves' scales and minimums.
+fn sub_block_scales(d: f32, dmin: f32, scales: &[u8], chunk: usize) -> [(f32, f32); 2] {
+    [2 * chunk, 2 * chunk + 1].map(|sub_block| {
+        let (scale, min) = scale_min_k4(sub_block, scales);
+        (d * scale as f32, dmin * min as f32)
+    })
+}
+
 /// block_q4_K { f16 d; f16 dmin; u8 scales[12]; u8 qs[128] }: 8 sub-blocks of 32,
 /// x = (d * scale) * nibble - (dmin * min).
 fn dequantize_q4_k(b: &[u8], out: &mut Vec<f32>) {
@@ -236,10 +245,7 @@ fn dequantize_q4_k(b: &[u8], out: &mut Vec<f32>) {
     let qs = &b[16..144];
     for chunk in 0..4 {
         let q = &qs[chunk * 32..chunk * 32 + 32];
-        let (sc1, m1) = scale_min_k4(2 * chunk, scales);
-        let (sc2, m2) = scale_min_k4(2 * chunk + 1, scales);
-        let (d1, min1) = (d * sc1 as f32, dmin * m1 as f32);
-        let (d2, min2) = (d * sc2 as f32, dmin * m2 as f32);
+        let [(d1, min1), (d2, min2)] = sub_block_scales(d, dmin, scales, chunk);
         out.extend(q.iter().map(|&v| d1 * (v & 0x0F) as f32 - min1));
         out.extend(q.iter().map(|&v| d2 * (v >> 4) as f32 - min2));
     }
@@ -253,10 +259,7 @@ fn dequantize_q5_k(b: &[u8], out: &mut Vec<f32>) {
     let qs = &b[48..176];
     for chunk in 0..4 {
         let ql = &qs[chunk * 32..chunk * 32 + 32];
-        let (sc1, m1) = scale_min_k4(2 * chunk, scales);
-        let (sc2, m2) = scale_min_k4(2 * chunk + 1, scales);
-        let (d1, min1) = (d * sc1 as f32, dmin * m1 as f32);
-        let (d2, min2) = (d * sc2 as f32, dmin * m2 as f32);
+        let [(d1, min1), (d2, min2)] = sub_block_scales(d, dmin, scales, chunk);
         let (u1, u2) = (1u8 << (2 * chunk), 2u8 << (2 * chunk));
         out.extend((0..32).map(|l| {
             let high = if qh[l] & u1 != 0 { 16 } else { 0 };

@@ -12,6 +12,7 @@ use half::{bf16, f16};
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype, Metadata, SafeTensors};
 
+use crate::error::io_error;
 use crate::{EncoderError, HostTensor, TensorSource};
 
 /// Largest `model.safetensors.index.json` we read (real ones are tens of KB).
@@ -40,13 +41,6 @@ impl std::fmt::Debug for SafetensorsSource {
             .field("shards", &self.shards.len())
             .field("tensors", &self.tensors.len())
             .finish()
-    }
-}
-
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> EncoderError + '_ {
-    move |source| EncoderError::Io {
-        path: path.to_path_buf(),
-        source,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Test support: a minimal f32 safetensors [`TensorSource`] for the fixtures
 //! (the crate's real loaders live in `weights/`; this keeps the model tests
-//! independent of them), and the fixture reference format.
+//! independent of them), the fixture reference format, and readers of the JSON reference
+//! files.
 
 #![allow(dead_code)]
 
@@ -157,4 +158,24 @@ pub fn max_abs_error(actual: &[Vec<Vec<f32>>], expected: &[Vec<Vec<f32>>]) -> f3
         }
     }
     worst
+}
+
+/// The integers of a JSON array (how reference files store token ids and shapes).
+pub fn json_integers<T: TryFrom<u64>>(value: &serde_json::Value) -> Vec<T>
+where
+    T::Error: std::fmt::Debug,
+{
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {value}"))
+        .iter()
+        .map(|v| T::try_from(v.as_u64().unwrap()).unwrap())
+        .collect()
+}
+
+/// Asserts that `object` holds each `(key, value)` (numbers compared as f64).
+pub fn assert_json_fields(object: &serde_json::Value, expected: &[(&str, f64)]) {
+    for &(key, value) in expected {
+        assert_eq!(object[key].as_f64(), Some(value), "{key}");
+    }
 }
