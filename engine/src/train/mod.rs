@@ -18,15 +18,15 @@
 //! resumed from one ends with the bytes an uninterrupted run writes.
 //!
 //! Layout, one idea a file:
-//! - [`settings`]: what determines the adapter ([`TrainSettings`]) and the job's checks.
-//! - [`schedule`]: the steps, their learning rate and the seeds derived from the run's seed.
-//! - [`sampling`]: which groups and passages an optimiser step sees.
-//! - [`model`]: the base model, its supervised prompts and a fresh PEFT-initialised adapter.
-//! - [`batch`]: a micro-batch's texts as the token ids the contrastive loss takes.
-//! - [`optimizer`]: gradient sums, clipping and the AdamW update of the LoRA tensors.
-//! - [`checkpoint`]: the resumable state on disk.
-//! - [`report`]: how the loop tells its caller where it stands.
-//! - [`trainer`]: the loop itself, phase by phase.
+//! - `settings`: what determines the adapter ([`TrainSettings`]) and the job's checks.
+//! - `schedule`: the steps, their learning rate and the seeds derived from the run's seed.
+//! - `sampling`: which groups and passages an optimiser step sees.
+//! - `model`: the base model, its supervised prompts and a fresh PEFT-initialised adapter.
+//! - `batch`: a micro-batch's texts as the token ids the contrastive loss takes.
+//! - `optimizer`: gradient sums, clipping and the AdamW update of the LoRA tensors.
+//! - `checkpoint`: the resumable state on disk.
+//! - `report`: how the loop tells its caller where it stands.
+//! - `trainer`: the loop itself, phase by phase.
 
 mod batch;
 mod checkpoint;
