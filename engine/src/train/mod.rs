@@ -41,10 +41,12 @@ mod trainer;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Autodiff;
+use quarry_encoder::encode::CpuBackend;
 use quarry_encoder::ComputeDevice;
 use serde::Serialize;
 
 use crate::error::{EngineError, Result};
+use trainer::train_on;
 
 pub use checkpoint::CHECKPOINT_FILE;
 pub use report::{StepProgress, TrainReport};
@@ -114,16 +116,12 @@ pub fn train(job: &TrainJob, progress: &dyn TrainReport) -> Result<TrainSummary>
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     match job.device {
-        ComputeDevice::Cpu => trainer::train_on::<Autodiff<quarry_encoder::encode::CpuBackend>>(
-            job,
-            &Default::default(),
-            progress,
-        ),
+        ComputeDevice::Cpu => train_on::<Autodiff<CpuBackend>>(job, &Default::default(), progress),
         #[cfg(feature = "cuda")]
-        ComputeDevice::Cuda(index) => trainer::train_on::<
-            Autodiff<quarry_encoder::encode::CudaBackend>,
-        >(
-            job, &burn::backend::cuda::CudaDevice::new(index), progress
+        ComputeDevice::Cuda(index) => train_on::<Autodiff<quarry_encoder::encode::CudaBackend>>(
+            job,
+            &burn::backend::cuda::CudaDevice::new(index),
+            progress,
         ),
         #[cfg(not(feature = "cuda"))]
         ComputeDevice::Cuda(_) => Err(train_error(
