@@ -6,14 +6,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use quarry_encoder::{ComputeDevice, Precision};
-use quarry_engine::build::{build_dense, BuildMode, BuildRequest, EncoderSpec, DEFAULT_CHUNK_DOCS};
+use quarry_engine::build::{
+    build_dense, BuildMode, BuildRequest, ElementType, EncoderSpec, DEFAULT_CHUNK_DOCS,
+    DEFAULT_SHARD_ROWS,
+};
 use quarry_engine::dataset::Dataset;
-use quarry_index::dense::{ElementType, DEFAULT_SHARD_ROWS};
 
-use crate::args::UsageError;
-use crate::Session;
+use crate::args::{devices_and_precision, DtypeArg, UsageError};
+use crate::progress::Progress;
+use crate::session::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
@@ -25,13 +26,6 @@ pub enum ModeArg {
     Supervised,
     /// sentence-transformers: the text as is, mean pooling
     SentenceEmbedding,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DtypeArg {
-    F32,
-    Bf16,
-    F16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -100,94 +94,17 @@ pub struct BuildArgs {
     pub chunk_docs: usize,
 }
 
-/// The compute dtype `--dtype` names, refused where the device can't run it.
-pub fn parse_precision(dtype: DtypeArg, device: ComputeDevice) -> Result<Precision, UsageError> {
-    let precision = match dtype {
-        DtypeArg::F32 => Precision::F32,
-        DtypeArg::Bf16 => Precision::BF16,
-        DtypeArg::F16 => Precision::F16,
-    };
-    if device == ComputeDevice::Cpu && precision != Precision::F32 {
-        return Err(UsageError(format!(
-            "--dtype {dtype:?} needs --device cuda: the CPU backend computes in f32"
-        )));
-    }
-    Ok(precision)
-}
-
-/// The devices `--device` names: the first also encodes the queries.
-fn parse_devices(text: &str) -> Result<Vec<ComputeDevice>, UsageError> {
-    if text != "cuda:all" {
-        return parse_device(text).map(|device| vec![device]);
-    }
-    parse_device("cuda")?;
-    let count = quarry_encoder::encode::cuda_device_count();
-    if count == 0 {
-        return Err(UsageError(
-            "--device cuda:all: no CUDA device is visible (check the driver and CUDA_VISIBLE_DEVICES)"
-                .into(),
-        ));
-    }
-    Ok((0..count).map(ComputeDevice::Cuda).collect())
-}
-
-/// `--gemm` of `bench encode` and `train`: the engine of the projection GEMMs on CUDA
-/// (auto: cuBLAS when libcublas loads, else burn's matmul).
-#[cfg(feature = "cuda")]
-pub fn select_gemm(name: &str) -> anyhow::Result<()> {
-    use quarry_encoder::cuda::{self, GemmEngine};
-    let engine = match name {
-        "auto" => GemmEngine::Auto,
-        "cublas" => GemmEngine::Cublas,
-        "burn" => GemmEngine::Burn,
-        other => return Err(UsageError(format!("--gemm `{other}`: auto, cublas or burn")).into()),
-    };
-    if engine == GemmEngine::Cublas && !cuda::cublas_available() {
-        anyhow::bail!(
-            "--gemm cublas: libcublas cannot be loaded (add its folder to LD_LIBRARY_PATH)"
-        );
-    }
-    cuda::set_gemm_engine(engine);
-    Ok(())
-}
-
-pub fn parse_device(text: &str) -> Result<ComputeDevice, UsageError> {
-    let device = match text {
-        "cpu" => ComputeDevice::Cpu,
-        "cuda" => ComputeDevice::Cuda(0),
-        _ => match text.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(n)) => ComputeDevice::Cuda(n),
-            _ => {
-                return Err(UsageError(format!(
-                    "--device `{text}`: use cpu, cuda, cuda:N or cuda:all"
-                )))
-            }
-        },
-    };
-    if matches!(device, ComputeDevice::Cuda(_)) && !cfg!(feature = "cuda") {
-        return Err(UsageError(
-            "--device cuda: this quarry was built without GPU support; \
-             rebuild with `cargo build --release --features cuda`"
-                .into(),
-        ));
-    }
-    Ok(device)
-}
-
 pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
     // Kernel tuning persists in the data home, so the next build starts fast.
     // Set before anything touches the GPU: counting devices for cuda:all
     // already fixes cubecl's configuration.
-    #[cfg(feature = "cuda")]
     if args.device.starts_with("cuda") {
-        let tuning = context.catalog.home.join("gpu-tuning");
-        if let Some(dir) = quarry_encoder::encode::use_gpu_tuning_cache(&tuning) {
+        if let Some(dir) = quarry_engine::device::use_gpu_tuning_cache(&context.catalog.home) {
             eprintln!("GPU kernel tuning cache: {}", dir.display());
         }
     }
-    let devices = parse_devices(&args.device)?;
+    let (devices, precision) = devices_and_precision(&args.device, args.dtype)?;
     let device = devices[0];
-    let precision = parse_precision(args.dtype, device)?;
     if args.shard_rows == 0 || args.chunk_docs == 0 {
         return Err(UsageError("shard rows and chunk docs must be positive".into()).into());
     }
@@ -231,21 +148,16 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
         command,
         extra_devices: devices[1..].to_vec(),
     };
-    let progress = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr()).with_style(
-        ProgressStyle::with_template(
-            "encoding {bar:30} {pos}/{len} docs, {per_sec}, ETA {eta} {msg}",
-        )
-        .expect("valid template"),
-    );
+    let progress = Progress::new("encoding", "docs", false);
     let outcome =
-        build_dense(&context.catalog, &dataset, &request, &progress).with_context(|| {
+        build_dense(&context.catalog, &dataset, &request, progress.bar()).with_context(|| {
             format!(
                 "building a dense index of {} with {}",
                 dataset.name,
                 args.model.display()
             )
         })?;
-    progress.finish_and_clear();
+    progress.finish();
     let name = outcome.name.clone();
     if outcome.up_to_date {
         println!(

@@ -10,13 +10,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
+use indicatif::ProgressBar;
 use quarry_engine::dataset::Dataset;
 use quarry_engine::metrics::{evaluate, Metric};
-use quarry_engine::retrieve::queries_for_split;
+use quarry_engine::retriever::Retrievers;
+use quarry_engine::split::{queries_for_split, read_split};
 use serde::Serialize;
 
 use crate::args::{parse_retriever_list, RetrieverList, RetrieverSpec, UsageError, DEFAULT_K};
-use crate::Session;
+use crate::session::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -77,7 +79,7 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
         ))
         .into());
     }
-    let retrievers: Vec<RetrieverSpec> = args
+    let retrievers_wanted: Vec<RetrieverSpec> = args
         .retrievers
         .into_iter()
         .flat_map(|list| list.0)
@@ -87,14 +89,17 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
     for name in &args.datasets {
         let dataset = Dataset::resolve(name, context.registry.as_ref())?;
         let split = dataset.default_split.clone();
-        let (qrels, corpus, queries) = crate::eval::read_split_files(&dataset, &split)?;
+        let (qrels, corpus, queries) = read_split(&dataset, &split)?;
         let (selected, _) = queries_for_split(&queries, &qrels);
+        let mut retrievers =
+            Retrievers::new(&context.catalog, &dataset, corpus, ProgressBar::hidden());
         let mut values = Vec::new();
         let mut evaluated = 0;
-        for spec in &retrievers {
-            match crate::eval::retrieve(
-                context, &dataset, &corpus, &selected, spec, DEFAULT_K, true,
-            ) {
+        for spec in &retrievers_wanted {
+            let retrieved = retrievers
+                .open(spec)
+                .and_then(|retriever| retrievers.retrieve(&retriever, &selected, DEFAULT_K));
+            match retrieved {
                 Ok(retrieved) => {
                     let evaluation = evaluate(&qrels, &retrieved.run, &[metric]);
                     evaluated = evaluation.num_queries();
@@ -102,10 +107,13 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
                 }
                 // A dense index (alone or inside a hybrid) may not be built yet.
                 Err(err) if !spec.dense_names().is_empty() => {
-                    missing.push(format!("{} on {}: {:#}", spec.name(), dataset.name, err));
+                    missing.push(format!("{} on {}: {}", spec.name(), dataset.name, err));
                     values.push(None);
                 }
-                Err(err) => return Err(err),
+                Err(err) => {
+                    return Err(anyhow::Error::new(err)
+                        .context(format!("{} on {}", spec.name(), dataset.name)))
+                }
             }
         }
         rows.push(Row {
@@ -115,7 +123,7 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
             values,
         });
     }
-    let average = (0..retrievers.len())
+    let average = (0..retrievers_wanted.len())
         .map(|c| {
             let vals: Vec<f64> = rows.iter().filter_map(|r| r.values[c]).collect();
             (vals.len() == rows.len() && !vals.is_empty())
@@ -124,7 +132,7 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
         .collect();
     let table = Table {
         metric: metric.to_string(),
-        retrievers: retrievers.iter().map(RetrieverSpec::name).collect(),
+        retrievers: retrievers_wanted.iter().map(RetrieverSpec::name).collect(),
         rows,
         average,
         missing,

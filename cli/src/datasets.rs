@@ -5,12 +5,20 @@
 use std::io::Write;
 
 use anyhow::{bail, Result};
+use clap::Args;
 use quarry_engine::dataset::Dataset;
 use quarry_engine::textio::count_lines;
 use serde::Serialize;
 
-use crate::args::DatasetsArgs;
-use crate::Session;
+use crate::session::Session;
+
+#[derive(Debug, Args)]
+pub struct DatasetsArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
 
 #[derive(Serialize)]
 struct Listing {

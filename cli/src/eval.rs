@@ -6,17 +6,118 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use quarry_engine::dataset::{Corpus, Dataset, MissingQrelsDocs, Qrels, Query};
-use quarry_engine::metrics::{evaluate, Evaluation};
-use quarry_engine::retrieve::queries_for_split;
+use clap::Args;
+use quarry_engine::dataset::{Corpus, Dataset, MissingQrelsDocs, Query};
+use quarry_engine::metrics::{evaluate, parse_metric_list, Evaluation, Metric};
+use quarry_engine::retriever::{Retrieval, Retrievers};
 use quarry_engine::run::Run;
+use quarry_engine::split::queries_for_split;
 use serde::Serialize;
 
-use quarry_engine::fusion::Fusion;
+use crate::args::{parse_retriever, RetrieverSpec, UsageError, DEFAULT_K};
+use crate::progress::Progress;
+use crate::session::Session;
 
-use crate::args::{EvalConfig, RetrieverSpec, RunSource};
-use crate::Session;
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["retriever", "run"])))]
+pub struct EvalArgs {
+    /// Registry name, or a path to any BEIR folder
+    #[arg(long, value_name = "NAME|DIR")]
+    pub dataset: String,
+
+    /// Retriever to run: bm25 (Lucene-exact, as Pyserini), dense:NAME,
+    /// hybrid:rrf(A,B), hybrid:rrf(k=60,A,B) or hybrid:interp(ALPHA,A,B)
+    #[arg(long, value_name = "SPEC", value_parser = parse_retriever)]
+    pub retriever: Option<RetrieverSpec>,
+
+    /// Score this TREC run file instead of retrieving
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["retriever", "k", "run_out"])]
+    pub run: Option<PathBuf>,
+
+    /// Qrels split [default: the dataset's, `test` for a bare folder]
+    #[arg(long)]
+    pub split: Option<String>,
+
+    /// Comma-separated metrics: ndcg@K, mrr@K, recall@K, p@K, map
+    #[arg(long, default_value = "ndcg@10,mrr@10,recall@100,recall@1000,map")]
+    pub metrics: String,
+
+    /// Write the retrieved run to this TREC run file
+    #[arg(long, value_name = "FILE")]
+    pub run_out: Option<PathBuf>,
+
+    /// Hits to retrieve per query [default: 1000]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub k: Option<u32>,
+
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the run to score comes from.
+#[derive(Debug, Clone)]
+pub enum RunSource {
+    Retriever {
+        kind: RetrieverSpec,
+        k: usize,
+        run_out: Option<PathBuf>,
+    },
+    RunFile(PathBuf),
+}
+
+/// `quarry eval`, validated.
+#[derive(Debug, Clone)]
+pub struct EvalConfig {
+    pub dataset: String,
+    pub source: RunSource,
+    pub split: Option<String>,
+    pub metrics: Vec<Metric>,
+    pub json: bool,
+}
+
+pub const DEFAULT_K: usize = 1000;
+
+impl EvalArgs {
+    pub fn validate(self) -> Result<EvalConfig, UsageError> {
+        let metrics = parse_metric_list(&self.metrics).map_err(|e| UsageError(e.to_string()))?;
+        let source = match (self.retriever, self.run) {
+            (Some(kind), None) => {
+                let k = self.k.map_or(DEFAULT_K, |k| k as usize);
+                if let Some(metric) = metrics.iter().find(|m| m.depth().is_some_and(|d| d > k)) {
+                    return Err(UsageError(format!(
+                        "{metric} looks deeper than the {k} hits retrieved (--k {k}); raise --k or drop the metric"
+                    )));
+                }
+                RunSource::Retriever {
+                    kind,
+                    k,
+                    run_out: self.run_out,
+                }
+            }
+            (None, Some(path)) => RunSource::RunFile(path),
+            // clap's "source" group makes these unreachable; say so plainly anyway.
+            _ => {
+                return Err(UsageError(
+                    "give exactly one of --retriever or --run".into(),
+                ))
+            }
+        };
+        if let Some(split) = &self.split {
+            if split.is_empty() || split.contains(['/', '\\']) {
+                return Err(UsageError(format!("--split `{split}` is not a split name")));
+            }
+        }
+        Ok(EvalConfig {
+            dataset: self.dataset,
+            source,
+            split: self.split,
+            metrics,
+            json: self.json,
+        })
+    }
+}
+
 
 /// Everything `quarry eval` reports; printed as JSON with `--json`.
 #[derive(Serialize)]
@@ -64,16 +165,6 @@ struct Timings {
     total: f64,
 }
 
-/// A run produced by a retriever, with what the report shows about it.
-pub struct Retrieved {
-    pub run: Run,
-    pub index_dir: PathBuf,
-    pub index_reused: bool,
-    pub index_time: Duration,
-    pub search_time: Duration,
-    pub self_hits_removed: usize,
-}
-
 pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
     let total_started = Instant::now();
     let dataset = Dataset::resolve(&config.dataset, context.registry.as_ref())?;
@@ -89,7 +180,7 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
         .with_context(|| format!("reading the qrels of {}", dataset.name))?;
     // The corpus is needed to retrieve; for a run file it only serves the
     // missing-docs check, which is skipped when the corpus is not there.
-    let corpus: Option<Corpus> = match (&config.source, dataset.find_corpus()) {
+    let mut corpus: Option<Corpus> = match (&config.source, dataset.find_corpus()) {
         (RunSource::Retriever { .. }, _) | (RunSource::RunFile(_), Some(_)) => Some(
             dataset
                 .read_corpus()
@@ -104,6 +195,7 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
         }
     };
     let missing = corpus.as_ref().map(|c| qrels.missing_docs(&c.doc_ids()));
+    let corpus_sha256 = corpus.as_ref().map(|c| c.sha256.clone());
     if let Some(missing) = missing.as_ref().filter(|m| m.judgments > 0) {
         warnings.push(format!(
             "{} qrels judgments name {} doc ids missing from the corpus (e.g. {}); they still count as relevant",
@@ -141,7 +233,7 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
                 ));
             }
             queries_without_text = without_text;
-            let corpus = corpus.as_ref().expect("read above for retrievers");
+            let corpus = corpus.take().expect("read above for retrievers");
             let retrieved = retrieve(context, &dataset, corpus, &selected, kind, *k, config.json)?;
             timings.index = Some(retrieved.index_time.as_secs_f64());
             timings.search = Some(retrieved.search_time.as_secs_f64());
@@ -214,7 +306,7 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
         &dataset,
         split,
         source,
-        corpus.as_ref(),
+        corpus_sha256,
         &evaluation,
         missing,
         queries_without_text,
@@ -231,118 +323,27 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
 }
 
 /// Runs one retriever over the split's queries: BM25 (built in the catalog
-/// on first use) or a dense index built by `quarry build`.
-pub fn retrieve(
+/// on first use; the bar shows the build unless `quiet`), a dense index
+/// built by `quarry build`, or a hybrid.
+fn retrieve(
     context: &Session,
     dataset: &Dataset,
-    corpus: &Corpus,
+    corpus: Corpus,
     queries: &[&Query],
     spec: &RetrieverSpec,
     k: usize,
     quiet: bool,
-) -> Result<Retrieved> {
-    match spec {
-        RetrieverSpec::Bm25 => retrieve_with_bm25(context, dataset, corpus, queries, k, quiet),
-        RetrieverSpec::Hybrid {
-            fusion,
-            first,
-            second,
-        } => retrieve_hybrid(
-            context, *fusion, first, second, dataset, corpus, queries, k, quiet,
-        ),
-        RetrieverSpec::Dense(name) => {
-            let retrieval = quarry_engine::build::retrieve_dense(
-                &context.catalog,
-                dataset,
-                name,
-                &corpus.sha256,
-                queries,
-                k,
-            )
-            .with_context(|| format!("dense retrieval with `{name}` on {}", dataset.name))?;
-            Ok(Retrieved {
-                run: retrieval.run,
-                index_dir: retrieval.index_dir,
-                index_reused: true,
-                index_time: retrieval.open_time,
-                search_time: retrieval.search_time,
-                self_hits_removed: retrieval.self_hits_removed,
-            })
-        }
-    }
-}
-
-/// A hybrid: both sides retrieve `k` deep, then each query's two rankings
-/// are fused ([`quarry_engine::fusion`]) and cut to `k`.
-#[allow(clippy::too_many_arguments)]
-fn retrieve_hybrid(
-    context: &Session,
-    fusion: Fusion,
-    first: &RetrieverSpec,
-    second: &RetrieverSpec,
-    dataset: &Dataset,
-    corpus: &Corpus,
-    queries: &[&Query],
-    k: usize,
-    quiet: bool,
-) -> Result<Retrieved> {
-    let first = retrieve(context, dataset, corpus, queries, first, k, quiet)?;
-    let second = retrieve(context, dataset, corpus, queries, second, k, quiet)?;
-    let started = Instant::now();
-    let mut run = Run::default();
-    let empty = Vec::new();
-    for query in queries {
-        let a = first.run.by_query.get(&query.id).unwrap_or(&empty);
-        let b = second.run.by_query.get(&query.id).unwrap_or(&empty);
-        run.by_query.insert(query.id.clone(), fusion.fuse(a, b, k));
-    }
-    Ok(Retrieved {
-        run,
-        index_dir: first.index_dir,
-        index_reused: first.index_reused && second.index_reused,
-        index_time: first.index_time + second.index_time,
-        search_time: first.search_time + second.search_time + started.elapsed(),
-        self_hits_removed: first.self_hits_removed.max(second.self_hits_removed),
-    })
-}
-
-/// BM25 through the index crate (`quarry_engine::bm25`), building the index
-/// in the catalog on first use; the progress bar shows the build.
-fn retrieve_with_bm25(
-    context: &Session,
-    dataset: &Dataset,
-    corpus: &Corpus,
-    queries: &[&Query],
-    k: usize,
-    quiet: bool,
-) -> Result<Retrieved> {
-    let progress = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0).with_style(
-            ProgressStyle::with_template(
-                "building BM25 index {bar:40} {pos}/{len} docs ({elapsed})",
-            )
-            .expect("valid template"),
-        )
-    };
-    let retrieval = quarry_engine::bm25::retrieve_bm25(
-        &context.catalog,
-        dataset,
-        corpus,
-        queries,
-        k,
-        &progress,
-    )
-    .with_context(|| format!("BM25 retrieval on {}", dataset.name))?;
-    Ok(Retrieved {
-        run: retrieval.run,
-        index_dir: retrieval.index_dir,
-        index_reused: retrieval.index_reused,
-        index_time: retrieval.index_time,
-        search_time: retrieval.search_time,
-        self_hits_removed: retrieval.self_hits_removed,
-    })
+) -> Result<Retrieval> {
+    let progress = Progress::new("building BM25 index", "docs", quiet);
+    let mut retrievers = Retrievers::new(&context.catalog, dataset, corpus, progress.bar().clone());
+    let retriever = retrievers
+        .open(spec)
+        .with_context(|| format!("opening {spec} on {}", dataset.name))?;
+    let retrieval = retrievers
+        .retrieve(&retriever, queries, k)
+        .with_context(|| format!("retrieving with {spec} on {}", dataset.name))?;
+    progress.finish();
+    Ok(retrieval)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -350,7 +351,7 @@ fn build_report(
     dataset: &Dataset,
     split: String,
     source: SourceReport,
-    corpus: Option<&Corpus>,
+    corpus_sha256: Option<String>,
     evaluation: &Evaluation,
     missing: Option<MissingQrelsDocs>,
     queries_without_text: Vec<String>,
@@ -373,7 +374,7 @@ fn build_report(
         dataset_dir: dataset.root.display().to_string(),
         split,
         source,
-        corpus_sha256: corpus.map(|c| c.sha256.clone()),
+        corpus_sha256,
         queries_evaluated: evaluation.num_queries(),
         metrics,
         trec_eval_measures,
@@ -435,19 +436,4 @@ fn print_table(
     parts.push(format!("total {:.2}s", t.total));
     writeln!(out, "time: {}", parts.join(", "))?;
     Ok(())
-}
-
-/// The three files scoring (or mining) a split reads whole: its qrels, the corpus and the
-/// queries; errors say which file of which dataset.
-pub fn read_split_files(dataset: &Dataset, split: &str) -> Result<(Qrels, Corpus, Vec<Query>)> {
-    let qrels = dataset
-        .read_qrels(split)
-        .with_context(|| format!("reading the {split} qrels of {}", dataset.name))?;
-    let corpus = dataset
-        .read_corpus()
-        .with_context(|| format!("reading the corpus of {}", dataset.name))?;
-    let queries = dataset
-        .read_queries()
-        .with_context(|| format!("reading the queries of {}", dataset.name))?;
-    Ok((qrels, corpus, queries))
 }

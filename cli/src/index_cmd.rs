@@ -1,12 +1,15 @@
 //! `quarry index …`: inspect, verify and query a dense embedding index
-//! directory (see `index/FORMAT.md`) without the engine.
+//! directory (see `index/FORMAT.md`) without a dataset or model
+//! (`quarry_engine::inspect` does the work; this module prints).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use quarry_index::dense::npy::NpyF32;
-use quarry_index::dense::{DenseIndex, HnswIndex, HnswParams, ShardStatus, Verify};
+use quarry_engine::inspect::{
+    build_hnsw, open_index, read_query_vectors, search_vectors, verify_index, DenseIndex,
+    HnswParams, ShardStatus, Verify,
+};
 
 #[derive(Args, Debug)]
 pub struct IndexArgs {
@@ -73,11 +76,10 @@ fn status_name(s: &ShardStatus) -> &'static str {
 }
 
 fn open(dir: &Path, verify: Verify) -> Result<DenseIndex> {
-    DenseIndex::open_with(dir, verify).with_context(|| format!("opening index {}", dir.display()))
+    open_index(dir, verify).with_context(|| format!("opening index {}", dir.display()))
 }
 
-fn info(dir: &Path, json: bool, verify: Verify) -> Result<()> {
-    let index = open(dir, verify)?;
+fn info(dir: &Path, json: bool, index: &DenseIndex) -> Result<()> {
     let m = index.manifest();
     let shards: Vec<_> = m
         .shards
@@ -134,55 +136,6 @@ fn info(dir: &Path, json: bool, verify: Verify) -> Result<()> {
     Ok(())
 }
 
-fn read_queries(path: &Path, dim: usize) -> Result<Vec<f32>> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let values: Vec<f32> = match ext {
-        "npy" => {
-            let a = NpyF32::open(path)?;
-            a.rows_vec(0, a.rows)
-        }
-        "json" => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let v: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{}: not JSON", path.display()))?;
-            let rows: Vec<serde_json::Value> = match v {
-                serde_json::Value::Array(a) if a.first().is_some_and(|x| x.is_array()) => a,
-                other => vec![other],
-            };
-            let mut out = Vec::new();
-            for (i, r) in rows.iter().enumerate() {
-                let r: Vec<f32> = serde_json::from_value(r.clone()).with_context(|| {
-                    format!("{}: query {i} is not an array of numbers", path.display())
-                })?;
-                out.extend(r);
-            }
-            out
-        }
-        _ => {
-            let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            if !b.len().is_multiple_of(4) {
-                bail!(
-                    "{}: raw f32 file has {} bytes, not a multiple of 4",
-                    path.display(),
-                    b.len()
-                );
-            }
-            b.chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect()
-        }
-    };
-    if values.is_empty() || !values.len().is_multiple_of(dim) {
-        bail!(
-            "{}: {} values is not a whole number of {dim}-dimensional queries (index dimension {dim})",
-            path.display(),
-            values.len()
-        );
-    }
-    Ok(values)
-}
-
 #[allow(clippy::too_many_arguments)]
 fn search(
     dir: &Path,
@@ -196,29 +149,20 @@ fn search(
 ) -> Result<()> {
     let index = open(dir, Verify::Once)?;
     let queries = match (query_file, row) {
-        (Some(f), _) => read_queries(f, index.dim())?,
+        (Some(f), _) => read_query_vectors(f, index.dim())?,
         (None, Some(r)) => index.row_vector(r)?,
         (None, None) => bail!("give --query-file FILE or --row N"),
     };
-    let fp = encoder
-        .unwrap_or(&index.manifest().encoder_fingerprint)
-        .to_string();
-    let t = std::time::Instant::now();
-    let results = if use_hnsw {
-        HnswIndex::load(&index)?.search(&index, &fp, &queries, k, ef)?
-    } else {
-        index.search(&fp, &queries, k)?
-    };
-    let seconds = t.elapsed().as_secs_f64();
+    let (results, seconds) =
+        search_vectors(&index, &queries, k, encoder, use_hnsw.then_some(ef))?;
     let mut out = Vec::new();
     for (qi, hits) in results.iter().enumerate() {
         let mut list = Vec::new();
-        for (rank, h) in hits.iter().enumerate() {
-            let doc = index.doc_id(h.row)?;
+        for (rank, (row, doc, score)) in hits.iter().enumerate() {
             if json {
-                list.push(serde_json::json!({"rank": rank + 1, "row": h.row, "doc_id": doc, "score": h.score}));
+                list.push(serde_json::json!({"rank": rank + 1, "row": row, "doc_id": doc, "score": score}));
             } else {
-                println!("{qi}\t{}\t{}\t{}\t{:.6}", rank + 1, h.row, doc, h.score);
+                println!("{qi}\t{}\t{}\t{}\t{:.6}", rank + 1, row, doc, score);
             }
         }
         if json {
@@ -242,15 +186,13 @@ fn search(
 
 pub fn run(args: IndexArgs) -> Result<()> {
     match args.command {
-        IndexCommand::Info { dir, json } => info(&dir, json, Verify::Never),
+        IndexCommand::Info { dir, json } => info(&dir, json, &open(&dir, Verify::Never)?),
         IndexCommand::Verify { dir, json } => {
-            // Verify::Always checksums every shard; the first mismatch is the error.
-            info(&dir, json, Verify::Always)?;
-            // The HNSW graph file too (checksum and link ranges), when there is one.
-            let index = open(&dir, Verify::Never)?;
-            HnswIndex::verify_file(&index)
-                .with_context(|| format!("verifying the HNSW graph of {}", dir.display()))?;
-            Ok(())
+            // Every shard, the HNSW graph and the query cache checksummed; the
+            // first mismatch is the error.
+            let (index, _) =
+                verify_index(&dir).with_context(|| format!("verifying index {}", dir.display()))?;
+            info(&dir, json, &index)
         }
         IndexCommand::Search {
             dir,
@@ -283,7 +225,7 @@ pub fn run(args: IndexArgs) -> Result<()> {
                 ef_construction,
                 ef_search,
             };
-            let report = HnswIndex::build(&index, params, &[], 10)?;
+            let report = build_hnsw(&index, params)?;
             println!(
                 "built HNSW over {} rows in {:.1} s: M={m} ef_construction={ef_construction}; \
                  recall@10 vs exact at ef_search={ef_search}: {:.4} ({} stored rows as queries)",

@@ -1,5 +1,8 @@
 //! `quarry`: build retrieval indexes with LLM encoders and evaluate them.
 //!
+//! The binary is thin: flags (clap) → a typed configuration → engine calls →
+//! printing. Each command is one module; shared flags live in [`args`].
+//!
 //! Exit codes: 0 success, 1 error, 2 usage error (bad flags or values).
 
 mod args;
@@ -10,51 +13,61 @@ mod datasets;
 mod eval;
 mod index_cmd;
 mod mine;
+mod progress;
 mod search;
+mod session;
 mod train;
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use clap::Parser;
-use quarry_engine::registry::Registry;
-use quarry_engine::retrieve::Catalog;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 
-use crate::args::{Cli, Command, UsageError};
+use crate::args::{is_broken_pipe, UsageError};
+use crate::session::Session;
 
-/// The registry of the checkout this binary was built from: the last place
-/// quarry looks, so `cargo run` works from any directory of the repository.
-const BUILT_IN_REGISTRY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets.toml");
+#[derive(Debug, Parser)]
+#[command(
+    name = "quarry",
+    version,
+    about = "LLMs as dense retrievers, measured honestly"
+)]
+pub struct Cli {
+    /// Dataset registry to use [default: datasets.toml in the current
+    /// directory or the nearest parent that has one, else the one of the
+    /// checkout quarry was built from]
+    #[arg(long, global = true, env = "QUARRY_REGISTRY", value_name = "FILE")]
+    pub registry: Option<PathBuf>,
 
-/// What every command needs besides its own flags.
-pub struct Session {
-    pub registry: Option<Registry>,
-    pub catalog: Catalog,
+    /// Data home where indexes are kept [default: .quarry in the current directory]
+    #[arg(long, global = true, env = "QUARRY_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-impl Session {
-    fn load(cli: &Cli) -> Result<Session> {
-        let cwd = std::env::current_dir().context("reading the current directory")?;
-        let registry_file = Registry::discover(
-            cli.registry.as_deref(),
-            &cwd,
-            Some(Path::new(BUILT_IN_REGISTRY)),
-        )
-        .context("finding the dataset registry")?;
-        let registry = match registry_file {
-            Some(file) => Some(Registry::load(&file).context("reading the dataset registry")?),
-            None => None,
-        };
-        let home = cli
-            .home
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(Catalog::DEFAULT_HOME));
-        Ok(Session {
-            registry,
-            catalog: Catalog::new(home),
-        })
-    }
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the registry's datasets and what of them is present locally
+    Datasets(crate::datasets::DatasetsArgs),
+    /// Retrieve with a retriever (or read a run file) and score it against qrels
+    Eval(crate::eval::EvalArgs),
+    /// Inspect, verify and query dense embedding indexes
+    Index(crate::index_cmd::IndexArgs),
+    /// Interactive search shell over a dataset (reads queries line by line from a pipe)
+    Search(crate::search::SearchArgs),
+    /// Encode a dataset's corpus and queries once into a dense index (resumable, idempotent)
+    Build(crate::build::BuildArgs),
+    /// Score several retrievers on several datasets: one table (md, csv, json) or an SVG chart
+    Compare(crate::compare::CompareArgs),
+    /// Mine hard negatives for a train split: Tevatron JSONL training groups for `quarry train`
+    Mine(crate::mine::MineArgs),
+    /// LoRA-fine-tune a Qwen2 encoder contrastively (RepLLaMA recipe) into a PEFT adapter
+    Train(Box<crate::train::TrainArgs>),
+    /// Measure GPU encoding throughput (fixed shapes and real documents)
+    Bench(crate::bench::BenchArgs),
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -64,23 +77,33 @@ fn run(cli: Cli) -> Result<()> {
     }
     // `quarry train` reads its model and training file alone.
     if let Command::Train(args) = cli.command {
-        let home = cli
-            .home
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(Catalog::DEFAULT_HOME));
+        let home = cli.home.clone().unwrap_or_else(args::default_home);
         return train::run(*args, &home);
     }
-    let context = Session::load(&cli)?;
+    let session = Session::load(cli.registry.as_deref(), cli.home.clone())?;
     match cli.command {
-        Command::Datasets(args) => datasets::run(&context, &args),
-        Command::Eval(args) => eval::run(&context, args.validate()?),
-        Command::Search(args) => search::run(&context, args),
-        Command::Build(args) => build::run(&context, args),
-        Command::Compare(args) => compare::run(&context, args),
-        Command::Mine(args) => mine::run(&context, args),
-        Command::Bench(args) => bench::run(&context, args),
+        Command::Datasets(args) => datasets::run(&session, &args),
+        Command::Eval(args) => eval::run(&session, args.validate()?),
+        Command::Search(args) => search::run(&session, args),
+        Command::Build(args) => build::run(&session, args),
+        Command::Compare(args) => compare::run(&session, args),
+        Command::Mine(args) => mine::run(&session, args),
+        Command::Bench(args) => bench::run(&session, args),
         Command::Index(_) | Command::Train(_) => unreachable!("handled above"),
     }
+}
+
+/// A usage mistake found by the engine (a spec or a device this build can't run).
+fn is_usage_error(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<UsageError>().is_some()
+            || cause.downcast_ref::<quarry_engine::UsageError>().is_some()
+            || cause.downcast_ref::<quarry_engine::retriever::SpecError>().is_some()
+            || matches!(
+                cause.downcast_ref::<quarry_engine::EngineError>(),
+                Some(quarry_engine::EngineError::Usage(_) | quarry_engine::EngineError::Spec(_))
+            )
+    })
 }
 
 fn main() -> ExitCode {
@@ -90,8 +113,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away (`quarry datasets | head`): not an error.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
-        Err(err) if err.downcast_ref::<UsageError>().is_some() => {
-            eprintln!("error: {err}");
+        Err(err) if is_usage_error(&err) => {
+            eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
         Err(err) => {
@@ -101,10 +124,96 @@ fn main() -> ExitCode {
     }
 }
 
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::{EvalArgs, RunSource};
+    use quarry_engine::retriever::RetrieverSpec;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("quarry").chain(args.iter().copied()))
+    }
+
+    fn eval_args(args: &[&str]) -> EvalArgs {
+        match parse(args).unwrap().command {
+            Command::Eval(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn retriever_and_run_are_exclusive_and_one_is_required() {
+        assert!(parse(&["eval", "--dataset", "d"]).is_err());
+        assert!(parse(&[
+            "eval",
+            "--dataset",
+            "d",
+            "--retriever",
+            "bm25",
+            "--run",
+            "r"
+        ])
+        .is_err());
+        assert!(parse(&["eval", "--dataset", "d", "--run", "r", "--k", "10"]).is_err());
+        let config = eval_args(&["eval", "--dataset", "d", "--retriever", "bm25"])
+            .validate()
+            .unwrap();
+        assert!(matches!(
+            config.source,
+            RunSource::Retriever { k: 1000, .. }
+        ));
+        let config = eval_args(&[
+            "eval",
+            "--dataset",
+            "d",
+            "--retriever",
+            "hybrid:interp(0.4,bm25,bm25)",
+        ])
+        .validate()
+        .unwrap();
+        assert!(matches!(
+            config.source,
+            RunSource::Retriever {
+                kind: RetrieverSpec::Hybrid { .. },
+                ..
+            }
+        ));
+        let err =
+            parse(&["eval", "--dataset", "d", "--retriever", "hybrid:rrf(bm25)"]).unwrap_err();
+        assert!(err.to_string().contains("rrf takes 2 retrievers"), "{err}");
+    }
+
+    #[test]
+    fn bad_metrics_and_too_shallow_k_are_usage_errors() {
+        let err = eval_args(&[
+            "eval",
+            "--dataset",
+            "d",
+            "--run",
+            "r",
+            "--metrics",
+            "ndcg@ten",
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(err.0.contains("ndcg@ten"), "{err}");
+        let err = eval_args(&[
+            "eval",
+            "--dataset",
+            "d",
+            "--retriever",
+            "bm25",
+            "--k",
+            "100",
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(err.0.contains("recall@1000"), "{err}");
+    }
 }

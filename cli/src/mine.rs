@@ -1,7 +1,7 @@
 //! `quarry mine`: hard negatives for a dataset's train split, written as
 //! Tevatron/RepLLaMA JSONL training groups (what `quarry train` reads).
 //!
-//! Retrieval is `quarry eval`'s ([`crate::eval::retrieve`]): BM25 (built in
+//! Retrieval is `quarry eval`'s (`quarry_engine::retriever`): BM25 (built in
 //! the catalog on first use), a dense index made by `quarry build` (its
 //! query cache holds every query of the queries file, train queries
 //! included; missing ones are encoded with the index's model), or a hybrid
@@ -13,15 +13,17 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use quarry_engine::dataset::{Dataset, Query};
-use quarry_engine::mine::{MineConfig, Miner, NegativeSampling, Skipped};
-use quarry_engine::retrieve::queries_for_split;
-use quarry_engine::train_data::{file_sha256, write_train_groups};
+use quarry_engine::catalog::safe_name;
+use quarry_engine::dataset::Dataset;
+use quarry_engine::mine::{mine_to_file, MineConfig, Miner, NegativeSampling};
+use quarry_engine::retriever::Retrievers;
+use quarry_engine::split::{queries_for_split, read_split};
+use quarry_engine::train_data::file_sha256;
 use serde::Serialize;
 
 use crate::args::{parse_retriever, RetrieverSpec, UsageError};
-use crate::Session;
+use crate::progress::Progress;
+use crate::session::Session;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SampleArg {
@@ -126,16 +128,7 @@ struct Timings {
 }
 
 fn default_output(dataset: &str, split: &str, retriever: &str) -> PathBuf {
-    let safe: String = format!("{dataset}-{split}-{retriever}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let safe = safe_name(&format!("{dataset}-{split}-{retriever}"));
     PathBuf::from(format!("{safe}.jsonl"))
 }
 
@@ -175,7 +168,7 @@ pub fn run(context: &Session, args: MineArgs) -> Result<()> {
         .unwrap_or_else(|| default_output(&dataset.name, &args.split, &retriever));
 
     let started = Instant::now();
-    let (qrels, corpus, queries) = crate::eval::read_split_files(&dataset, &args.split)?;
+    let (qrels, corpus, queries) = read_split(&dataset, &args.split)?;
     let (selected, without_text) = queries_for_split(&queries, &qrels);
     let read_time = started.elapsed();
 
@@ -187,49 +180,34 @@ pub fn run(context: &Session, args: MineArgs) -> Result<()> {
             args.split
         );
     }
-    let retrieved = crate::eval::retrieve(
-        context,
-        &dataset,
-        &corpus,
-        &selected,
-        &args.retriever,
-        depth,
-        args.json,
-    )?;
+    let build_progress = Progress::new("building BM25 index", "docs", args.json);
+    let mut retrievers =
+        Retrievers::new(&context.catalog, &dataset, corpus, build_progress.bar().clone());
+    let opened = retrievers
+        .open(&args.retriever)
+        .with_context(|| format!("opening {retriever} on {}", dataset.name))?;
+    let retrieved = retrievers
+        .retrieve(&opened, &selected, depth)
+        .with_context(|| format!("retrieving with {retriever} on {}", dataset.name))?;
+    build_progress.finish();
     let retrieve_time = started.elapsed();
 
     let started = Instant::now();
-    let miner = Miner::new(&corpus, config);
-    let mut stats = Stats::default();
-    let bar = progress_bar(args.json, selected.len() as u64);
-    let empty_run = Vec::new();
+    let miner = Miner::new(retrievers.corpus(), config);
     let min_negatives = args.min_negatives as usize;
-    let groups = bar.wrap_iter(selected.iter()).filter_map(|query: &&Query| {
-        let judged = &qrels.by_query[&query.id];
-        let ranking = retrieved.run.by_query.get(&query.id).unwrap_or(&empty_run);
-        let mined = miner.group(query, judged, ranking);
-        stats.positives_missing += mined.positives_missing;
-        stats.judged_dropped += mined.judged_dropped;
-        match mined.group {
-            Err(Skipped::NoPositives) => {
-                stats.without_positives += 1;
-                None
-            }
-            Ok(group) if group.negatives.len() < min_negatives => {
-                stats.below_min_negatives += 1;
-                None
-            }
-            Ok(group) => {
-                stats.positives += group.positives.len();
-                stats.negatives += group.negatives.len();
-                stats.short += usize::from(group.negatives.len() < config.negatives);
-                Some(group)
-            }
-        }
-    });
-    let written = write_train_groups(&output, groups)
-        .with_context(|| format!("writing the training groups to {}", output.display()))?;
-    bar.finish_and_clear();
+    let progress = Progress::new("mining", "queries", args.json);
+    let stats = mine_to_file(
+        &miner,
+        &selected,
+        &qrels,
+        &retrieved.run,
+        min_negatives,
+        &output,
+        progress.bar(),
+    )
+    .with_context(|| format!("writing the training groups to {}", output.display()))?;
+    progress.finish();
+    let written = stats.groups_written;
     let write_time = started.elapsed();
     let output_bytes = std::fs::metadata(&output)
         .with_context(|| format!("reading back {}", output.display()))?
@@ -261,7 +239,7 @@ pub fn run(context: &Session, args: MineArgs) -> Result<()> {
         negatives_total: stats.negatives,
         avg_positives: per_group(stats.positives),
         avg_negatives: per_group(stats.negatives),
-        groups_short_of_negatives: stats.short,
+        groups_short_of_negatives: stats.short_of_negatives,
         positives_missing_from_corpus: stats.positives_missing,
         judged_docs_dropped: stats.judged_dropped,
         self_hits_removed: retrieved.self_hits_removed,
@@ -283,29 +261,6 @@ pub fn run(context: &Session, args: MineArgs) -> Result<()> {
         print_summary(&mut out, &summary)?;
     }
     Ok(())
-}
-
-#[derive(Default)]
-struct Stats {
-    without_positives: usize,
-    below_min_negatives: usize,
-    positives: usize,
-    negatives: usize,
-    short: usize,
-    positives_missing: usize,
-    judged_dropped: usize,
-}
-
-/// A bar over `len` queries on stderr; hidden with `--json` (and by
-/// indicatif when stderr is not a terminal).
-fn progress_bar(hidden: bool, len: u64) -> ProgressBar {
-    if hidden {
-        return ProgressBar::hidden();
-    }
-    ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr()).with_style(
-        ProgressStyle::with_template("mining {bar:30} {pos}/{len} queries, {per_sec}, ETA {eta}")
-            .expect("valid template"),
-    )
 }
 
 fn print_summary(out: &mut impl std::io::Write, s: &Summary) -> std::io::Result<()> {

@@ -14,21 +14,16 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::rc::Rc;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use quarry_encoder::{ComputeDevice, EmbeddingModel, Precision};
-use quarry_engine::bm25::open_or_build_bm25;
-use quarry_engine::build::{resolve_dense_dir, BuildInfo, PreparedEncoder};
-use quarry_engine::dataset::{Corpus, Dataset, Document};
-use quarry_engine::fusion::RetrieverSpec;
-use quarry_engine::run::RunHit;
-use quarry_index::bm25::Bm25Index;
-use quarry_index::dense::DenseIndex;
+use quarry_engine::dataset::{Dataset, Document};
+use quarry_engine::retriever::{Bm25Retriever, Retriever, RetrieverSpec, Retrievers};
 
-use crate::Session;
+use crate::args::is_broken_pipe;
+use crate::progress::Progress;
+use crate::session::Session;
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -45,8 +40,6 @@ pub struct SearchArgs {
     pub k: u32,
 }
 
-/// Hits each side of a hybrid contributes before fusion (at least k).
-const FUSION_DEPTH: usize = 100;
 /// How deep `:rank` looks in each retriever's ranking.
 const RANK_DEPTH: usize = 1000;
 /// Words shown around the best-matching part of a document.
@@ -55,35 +48,20 @@ const SNIPPET_WORDS: usize = 32;
 const HELP: &str = "\
 type a query to search, or a command:
   :dataset NAME     switch to another dataset (registry name or BEIR folder)
-  :retriever SPEC   bm25 | dense:NAME | hybrid:rrf(A,B) | hybrid:rrf(k=60,A,B) | hybrid:interp(0.5,A,B)
+  :retriever SPEC   bm25 | dense:NAME | hnsw:NAME | hybrid:rrf(A,B) | hybrid:rrf(k=60,A,B) | hybrid:interp(0.5,A,B)
   :k N              show N hits per query
   :doc ID           show a document in full
   :rank ID          how each available retriever ranked ID for the last query
   :help             this list
   :quit             leave (also Ctrl-D)";
 
-/// The loaded dataset and its indexes.
-struct Loaded {
-    dataset: Dataset,
-    corpus: Corpus,
-    /// doc id -> position in `corpus.docs`.
-    positions: std::collections::HashMap<String, usize>,
-    bm25: Bm25Index,
-    /// Dense indexes opened so far, by name, with their loaded encoders.
-    dense: std::collections::BTreeMap<String, DenseSide>,
-}
-
-/// A dense index and the model that encodes queries for it.
-struct DenseSide {
-    index: DenseIndex,
-    prepared: PreparedEncoder,
-    model: EmbeddingModel,
-}
-
 struct Shell<'s> {
     session: &'s Session,
-    loaded: Loaded,
-    retriever: RetrieverSpec,
+    /// The dataset's retrievers (its BM25 index always open: it analyses
+    /// queries for highlighting).
+    retrievers: Retrievers,
+    bm25: Rc<Bm25Retriever>,
+    retriever: Retriever,
     k: usize,
     last_query: Option<String>,
     /// How highlighted terms are marked.
@@ -98,21 +76,16 @@ enum Style {
     Stars,
 }
 
-/// Time spent turning the query into something searchable, and searching.
-#[derive(Default)]
-struct Latency {
-    encode: Duration,
-    search: Duration,
-}
-
 pub fn run(session: &Session, args: SearchArgs) -> Result<()> {
-    let retriever = RetrieverSpec::parse(&args.retriever)
+    let spec = RetrieverSpec::parse(&args.retriever)
         .map_err(|e| crate::args::UsageError(e.to_string()))?;
-    let loaded = load(session, &args.dataset)?;
+    let (mut retrievers, bm25) = load(session, &args.dataset)?;
+    let retriever = open(&mut retrievers, &spec)?;
     let mut shell = Shell {
         session,
-        loaded,
-        retriever: RetrieverSpec::Bm25,
+        retrievers,
+        bm25,
+        retriever,
         k: args.k as usize,
         last_query: None,
         style: if std::io::stdout().is_terminal() {
@@ -121,9 +94,6 @@ pub fn run(session: &Session, args: SearchArgs) -> Result<()> {
             Style::Stars
         },
     };
-    shell.check_available(&retriever)?;
-    shell.retriever = retriever;
-
     if std::io::stdin().is_terminal() {
         shell.interactive()
     } else {
@@ -131,36 +101,46 @@ pub fn run(session: &Session, args: SearchArgs) -> Result<()> {
     }
 }
 
-fn load(session: &Session, name: &str) -> Result<Loaded> {
+/// The retrievers of dataset `name`, with its BM25 index open (built first
+/// if needed).
+fn load(session: &Session, name: &str) -> Result<(Retrievers, Rc<Bm25Retriever>)> {
     let dataset = Dataset::resolve(name, session.registry.as_ref())?;
     let corpus = dataset
         .read_corpus()
         .with_context(|| format!("reading the corpus of {}", dataset.name))?;
-    let progress = if std::io::stderr().is_terminal() {
-        ProgressBar::new(0).with_style(
-            ProgressStyle::with_template(
-                "building BM25 index {bar:40} {pos}/{len} docs ({elapsed})",
-            )
-            .expect("valid template"),
-        )
-    } else {
-        ProgressBar::hidden()
-    };
-    let (bm25, _reused) = open_or_build_bm25(&session.catalog, &dataset, &corpus, &progress)
+    let progress = Progress::new(
+        "building BM25 index",
+        "docs",
+        !std::io::stderr().is_terminal(),
+    );
+    let mut retrievers = Retrievers::new(&session.catalog, &dataset, corpus, progress.bar().clone());
+    let bm25 = retrievers
+        .bm25()
         .with_context(|| format!("opening the BM25 index of {}", dataset.name))?;
-    let positions = corpus
-        .docs
-        .iter()
-        .enumerate()
-        .map(|(i, doc)| (doc.id.clone(), i))
-        .collect();
-    Ok(Loaded {
-        dataset,
-        corpus,
-        positions,
-        bm25,
-        dense: Default::default(),
-    })
+    progress.finish();
+    Ok((retrievers, bm25))
+}
+
+/// Opens `spec` over the loaded dataset; a dense index's query encoder is
+/// loaded now, so that the first query is not the slow one.
+fn open(retrievers: &mut Retrievers, spec: &RetrieverSpec) -> Result<Retriever> {
+    let retriever = retrievers
+        .open(spec)
+        .with_context(|| format!("{spec} on {}", retrievers.dataset().name))?;
+    load_query_encoders(&retriever)
+        .with_context(|| format!("{spec} on {}", retrievers.dataset().name))?;
+    Ok(retriever)
+}
+
+fn load_query_encoders(retriever: &Retriever) -> Result<()> {
+    match retriever {
+        Retriever::Bm25(_) => Ok(()),
+        Retriever::Dense(dense, _) => Ok(dense.load_query_encoder()?),
+        Retriever::Hybrid { first, second, .. } => {
+            load_query_encoders(first)?;
+            load_query_encoders(second)
+        }
+    }
 }
 
 impl Shell<'_> {
@@ -171,13 +151,13 @@ impl Shell<'_> {
         let _ = editor.load_history(&history);
         println!(
             "{} ({} docs), retriever {}, k {} — :help for commands",
-            self.loaded.dataset.name,
-            self.loaded.corpus.docs.len(),
-            self.retriever,
+            self.retrievers.dataset().name,
+            self.retrievers.corpus().docs.len(),
+            self.retriever.spec(),
             self.k
         );
         loop {
-            let prompt = format!("{}> ", self.loaded.dataset.name);
+            let prompt = format!("{}> ", self.retrievers.dataset().name);
             match editor.readline(&prompt) {
                 Ok(line) => {
                     if !line.trim().is_empty() {
@@ -233,7 +213,7 @@ impl Shell<'_> {
         };
         match result {
             Ok(()) => {}
-            Err(err) if crate::is_broken_pipe(&err) => return Err(err),
+            Err(err) if is_broken_pipe(&err) => return Err(err),
             Err(err) => eprintln!("error: {err:#}"),
         }
         std::io::stdout().flush().context("writing to stdout")?;
@@ -253,25 +233,24 @@ impl Shell<'_> {
             "dataset" => {
                 needs("a dataset name or folder")?;
                 drop(out);
-                let loaded = load(self.session, argument)?;
-                let old = std::mem::replace(&mut self.loaded, loaded);
-                if let Err(err) = self.check_available(&self.retriever.clone()) {
-                    self.loaded = old;
-                    return Err(err.context("dataset not switched"));
-                }
+                let (mut retrievers, bm25) = load(self.session, argument)?;
+                let retriever = open(&mut retrievers, &self.retriever.spec())
+                    .context("dataset not switched")?;
+                self.retrievers = retrievers;
+                self.bm25 = bm25;
+                self.retriever = retriever;
                 self.last_query = None;
                 println!(
                     "dataset {} ({} docs)",
-                    self.loaded.dataset.name,
-                    self.loaded.corpus.docs.len()
+                    self.retrievers.dataset().name,
+                    self.retrievers.corpus().docs.len()
                 );
             }
             "retriever" => {
                 needs("a retriever spec, e.g. bm25 or hybrid:rrf(bm25,dense:NAME)")?;
                 let spec = RetrieverSpec::parse(argument)?;
-                self.check_available(&spec)?;
+                self.retriever = open(&mut self.retrievers, &spec)?;
                 writeln!(out, "retriever {spec}")?;
-                self.retriever = spec;
             }
             "k" => {
                 needs("a number of hits")?;
@@ -305,102 +284,27 @@ impl Shell<'_> {
     }
 
     fn doc(&self, id: &str) -> Result<&Document> {
-        match self.loaded.positions.get(id) {
-            Some(&i) => Ok(&self.loaded.corpus.docs[i]),
-            None => bail!("no document `{id}` in {}", self.loaded.dataset.name),
-        }
-    }
-
-    /// Opens every dense index `spec` names (and loads its model) unless
-    /// open already; an index that is missing or stale is an error.
-    fn check_available(&mut self, spec: &RetrieverSpec) -> Result<()> {
-        for name in spec.dense_names() {
-            if self.loaded.dense.contains_key(name) {
-                continue;
-            }
-            let side = open_dense(self.session, &self.loaded, name)
-                .with_context(|| format!("dense:{name} on {}", self.loaded.dataset.name))?;
-            self.loaded.dense.insert(name.to_string(), side);
-        }
-        Ok(())
-    }
-
-    /// The ranking of `spec` for `query`, `depth` deep.
-    fn retrieve(
-        &self,
-        spec: &RetrieverSpec,
-        query: &str,
-        depth: usize,
-        latency: &mut Latency,
-    ) -> Result<Vec<RunHit>> {
-        match spec {
-            RetrieverSpec::Bm25 => {
-                let started = Instant::now();
-                let hits = self.loaded.bm25.search(query, depth)?;
-                latency.search += started.elapsed();
-                Ok(hits
-                    .into_iter()
-                    .map(|hit| RunHit {
-                        doc_id: hit.doc_id,
-                        score: f64::from(hit.score),
-                    })
-                    .collect())
-            }
-            RetrieverSpec::Dense(name) => {
-                let Some(side) = self.loaded.dense.get(name) else {
-                    bail!("dense:{name} is not open (choose it with :retriever first)");
-                };
-                let started = Instant::now();
-                let inputs = side.prepared.query_inputs(&[query])?;
-                let vectors = side.model.embed(&inputs)?;
-                latency.encode += started.elapsed();
-                let started = Instant::now();
-                let vector = vectors.into_iter().next().unwrap_or_default();
-                let lists = side
-                    .index
-                    .search(&side.prepared.fingerprint, &vector, depth)?;
-                let mut hits = Vec::new();
-                for hit in lists.into_iter().next().unwrap_or_default() {
-                    hits.push(RunHit {
-                        doc_id: side.index.doc_id(hit.row)?.to_string(),
-                        score: f64::from(hit.score),
-                    });
-                }
-                latency.search += started.elapsed();
-                Ok(hits)
-            }
-            RetrieverSpec::Hybrid {
-                fusion,
-                first,
-                second,
-            } => {
-                let side_depth = depth.max(FUSION_DEPTH);
-                let first = self.retrieve(first, query, side_depth, latency)?;
-                let second = self.retrieve(second, query, side_depth, latency)?;
-                let started = Instant::now();
-                let fused = fusion.fuse(&first, &second, depth);
-                latency.search += started.elapsed();
-                Ok(fused)
-            }
+        match self.retrievers.document(id) {
+            Some(doc) => Ok(doc),
+            None => bail!("no document `{id}` in {}", self.retrievers.dataset().name),
         }
     }
 
     fn search(&mut self, query: &str) -> Result<()> {
-        let mut latency = Latency::default();
-        let hits = self.retrieve(&self.retriever, query, self.k, &mut latency)?;
+        let ranking = self.retrievers.search(&self.retriever, query, self.k)?;
         self.last_query = Some(query.to_string());
-        let terms: HashSet<String> = self.loaded.bm25.analyze(query).into_iter().collect();
+        let terms: HashSet<String> = self.bm25.analyze(query).into_iter().collect();
         let mut out = std::io::stdout().lock();
-        if hits.is_empty() {
+        if ranking.hits.is_empty() {
             writeln!(out, "no hits")?;
         }
-        for (rank, hit) in hits.iter().enumerate() {
-            let (title, snippet) = match self.doc(&hit.doc_id) {
-                Ok(doc) => (
+        for (rank, hit) in ranking.hits.iter().enumerate() {
+            let (title, snippet) = match hit.document {
+                Some(doc) => (
                     self.highlight(&doc.title, &terms, usize::MAX),
                     self.highlight(&doc.text, &terms, SNIPPET_WORDS),
                 ),
-                Err(_) => (String::new(), "(not in the corpus file)".to_string()),
+                None => (String::new(), "(not in the corpus file)".to_string()),
             };
             writeln!(
                 out,
@@ -416,36 +320,37 @@ impl Shell<'_> {
         writeln!(
             out,
             "[{} hits, {}, encode {:.2} ms, search {:.2} ms]",
-            hits.len(),
-            self.retriever,
-            latency.encode.as_secs_f64() * 1e3,
-            latency.search.as_secs_f64() * 1e3
+            ranking.hits.len(),
+            self.retriever.spec(),
+            ranking.encode_time.as_secs_f64() * 1e3,
+            ranking.search_time.as_secs_f64() * 1e3
         )?;
         Ok(())
     }
 
     /// `:rank ID`: the doc's rank under bm25, every dense index opened in
     /// this session, and the current retriever.
-    fn rank(&self, id: &str) -> Result<()> {
+    fn rank(&mut self, id: &str) -> Result<()> {
         let Some(query) = &self.last_query else {
             bail!("no query yet: search something first, then `:rank {id}`");
         };
         self.doc(id)?;
         let mut retrievers = vec![RetrieverSpec::Bm25];
         retrievers.extend(
-            self.loaded
-                .dense
-                .keys()
-                .map(|name| RetrieverSpec::Dense(name.clone())),
+            self.retrievers
+                .open_dense_names()
+                .into_iter()
+                .map(RetrieverSpec::Dense),
         );
-        if !retrievers.contains(&self.retriever) {
-            retrievers.push(self.retriever.clone());
+        let current = self.retriever.spec();
+        if !retrievers.contains(&current) {
+            retrievers.push(current);
         }
         let mut out = std::io::stdout().lock();
         writeln!(out, "{id} for `{query}`:")?;
         for spec in retrievers {
-            let mut latency = Latency::default();
-            let hits = self.retrieve(&spec, query, RANK_DEPTH, &mut latency)?;
+            let retriever = self.retrievers.open(&spec)?;
+            let (hits, _, _) = retriever.search(query, RANK_DEPTH)?;
             match hits.iter().position(|hit| hit.doc_id == id) {
                 Some(i) => writeln!(out, "  {spec}: rank {} (score {:.4})", i + 1, hits[i].score)?,
                 None => writeln!(out, "  {spec}: not in the top {RANK_DEPTH}")?,
@@ -461,8 +366,7 @@ impl Shell<'_> {
         let matched: Vec<bool> = words
             .iter()
             .map(|word| {
-                self.loaded
-                    .bm25
+                self.bm25
                     .analyze(word)
                     .iter()
                     .any(|t| terms.contains(t))
@@ -499,50 +403,4 @@ impl Shell<'_> {
         }
         parts.join(" ")
     }
-}
-
-/// Opens `dense:NAME` for the loaded dataset and loads its encoder, as
-/// `quarry eval` does (f32 builds encode queries on the CPU).
-fn open_dense(session: &Session, loaded: &Loaded, name: &str) -> Result<DenseSide> {
-    let dir = resolve_dense_dir(&session.catalog, name, &loaded.dataset.name)
-        .map_err(anyhow::Error::msg)?;
-    let info = BuildInfo::load(&dir)?.with_context(|| {
-        format!(
-            "{} has no build record: its build did not finish",
-            dir.display()
-        )
-    })?;
-    let index = DenseIndex::open(&dir)?;
-    if !index.manifest().complete {
-        bail!(
-            "the build of {} did not finish; run `{}` again to resume it",
-            dir.display(),
-            info.command_for(&loaded.dataset.name)
-        );
-    }
-    if index.manifest().corpus_checksum != loaded.corpus.sha256 {
-        bail!(
-            "{} was built from another corpus; rebuild it: {}",
-            dir.display(),
-            info.command_for(&loaded.dataset.name)
-        );
-    }
-    let mut spec = info.encoder.clone();
-    if spec.precision == Precision::F32 {
-        spec.device = ComputeDevice::Cpu;
-    }
-    let prepared = PreparedEncoder::prepare(&spec)?;
-    if prepared.fingerprint != index.manifest().encoder_fingerprint {
-        bail!(
-            "the model at {} no longer matches the index's encoder; rebuild: {}",
-            spec.model.display(),
-            info.command_for(&loaded.dataset.name)
-        );
-    }
-    let model = prepared.load()?;
-    Ok(DenseSide {
-        index,
-        prepared,
-        model,
-    })
 }

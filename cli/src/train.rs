@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use quarry_engine::train::{train, StepProgress, TrainJob, TrainReport, TrainSettings};
 
-use crate::build::{parse_device, parse_precision, DtypeArg};
+use crate::args::{devices_and_precision, DtypeArg, UsageError};
+use crate::progress::Progress;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -167,17 +167,20 @@ impl TrainReport for LogLines {
 /// `home` is the data home: its `gpu-tuning` folder holds the kernel tuning cache that
 /// `quarry build` also uses, so training shapes are tuned once per machine.
 pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
+    if args.device == "cuda:all" {
+        return Err(UsageError("--device cuda:all: training runs on one device (cuda or cuda:N)".into()).into());
+    }
+    let (devices, precision) = devices_and_precision(&args.device, args.dtype)?;
+    let device = devices[0];
     #[cfg(feature = "cuda")]
     if args.device.starts_with("cuda") {
-        crate::build::select_gemm(&args.gemm)?;
-        if let Some(dir) = quarry_encoder::encode::use_gpu_tuning_cache(&home.join("gpu-tuning")) {
+        quarry_engine::device::gpu::select_gemm(&args.gemm)?;
+    }
+    if args.device.starts_with("cuda") {
+        if let Some(dir) = quarry_engine::device::use_gpu_tuning_cache(home) {
             eprintln!("GPU kernel tuning cache: {}", dir.display());
         }
     }
-    #[cfg(not(feature = "cuda"))]
-    let _ = home;
-    let device = parse_device(&args.device)?;
-    let precision = parse_precision(args.dtype, device)?;
     let job = TrainJob {
         model: args.model.clone(),
         train_file: args.train_file.clone(),
@@ -209,15 +212,12 @@ pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
         stop_after: args.stop_after,
         time_limit: args.time_limit,
     };
-    let progress = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr()).with_style(
-        ProgressStyle::with_template("training {bar:30} {pos}/{len} steps, ETA {eta} {msg}")
-            .expect("valid template"),
-    );
+    let progress = Progress::bar_only("training", "steps");
     // No terminal (a batch job's log): a line per step instead of the bar.
-    let report: &dyn TrainReport = if progress.is_hidden() {
-        &LogLines
+    let report: &dyn TrainReport = if progress.draws() {
+        progress.bar()
     } else {
-        &progress
+        &LogLines
     };
     let summary = train(&job, report).with_context(|| {
         format!(
@@ -226,7 +226,7 @@ pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
             args.train_file.display()
         )
     })?;
-    progress.finish_and_clear();
+    progress.finish();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());

@@ -86,11 +86,25 @@ pub enum EngineError {
     #[error(transparent)]
     Encoder(#[from] quarry_encoder::EncoderError),
 
+    /// A flag value this build or machine cannot honour (the binary exits 2).
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+
+    /// A retriever spec that does not parse (the binary exits 2).
+    #[error(transparent)]
+    Spec(#[from] crate::retriever::SpecError),
+
     /// A dense build or dense retrieval that cannot go on (index missing,
     /// built from something else, interrupted); the detail says what to run.
     #[error("{path}: {detail}")]
     Build { path: PathBuf, detail: String },
 }
+
+/// A value given by the user (a flag, a spec) that cannot be honoured; the
+/// message names the flag and what to give instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 fn known_list(known: &[String]) -> String {
     if known.is_empty() {
@@ -107,6 +121,16 @@ fn registry_hint(registry: &Option<PathBuf>) -> String {
             path.display()
         ),
         None => " (no datasets.toml found); or pass a path to a BEIR folder".to_string(),
+    }
+}
+
+/// A crash-safe write (quarry_fsio) that failed, with the path it failed on.
+impl From<quarry_fsio::AtomicWriteError> for EngineError {
+    fn from(err: quarry_fsio::AtomicWriteError) -> Self {
+        EngineError::Io {
+            path: err.path,
+            source: err.source,
+        }
     }
 }
 

@@ -1,34 +1,46 @@
 //! # quarry-engine
 //!
-//! The middle of quarry's data flow: reads datasets (BEIR layout, the
-//! `datasets.toml` registry), drives `encoder` and `index` to retrieve, fuses
-//! rankings, and scores them with trec_eval semantics.
+//! The middle of quarry's data flow, and everything the `quarry` binary
+//! calls:
 //!
-//! - [`registry`]: `datasets.toml`, names -> folders.
-//! - [`dataset`]: corpus, queries and qrels of a BEIR folder.
+//! ```text
+//! corpus ──> encoder ──> shards ──> retriever ──> run ──> metrics
+//! dataset    build       (index)    retriever     run     metrics
+//! ```
+//!
+//! - [`registry`], [`dataset`], [`split`]: `datasets.toml`, the corpus,
+//!   queries and qrels of a BEIR folder, and which queries a split asks.
+//! - [`catalog`]: where every index lives in the data home.
+//! - [`device`]: where encoders run (`--device`, `--dtype`, GPU settings).
+//! - [`build`]: dense indexes: encode a corpus once into shards, cache the
+//!   query embeddings.
+//! - [`retriever`]: BM25, dense (exact / HNSW) and hybrid retrievers opened
+//!   from a spec; a batch of queries → [`run::Run`], one query → ranked hits.
+//! - [`fusion`]: reciprocal rank fusion and score interpolation of two rankings.
 //! - [`run`]: TREC run files, read and written.
 //! - [`metrics`]: nDCG, MRR, recall, P and MAP as trec_eval computes them.
-//! - [`retrieve`]: the index catalog, split queries, self-hit removal.
-//! - [`fusion`]: reciprocal rank fusion and score interpolation of two rankings.
-//! - [`bm25`]: the BM25 retriever over the catalog's index.
-//! - [`build`]: dense indexes: encode a corpus once, cache query embeddings, search.
-//! - [`mine`]: hard negatives from a ranking, as training groups.
-//! - [`train_data`]: training groups (Tevatron/RepLLaMA JSONL, MS MARCO triples), read and written.
+//! - [`mine`], [`train_data`], [`train`]: hard negatives, training groups and
+//!   LoRA contrastive fine-tuning (`quarry mine`, `quarry train`).
+//! - [`inspect`]: a dense index folder verified and searched as it is.
+//! - [`bench`]: GPU encoding throughput (`quarry bench encode`).
 //! - [`textio`]: line reading of plain, `.gz` and `.zst` files.
-//! - [`train_data`], [`train`]: LoRA contrastive fine-tuning (`quarry train`).
 
-pub mod bm25;
+pub mod bench;
 pub mod build;
+pub mod catalog;
 pub mod dataset;
+pub mod device;
 pub mod error;
 pub mod fusion;
+pub mod inspect;
 pub mod metrics;
 pub mod mine;
 pub mod registry;
-pub mod retrieve;
+pub mod retriever;
 pub mod run;
+pub mod split;
 pub mod textio;
 pub mod train;
 pub mod train_data;
 
-pub use error::{EngineError, Result};
+pub use error::{EngineError, Result, UsageError};

@@ -24,9 +24,14 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use sha2::{Digest, Sha256};
 
-use crate::dataset::{Corpus, Document, Query};
-use crate::run::RunHit;
-use crate::train_data::{TrainGroup, TrainPassage};
+use std::path::Path;
+
+use indicatif::ProgressBar;
+
+use crate::dataset::{Corpus, Document, Qrels, Query};
+use crate::error::Result;
+use crate::run::{Run, RunHit};
+use crate::train_data::{write_train_groups, TrainGroup, TrainPassage};
 
 /// How negatives are taken from the filtered ranking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +184,68 @@ impl<'c> Miner<'c> {
 fn query_seed(seed: u64, query_id: &str) -> u64 {
     let digest = Sha256::digest(format!("{seed}\t{query_id}").as_bytes());
     u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// What mining a split's queries gave (`quarry mine`'s summary).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MineStats {
+    pub groups_written: usize,
+    /// Skipped: no relevant qrels doc in the corpus.
+    pub without_positives: usize,
+    /// Skipped: fewer than the minimum of negatives left.
+    pub below_min_negatives: usize,
+    pub positives: usize,
+    pub negatives: usize,
+    /// Groups that got fewer negatives than asked (written anyway).
+    pub short_of_negatives: usize,
+    /// Relevant qrels docs absent from the corpus (left out of positives).
+    pub positives_missing: usize,
+    /// Retrieved docs dropped because the query's qrels judge them.
+    pub judged_dropped: usize,
+}
+
+/// Mines one training group per query from its ranking in `run` and writes
+/// the groups (Tevatron JSONL, atomically) to `output`; groups with fewer
+/// than `min_negatives` negatives are left out. `progress` ticks per query.
+pub fn mine_to_file(
+    miner: &Miner<'_>,
+    queries: &[&Query],
+    qrels: &Qrels,
+    run: &Run,
+    min_negatives: usize,
+    output: &Path,
+    progress: &ProgressBar,
+) -> Result<MineStats> {
+    let wanted = miner.config().negatives;
+    let mut stats = MineStats::default();
+    let empty = Vec::new();
+    progress.set_length(queries.len() as u64);
+    let groups = progress.wrap_iter(queries.iter()).filter_map(|query| {
+        let judged = qrels.by_query.get(&query.id)?;
+        let ranking = run.by_query.get(&query.id).unwrap_or(&empty);
+        let mined = miner.group(query, judged, ranking);
+        stats.positives_missing += mined.positives_missing;
+        stats.judged_dropped += mined.judged_dropped;
+        match mined.group {
+            Err(Skipped::NoPositives) => {
+                stats.without_positives += 1;
+                None
+            }
+            Ok(group) if group.negatives.len() < min_negatives => {
+                stats.below_min_negatives += 1;
+                None
+            }
+            Ok(group) => {
+                stats.positives += group.positives.len();
+                stats.negatives += group.negatives.len();
+                stats.short_of_negatives += usize::from(group.negatives.len() < wanted);
+                Some(group)
+            }
+        }
+    });
+    let written = write_train_groups(output, groups)?;
+    stats.groups_written = written;
+    Ok(stats)
 }
 
 #[cfg(test)]

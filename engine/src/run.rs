@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{EngineError, Result};
 use crate::textio::LineReader;
@@ -111,7 +111,7 @@ impl Run {
                 });
             }
         }
-        write_atomically(path, |out| {
+        quarry_fsio::write_with(path, |out| {
             for (query_id, hits) in &self.by_query {
                 for (index, hit) in hits.iter().enumerate() {
                     writeln!(
@@ -124,7 +124,8 @@ impl Run {
                 }
             }
             Ok(())
-        })
+        })?;
+        Ok(())
     }
 }
 
@@ -140,28 +141,6 @@ pub fn format_score(score: f64) -> String {
     } else {
         score.to_string()
     }
-}
-
-/// Writes `path` through a temp file in the same folder: write, fsync,
-/// rename. Readers see the old file or the whole new one.
-pub fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<&std::fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
-    let dir: PathBuf = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let io = |e| EngineError::io(path, e);
-    let temp = tempfile::NamedTempFile::new_in(&dir).map_err(io)?;
-    {
-        let mut out = std::io::BufWriter::new(temp.as_file());
-        write(&mut out).map_err(io)?;
-        out.flush().map_err(io)?;
-    }
-    temp.as_file().sync_all().map_err(io)?;
-    temp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
 }
 
 #[cfg(test)]

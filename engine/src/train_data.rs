@@ -36,7 +36,6 @@ use sha2::{Digest, Sha256};
 
 use crate::dataset::{Corpus, Document};
 use crate::error::{EngineError, Result};
-use crate::run::write_atomically;
 use crate::textio::LineReader;
 
 /// One training query with its passages (Tevatron/RepLLaMA group).
@@ -367,7 +366,7 @@ pub fn write_train_groups(
     groups: impl IntoIterator<Item = TrainGroup>,
 ) -> Result<usize> {
     let mut count = 0;
-    write_atomically(path, |out| {
+    quarry_fsio::write_with(path, |out| {
         for group in groups {
             serde_json::to_writer(&mut *out, &group)?;
             out.write_all(b"\n")?;

@@ -1,0 +1,105 @@
+//! Progress on stderr: a bar with rates and ETA on a terminal, and — when
+//! stderr is a log file or a pipe, where a bar cannot draw — a line every
+//! few seconds with the same numbers, so a long build is never silent.
+
+use std::io::IsTerminal;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How often a log line is written when stderr is not a terminal.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// A bar over `unit`s (`docs`, `queries`, `steps`) labelled `what`.
+pub struct Progress {
+    bar: ProgressBar,
+    logger: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+}
+
+impl Progress {
+    /// Shown (or logged) unless `quiet`.
+    pub fn new(what: &'static str, unit: &'static str, quiet: bool) -> Progress {
+        if quiet {
+            return Progress {
+                bar: ProgressBar::hidden(),
+                logger: None,
+            };
+        }
+        let mut progress = Progress::bar_only(what, unit);
+        if !std::io::stderr().is_terminal() {
+            progress.logger = Some(log_lines(&progress.bar, what, unit));
+        }
+        progress
+    }
+
+    /// A bar on a terminal and nothing elsewhere: for work that reports its
+    /// own log lines (training writes one per step).
+    pub fn bar_only(what: &'static str, unit: &'static str) -> Progress {
+        let template =
+            format!("{what} {{bar:30}} {{pos}}/{{len}} {unit}, {{per_sec}}, ETA {{eta}} {{msg}}");
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
+            .with_style(ProgressStyle::with_template(&template).expect("valid template"));
+        Progress { bar, logger: None }
+    }
+
+    /// The bar the engine moves.
+    pub fn bar(&self) -> &ProgressBar {
+        &self.bar
+    }
+
+    /// Whether a bar is drawn (false for a log file or with `quiet`).
+    pub fn draws(&self) -> bool {
+        !self.bar.is_hidden()
+    }
+
+    /// Clears the bar and stops the log lines (after a last one).
+    pub fn finish(mut self) {
+        self.stop();
+        self.bar.finish_and_clear();
+    }
+
+    fn stop(&mut self) {
+        if let Some((stop, thread)) = self.logger.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A thread writing `what pos/len unit, rate, ETA msg` every [`LOG_EVERY`]
+/// while the bar has moved, and once more when stopped.
+fn log_lines(bar: &ProgressBar, what: &'static str, unit: &'static str) -> (mpsc::Sender<()>, JoinHandle<()>) {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let bar = bar.clone();
+    let thread = std::thread::spawn(move || {
+        let mut last = None;
+        loop {
+            let done = !matches!(stopped.recv_timeout(LOG_EVERY), Err(RecvTimeoutError::Timeout));
+            let position = bar.position();
+            let length = bar.length().unwrap_or(0);
+            if length > 0 && last != Some(position) {
+                last = Some(position);
+                let message = bar.message();
+                eprintln!(
+                    "{what}: {position}/{length} {unit}, {:.1} {unit}/s, ETA {}{}{}",
+                    bar.per_sec(),
+                    indicatif::HumanDuration(bar.eta()),
+                    if message.is_empty() { "" } else { ", " },
+                    message
+                );
+            }
+            if done {
+                break;
+            }
+        }
+    });
+    (stop, thread)
+}

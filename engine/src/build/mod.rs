@@ -1,0 +1,327 @@
+//! Build once, evaluate many: encodes a dataset's corpus with an embedding
+//! model and streams the vectors into a dense index in the catalog
+//! (`<home>/dense/<name>@<dataset>/`), plus a cache of query embeddings
+//! next to it, so that every later evaluation searches without loading the
+//! model.
+//!
+//! Place in the data flow: `dataset` (corpus, queries) -> [`encoder`]
+//! (prompts, forward pass) -> [`chunks`] / [`devices`] -> [`shards`]
+//! (`quarry_index::dense`: shards + manifest) -> [`crate::retriever`], which
+//! reads it back into a run.
+//!
+//! - [`encoder`]: what encodes (spec) and its identity before loading.
+//! - [`chunks`]: the corpus cut into chunks (progress, resumption, work units).
+//! - [`devices`]: chunks spread over several GPUs, delivered in order.
+//! - [`shards`]: chunks appended to the index writer, stored rows skipped.
+//! - [`build_info`]: `build.json`, how the index was built.
+//! - [`query_cache`]: `queries/`, the cached query embeddings.
+//!
+//! Identity: the manifest records the encoder fingerprint (weights, tokenizer,
+//! prompt template, pooling, normalisation, max length, dtype) and the corpus
+//! sha256. Re-running a build checks both *before* the model is loaded: the
+//! same model on the same corpus is a no-op; a different one under the same
+//! name is refused with a message naming what changed (pick another `--name`
+//! or delete the folder): silently replacing an index would change numbers
+//! other runs were compared against.
+//!
+//! Resumability: documents are encoded in fixed chunks of `chunk_docs` file
+//! positions, each chunk sorted by length inside the encoder's batching, and
+//! the writer publishes whole shards; a resumed build restarts the chunk that
+//! holds the first missing row and skips the rows already stored, so its
+//! batches (and therefore its bytes) equal those of an uninterrupted build.
+
+pub mod build_info;
+pub mod chunks;
+pub mod devices;
+pub mod encoder;
+pub mod query_cache;
+pub mod shards;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+use quarry_encoder::prompt::TextKind;
+use quarry_encoder::{ComputeDevice, EmbeddingModel};
+use quarry_index::dense::{DenseIndex, HnswIndex, HnswParams, IndexSpec, Manifest};
+/// Storage types of the vectors, and the shard size (the binary's `--store`, `--shard-rows`).
+pub use quarry_index::dense::{ElementType, DEFAULT_SHARD_ROWS};
+
+pub use build_info::{BuildInfo, BUILD_INFO_FILE};
+pub use chunks::DEFAULT_CHUNK_DOCS;
+pub use encoder::{
+    default_index_name, precision_name, BuildMode, EncoderSpec, PreparedEncoder, CPU_BATCH_TOKENS,
+};
+pub use query_cache::{query_key, QueryCache, QUERY_CACHE_DIR};
+
+use crate::catalog::{ensure_parent, Catalog};
+use crate::dataset::{Corpus, Dataset, Query};
+use crate::error::{EngineError, Result};
+use shards::ShardSink;
+
+/// What `quarry build` asks for.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub encoder: EncoderSpec,
+    /// Index name without the dataset; `None`: [`default_index_name`].
+    pub name: Option<String>,
+    pub store: ElementType,
+    pub shard_rows: usize,
+    pub chunk_docs: usize,
+    pub hnsw: bool,
+    pub command: Vec<String>,
+    /// Further devices that encode corpus chunks alongside `encoder.device`
+    /// (`--device cuda:all`): one model copy and one thread per device, the
+    /// chunks written in corpus order by one writer. Queries stay on the first.
+    pub extra_devices: Vec<ComputeDevice>,
+}
+
+#[derive(Debug)]
+pub struct BuildOutcome {
+    pub dir: PathBuf,
+    pub name: String,
+    /// True when the index and the query cache were already current.
+    pub up_to_date: bool,
+    /// Rows found already stored by an interrupted build.
+    pub resumed_rows: u64,
+    pub docs_encoded: usize,
+    pub tokens_encoded: usize,
+    pub queries_encoded: usize,
+    pub encode_time: Duration,
+    pub total_time: Duration,
+    pub fingerprint: String,
+}
+
+impl BuildOutcome {
+    fn new(dir: PathBuf, name: String, fingerprint: String) -> BuildOutcome {
+        BuildOutcome {
+            dir,
+            name,
+            up_to_date: false,
+            resumed_rows: 0,
+            docs_encoded: 0,
+            tokens_encoded: 0,
+            queries_encoded: 0,
+            encode_time: Duration::ZERO,
+            total_time: Duration::ZERO,
+            fingerprint,
+        }
+    }
+}
+
+/// Builds (or resumes, or confirms) the dense index of `dataset`.
+pub fn build_dense(
+    catalog: &Catalog,
+    dataset: &Dataset,
+    request: &BuildRequest,
+    progress: &ProgressBar,
+) -> Result<BuildOutcome> {
+    let started = Instant::now();
+    let corpus = dataset.read_corpus()?;
+    let queries = dataset.read_queries()?;
+    let prepared = PreparedEncoder::prepare(&request.encoder)?;
+    let name = index_name(request, &prepared);
+    let dir = catalog.dense_dir(&name, &dataset.name);
+    let existing = Manifest::load(&dir).map_err(|e| stale_format(&dir, e))?;
+    if let Some(manifest) = &existing {
+        refuse_if_changed(manifest, &prepared, &corpus, request, &name, dataset, &dir)?;
+    }
+    let corpus_done = existing.as_ref().is_some_and(|m| m.complete)
+        && BuildInfo::load(&dir)?.is_some()
+        && (!request.hnsw || existing.as_ref().is_some_and(|m| m.hnsw.is_some()));
+    let mut cache = QueryCache::open(&dir, &prepared.fingerprint)?;
+    let mut outcome = BuildOutcome::new(dir.clone(), name.clone(), prepared.fingerprint.clone());
+    if corpus_done && cache.missing(&queries).is_empty() {
+        outcome.up_to_date = true;
+        outcome.total_time = started.elapsed();
+        return Ok(outcome);
+    }
+
+    ensure_parent(&dir).map_err(|e| EngineError::io(&dir, e))?;
+    let model = prepared.load()?;
+    if model.dimension() != prepared.dim {
+        return Err(EngineError::Build {
+            path: request.encoder.model.clone(),
+            detail: format!(
+                "the model produces {} dimensions, its config says {}",
+                model.dimension(),
+                prepared.dim
+            ),
+        });
+    }
+    let encode_started = Instant::now();
+    if !existing.as_ref().is_some_and(|m| m.complete) {
+        let mut extra_models = Vec::with_capacity(request.extra_devices.len());
+        for &device in &request.extra_devices {
+            progress.set_message(format!("loading the model on {device:?}"));
+            extra_models.push(prepared.load_on(device)?);
+        }
+        let models: Vec<&EmbeddingModel> =
+            std::iter::once(&model).chain(extra_models.iter()).collect();
+        let (resumed, tokens) =
+            encode_corpus(&prepared, &models, &corpus, &dir, request, progress)?;
+        outcome.resumed_rows = resumed;
+        outcome.docs_encoded = corpus.docs.len() - resumed as usize;
+        outcome.tokens_encoded = tokens;
+    }
+    if request.hnsw && Manifest::load(&dir)?.is_some_and(|m| m.hnsw.is_none()) {
+        progress.set_message("building HNSW graph");
+        let index = DenseIndex::open(&dir)?;
+        HnswIndex::build(&index, HnswParams::default(), &[], 10)?;
+    }
+    outcome.encode_time = encode_started.elapsed();
+    let info = BuildInfo {
+        name,
+        dataset: dataset.name.clone(),
+        encoder: request.encoder.clone(),
+        family: prepared.family.clone(),
+        template_mode: prepared.template_mode.clone(),
+        max_length: prepared.builder.max_length(),
+        store: request.store,
+        fingerprint: prepared.fingerprint.clone(),
+        fingerprint_description: prepared.fingerprint_description.clone(),
+        corpus_sha256: corpus.sha256.clone(),
+        docs: corpus.docs.len(),
+        dim: prepared.dim,
+        command: request.command.clone(),
+        encode_seconds: match BuildInfo::load(&dir)? {
+            Some(old) if outcome.docs_encoded == 0 => old.encode_seconds,
+            _ => outcome.encode_time.as_secs_f64(),
+        },
+    };
+    info.store(&dir)?;
+    progress.set_message("encoding queries");
+    let all: Vec<&Query> = queries.iter().collect();
+    outcome.queries_encoded = cache.ensure(&all, &prepared, Some(&model))?;
+    outcome.total_time = started.elapsed();
+    Ok(outcome)
+}
+
+/// The index name: `--name`, else the model's (plus the adapter's, since a
+/// different adapter builds a different index).
+fn index_name(request: &BuildRequest, prepared: &PreparedEncoder) -> String {
+    request.name.clone().unwrap_or_else(|| {
+        let name = default_index_name(&request.encoder.model, &prepared.template_mode);
+        match request.encoder.lora.as_deref().and_then(Path::file_name) {
+            Some(adapter) => format!("{name}-lora-{}", adapter.to_string_lossy()),
+            None => name,
+        }
+    })
+}
+
+/// An index of this name built from another encoder, corpus or storage type
+/// is refused, naming what changed.
+fn refuse_if_changed(
+    manifest: &Manifest,
+    prepared: &PreparedEncoder,
+    corpus: &Corpus,
+    request: &BuildRequest,
+    name: &str,
+    dataset: &Dataset,
+    dir: &Path,
+) -> Result<()> {
+    let mut changed = Vec::new();
+    if manifest.encoder_fingerprint != prepared.fingerprint {
+        changed.push(format!(
+            "the encoder (fingerprint {} -> {}: model, tokenizer, prompt, pooling, max length or dtype)",
+            short(&manifest.encoder_fingerprint),
+            short(&prepared.fingerprint)
+        ));
+    }
+    if manifest.corpus_checksum != corpus.sha256 {
+        changed.push(format!(
+            "the corpus (sha256 {} -> {})",
+            short(&manifest.corpus_checksum),
+            short(&corpus.sha256)
+        ));
+    }
+    if manifest.element_type != request.store {
+        changed.push(format!(
+            "the storage type ({} -> {})",
+            manifest.element_type.name(),
+            request.store.name()
+        ));
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::Build {
+        path: dir.to_path_buf(),
+        detail: format!(
+            "an index named `{name}` was built for {} with a different {}; \
+             build under another name (--name) or delete that folder first",
+            dataset.name,
+            changed.join(" and ")
+        ),
+    })
+}
+
+/// Encodes the documents not yet stored and finishes the index. Returns
+/// (rows found already stored, tokens encoded).
+fn encode_corpus(
+    prepared: &PreparedEncoder,
+    models: &[&EmbeddingModel],
+    corpus: &Corpus,
+    dir: &Path,
+    request: &BuildRequest,
+    progress: &ProgressBar,
+) -> Result<(u64, usize)> {
+    let spec = IndexSpec {
+        encoder_fingerprint: prepared.fingerprint.clone(),
+        corpus_checksum: corpus.sha256.clone(),
+        dim: prepared.dim,
+        element_type: request.store,
+        shard_rows: request.shard_rows,
+    };
+    let mut sink = ShardSink::open(dir, spec, corpus, progress)?;
+    let done = sink.rows_done();
+    let plan = chunks::chunk_plan(done, corpus.docs.len(), request.chunk_docs, models.len());
+    let encode_chunk = |model: &EmbeddingModel, &(start, end): &(usize, usize)| {
+        let docs = &corpus.docs[start..end];
+        let titles: Vec<&str> = docs.iter().map(|d| d.title.as_str()).collect();
+        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+        let inputs = prepared.inputs(TextKind::Passage, Some(&titles), &texts)?;
+        let chunk_tokens = inputs.iter().map(Vec::len).sum::<usize>();
+        Ok::<_, EngineError>((model.embed(&inputs)?, chunk_tokens))
+    };
+    if let [model] = models {
+        for chunk in &plan {
+            let (vectors, chunk_tokens) = encode_chunk(model, chunk)?;
+            sink.write_chunk(*chunk, vectors, chunk_tokens)?;
+        }
+    } else {
+        let complete = devices::encode_in_order(
+            models,
+            &plan,
+            &encode_chunk,
+            |chunk, (vectors, chunk_tokens)| sink.write_chunk(*chunk, vectors, chunk_tokens),
+        )?;
+        if !complete {
+            return Err(EngineError::Build {
+                path: dir.to_path_buf(),
+                detail: "an encoding thread stopped before the corpus was encoded".into(),
+            });
+        }
+    }
+    let tokens = sink.tokens();
+    sink.finish()?;
+    Ok((done as u64, tokens))
+}
+
+/// The first 12 hex digits of a hash, as messages show it.
+pub(crate) fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+/// An index the catalog cannot read (older or newer format): say what to do.
+pub(crate) fn stale_format(dir: &Path, err: quarry_index::IndexError) -> EngineError {
+    match err {
+        quarry_index::IndexError::UnsupportedVersion { .. } => EngineError::Build {
+            path: dir.to_path_buf(),
+            detail: format!(
+                "{err}; this index was written by another version of quarry: delete the folder and build it again"
+            ),
+        },
+        other => other.into(),
+    }
+}

@@ -1,0 +1,131 @@
+//! `quarry index …`: a dense index folder (see `index/FORMAT.md`) opened,
+//! verified, searched with vectors given as they are, and given an HNSW
+//! graph — without a dataset or a model. The binary prints what these
+//! return.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub use quarry_index::dense::hnsw::BuildReport as HnswBuildReport;
+pub use quarry_index::dense::{DenseIndex, HnswParams, Manifest, ShardStatus, Verify};
+use quarry_index::dense::npy::NpyF32;
+use quarry_index::dense::HnswIndex;
+
+use crate::build::QUERY_CACHE_DIR;
+use crate::error::{EngineError, Result};
+
+/// Opens the index at `dir`, checking shard checksums as `verify` says.
+pub fn open_index(dir: &Path, verify: Verify) -> Result<DenseIndex> {
+    Ok(DenseIndex::open_with(dir, verify)?)
+}
+
+/// Every checksum of the index recomputed: its shards, its HNSW graph (when
+/// there is one) and the same for its query cache (`queries/`), which is an
+/// index of its own. Returns the index (shards verified) and the folders
+/// that were checked. The first mismatch is the error.
+pub fn verify_index(dir: &Path) -> Result<(DenseIndex, Vec<PathBuf>)> {
+    let mut checked = Vec::new();
+    let index = DenseIndex::open_with(dir, Verify::Always)?;
+    HnswIndex::verify_file(&index)?;
+    checked.push(dir.to_path_buf());
+    let cache = dir.join(QUERY_CACHE_DIR);
+    if cache.join("manifest.json").exists() {
+        let queries = DenseIndex::open_with(&cache, Verify::Always)?;
+        HnswIndex::verify_file(&queries)?;
+        checked.push(cache);
+    }
+    Ok((index, checked))
+}
+
+/// One query's hits: (stored row, doc id, score), best first.
+pub type VectorHits = Vec<(u64, String, f32)>;
+
+/// The top `k` rows for each query vector (`flat`: queries back to back),
+/// exact or through the HNSW graph (`ef`: its search breadth, default the
+/// manifest's). `encoder` is the fingerprint the vectors claim; `None`
+/// takes the index's own (the vectors are trusted as given).
+pub fn search_vectors(
+    index: &DenseIndex,
+    flat: &[f32],
+    k: usize,
+    encoder: Option<&str>,
+    hnsw: Option<Option<usize>>,
+) -> Result<(Vec<VectorHits>, f64)> {
+    let fingerprint = encoder
+        .unwrap_or(&index.manifest().encoder_fingerprint)
+        .to_string();
+    let started = Instant::now();
+    let results = match hnsw {
+        Some(ef) => HnswIndex::load(index)?.search(index, &fingerprint, flat, k, ef)?,
+        None => index.search(&fingerprint, flat, k)?,
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let mut lists = Vec::with_capacity(results.len());
+    for hits in results {
+        let mut list = Vec::with_capacity(hits.len());
+        for hit in hits {
+            list.push((hit.row, index.doc_id(hit.row)?.to_string(), hit.score));
+        }
+        lists.push(list);
+    }
+    Ok((lists, seconds))
+}
+
+/// Builds (or rebuilds) the HNSW graph and measures its recall@10 against
+/// the exact scan with stored rows as queries.
+pub fn build_hnsw(index: &DenseIndex, params: HnswParams) -> Result<HnswBuildReport> {
+    Ok(HnswIndex::build(index, params, &[], 10)?)
+}
+
+/// Query vectors from a file: `.npy` (f32, 1-D or 2-D), `.json` (an array,
+/// or an array of arrays) or raw little-endian f32; a whole number of
+/// `dim`-dimensional vectors, else an error naming the file.
+pub fn read_query_vectors(path: &Path, dim: usize) -> Result<Vec<f32>> {
+    let bad = |detail: String| EngineError::DataCorruption {
+        file: path.to_path_buf(),
+        detail,
+    };
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let values: Vec<f32> = match ext {
+        "npy" => {
+            let array = NpyF32::open(path)?;
+            array.rows_vec(0, array.rows)
+        }
+        "json" => {
+            let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+            let value: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+            let rows: Vec<serde_json::Value> = match value {
+                serde_json::Value::Array(a) if a.first().is_some_and(|x| x.is_array()) => a,
+                other => vec![other],
+            };
+            let mut out = Vec::new();
+            for (i, row) in rows.into_iter().enumerate() {
+                let row: Vec<f32> = serde_json::from_value(row)
+                    .map_err(|_| bad(format!("query {i} is not an array of numbers")))?;
+                out.extend(row);
+            }
+            out
+        }
+        _ => {
+            let bytes = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+            if !bytes.len().is_multiple_of(4) {
+                return Err(bad(format!(
+                    "raw f32 file has {} bytes, not a multiple of 4",
+                    bytes.len()
+                )));
+            }
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        }
+    };
+    if values.is_empty() || !values.len().is_multiple_of(dim) {
+        return Err(bad(format!(
+            "{} values is not a whole number of {dim}-dimensional queries (index dimension {dim})",
+            values.len()
+        )));
+    }
+    Ok(values)
+}
