@@ -173,7 +173,10 @@ fn encode(context: &Session, args: EncodeBenchArgs) -> Result<()> {
         matmul_rate: if args.matmul_rate == "none" {
             Vec::new()
         } else {
-            args.matmul_rate.split(',').map(|s| s.trim().to_string()).collect()
+            args.matmul_rate
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .collect()
         },
         dump: args.dump.clone(),
         dump_only: args.dump_only,
@@ -190,6 +193,11 @@ fn encode(context: &Session, args: EncodeBenchArgs) -> Result<()> {
             None => None,
         },
     };
-    run_encode(&context.catalog, context.registry.as_ref(), &bench, &mut printer)?;
+    run_encode(
+        &context.catalog,
+        context.registry.as_ref(),
+        &bench,
+        &mut printer,
+    )?;
     Ok(())
 }

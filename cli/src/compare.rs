@@ -111,8 +111,11 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
                     values.push(None);
                 }
                 Err(err) => {
-                    return Err(anyhow::Error::new(err)
-                        .context(format!("{} on {}", spec.name(), dataset.name)))
+                    return Err(anyhow::Error::new(err).context(format!(
+                        "{} on {}",
+                        spec.name(),
+                        dataset.name
+                    )))
                 }
             }
         }

@@ -19,7 +19,6 @@ pub struct DatasetsArgs {
     pub json: bool,
 }
 
-
 #[derive(Serialize)]
 struct Listing {
     registry: String,

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
@@ -76,8 +76,6 @@ pub struct EvalConfig {
     pub json: bool,
 }
 
-pub const DEFAULT_K: usize = 1000;
-
 impl EvalArgs {
     pub fn validate(self) -> Result<EvalConfig, UsageError> {
         let metrics = parse_metric_list(&self.metrics).map_err(|e| UsageError(e.to_string()))?;
@@ -117,7 +115,6 @@ impl EvalArgs {
         })
     }
 }
-
 
 /// Everything `quarry eval` reports; printed as JSON with `--json`.
 #[derive(Serialize)]

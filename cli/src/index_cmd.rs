@@ -153,8 +153,7 @@ fn search(
         (None, Some(r)) => index.row_vector(r)?,
         (None, None) => bail!("give --query-file FILE or --row N"),
     };
-    let (results, seconds) =
-        search_vectors(&index, &queries, k, encoder, use_hnsw.then_some(ef))?;
+    let (results, seconds) = search_vectors(&index, &queries, k, encoder, use_hnsw.then_some(ef))?;
     let mut out = Vec::new();
     for (qi, hits) in results.iter().enumerate() {
         let mut list = Vec::new();

@@ -98,7 +98,9 @@ fn is_usage_error(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause.downcast_ref::<UsageError>().is_some()
             || cause.downcast_ref::<quarry_engine::UsageError>().is_some()
-            || cause.downcast_ref::<quarry_engine::retriever::SpecError>().is_some()
+            || cause
+                .downcast_ref::<quarry_engine::retriever::SpecError>()
+                .is_some()
             || matches!(
                 cause.downcast_ref::<quarry_engine::EngineError>(),
                 Some(quarry_engine::EngineError::Usage(_) | quarry_engine::EngineError::Spec(_))

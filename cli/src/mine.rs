@@ -181,8 +181,12 @@ pub fn run(context: &Session, args: MineArgs) -> Result<()> {
         );
     }
     let build_progress = Progress::new("building BM25 index", "docs", args.json);
-    let mut retrievers =
-        Retrievers::new(&context.catalog, &dataset, corpus, build_progress.bar().clone());
+    let mut retrievers = Retrievers::new(
+        &context.catalog,
+        &dataset,
+        corpus,
+        build_progress.bar().clone(),
+    );
     let opened = retrievers
         .open(&args.retriever)
         .with_context(|| format!("opening {retriever} on {}", dataset.name))?;

@@ -76,13 +76,20 @@ impl Drop for Progress {
 
 /// A thread writing `what pos/len unit, rate, ETA msg` every [`LOG_EVERY`]
 /// while the bar has moved, and once more when stopped.
-fn log_lines(bar: &ProgressBar, what: &'static str, unit: &'static str) -> (mpsc::Sender<()>, JoinHandle<()>) {
+fn log_lines(
+    bar: &ProgressBar,
+    what: &'static str,
+    unit: &'static str,
+) -> (mpsc::Sender<()>, JoinHandle<()>) {
     let (stop, stopped) = mpsc::channel::<()>();
     let bar = bar.clone();
     let thread = std::thread::spawn(move || {
         let mut last = None;
         loop {
-            let done = !matches!(stopped.recv_timeout(LOG_EVERY), Err(RecvTimeoutError::Timeout));
+            let done = !matches!(
+                stopped.recv_timeout(LOG_EVERY),
+                Err(RecvTimeoutError::Timeout)
+            );
             let position = bar.position();
             let length = bar.length().unwrap_or(0);
             if length > 0 && last != Some(position) {

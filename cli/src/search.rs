@@ -113,7 +113,8 @@ fn load(session: &Session, name: &str) -> Result<(Retrievers, Rc<Bm25Retriever>)
         "docs",
         !std::io::stderr().is_terminal(),
     );
-    let mut retrievers = Retrievers::new(&session.catalog, &dataset, corpus, progress.bar().clone());
+    let mut retrievers =
+        Retrievers::new(&session.catalog, &dataset, corpus, progress.bar().clone());
     let bm25 = retrievers
         .bm25()
         .with_context(|| format!("opening the BM25 index of {}", dataset.name))?;
@@ -365,12 +366,7 @@ impl Shell<'_> {
         let words: Vec<&str> = text.split_whitespace().collect();
         let matched: Vec<bool> = words
             .iter()
-            .map(|word| {
-                self.bm25
-                    .analyze(word)
-                    .iter()
-                    .any(|t| terms.contains(t))
-            })
+            .map(|word| self.bm25.analyze(word).iter().any(|t| terms.contains(t)))
             .collect();
         let width = max_words.min(words.len());
         let mut start = 0;

@@ -168,7 +168,10 @@ impl TrainReport for LogLines {
 /// `quarry build` also uses, so training shapes are tuned once per machine.
 pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
     if args.device == "cuda:all" {
-        return Err(UsageError("--device cuda:all: training runs on one device (cuda or cuda:N)".into()).into());
+        return Err(UsageError(
+            "--device cuda:all: training runs on one device (cuda or cuda:N)".into(),
+        )
+        .into());
     }
     let (devices, precision) = devices_and_precision(&args.device, args.dtype)?;
     let device = devices[0];

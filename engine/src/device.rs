@@ -109,8 +109,9 @@ pub mod gpu {
         if engine == GemmEngine::Cublas && !cublas_available() {
             return Err(EngineError::Build {
                 path: "libcublas".into(),
-                detail: "--gemm cublas: libcublas cannot be loaded (add its folder to LD_LIBRARY_PATH)"
-                    .into(),
+                detail:
+                    "--gemm cublas: libcublas cannot be loaded (add its folder to LD_LIBRARY_PATH)"
+                        .into(),
             });
         }
         set_gemm_engine(engine);

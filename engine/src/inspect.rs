@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub use quarry_index::dense::hnsw::BuildReport as HnswBuildReport;
-pub use quarry_index::dense::{DenseIndex, HnswParams, Manifest, ShardStatus, Verify};
 use quarry_index::dense::npy::NpyF32;
 use quarry_index::dense::HnswIndex;
+pub use quarry_index::dense::{DenseIndex, HnswParams, Manifest, ShardStatus, Verify};
 
 use crate::build::QUERY_CACHE_DIR;
 use crate::error::{EngineError, Result};

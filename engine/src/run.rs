@@ -6,7 +6,6 @@
 //! rename) so an interrupted `--run-out` never leaves half a run behind.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 
 use crate::error::{EngineError, Result};

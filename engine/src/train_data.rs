@@ -27,7 +27,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserializer, Visitor};

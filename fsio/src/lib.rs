@@ -66,11 +66,18 @@ pub fn write_with(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = tempfile::Builder::new()
-        .prefix(&format!(".{stem}."))
-        .suffix(TMP_SUFFIX)
-        .tempfile_in(dir)
-        .map_err(at(target))?;
+    let prefix = format!(".{stem}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(TMP_SUFFIX);
+    // tempfile creates 0600 files; an index or run file should be as readable
+    // as any file the user creates, so ask open(2) for 0666 as File::create
+    // does and let the kernel apply the umask.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let temp = builder.tempfile_in(dir).map_err(at(target))?;
     let temp_path = temp.path().to_path_buf();
     let mut out = BufWriter::with_capacity(1 << 20, temp);
     fill(&mut out).map_err(at(&temp_path))?;
@@ -139,6 +146,19 @@ mod tests {
         assert_eq!(bytes.len(), 4096);
         assert!(bytes.iter().all(|&b| b == bytes[0]), "torn write");
         assert_eq!(names(dir.path()), vec!["shared.bin"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_as_readable_as_ones_the_user_creates() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"x").unwrap();
+        let atomic = dir.path().join("atomic");
+        write(&atomic, b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&atomic), mode(&plain));
     }
 
     #[test]

@@ -224,10 +224,10 @@ fn an_interrupted_build_resumes_to_the_same_bytes() {
 /// must be byte-identical to a one-device build.
 #[test]
 fn a_build_split_over_several_devices_writes_the_same_index() {
-    use quarry_encoder::{ComputeDevice, Precision};
     use quarry_engine::build::{build_dense, BuildMode, BuildRequest, EncoderSpec};
+    use quarry_engine::catalog::Catalog;
     use quarry_engine::dataset::Dataset;
-    use quarry_engine::retrieve::Catalog;
+    use quarry_engine::device::{ComputeDevice, Precision};
 
     let tmp = tempfile::tempdir().unwrap();
     let model = tiny_model(tmp.path());

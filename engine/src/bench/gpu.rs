@@ -204,8 +204,7 @@ pub(super) fn run(
             let cpu = PreparedEncoder::prepare(&spec)?.load()?;
             // Spread the checked documents over the length range.
             let picks: Vec<usize> = (0..count).map(|i| i * sequences.len() / count).collect();
-            let cpu_inputs: Vec<Vec<u32>> =
-                picks.iter().map(|&i| sequences[i].clone()).collect();
+            let cpu_inputs: Vec<Vec<u32>> = picks.iter().map(|&i| sequences[i].clone()).collect();
             let cpu_out = cpu.embed(&cpu_inputs)?;
             let worst = picks
                 .iter()

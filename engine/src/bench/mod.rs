@@ -91,7 +91,14 @@ pub fn run_encode(
     }
     #[cfg(feature = "cuda")]
     {
-        gpu::run(bench, &bench.shapes, real, report, process_started, &catalog.home)
+        gpu::run(
+            bench,
+            &bench.shapes,
+            real,
+            report,
+            process_started,
+            &catalog.home,
+        )
     }
     #[cfg(not(feature = "cuda"))]
     {
@@ -111,7 +118,9 @@ pub fn parse_shapes(list: &str) -> Result<Vec<(String, Qwen2Config)>, UsageError
         .map(|name| {
             qwen2_5_shape(name.trim())
                 .map(|config| (name.trim().to_string(), config))
-                .ok_or_else(|| UsageError(format!("--shapes: unknown shape `{name}` (0.5b, 1.5b, 7b)")))
+                .ok_or_else(|| {
+                    UsageError(format!("--shapes: unknown shape `{name}` (0.5b, 1.5b, 7b)"))
+                })
         })
         .collect()
 }

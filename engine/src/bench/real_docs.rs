@@ -14,7 +14,9 @@ use crate::build::{BuildMode, EncoderSpec, PreparedEncoder};
 use crate::dataset::Dataset;
 use crate::error::Result;
 
-/// A real model and the token ids of the documents it encodes.
+/// A real model and the token ids of the documents it encodes (read by the
+/// GPU measurement only: without `cuda` only `--dump-only` runs).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub struct RealRun {
     pub prepared: PreparedEncoder,
     pub sequences: Vec<Vec<u32>>,
@@ -85,7 +87,10 @@ pub fn prepare(
             "quarry_batches": plan,
         });
         quarry_fsio::write(path, dump.to_string().as_bytes())?;
-        report.note(&format!("token ids and batch plan written to {}", path.display()));
+        report.note(&format!(
+            "token ids and batch plan written to {}",
+            path.display()
+        ));
     }
     let model_name = model
         .file_name()
@@ -97,4 +102,3 @@ pub fn prepare(
         model_name,
     })
 }
-

@@ -2,7 +2,6 @@
 //! dataset's missing index can be named with the command that builds it and
 //! new queries can be encoded by the same encoder.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use quarry_index::dense::ElementType;

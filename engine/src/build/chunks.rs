@@ -14,7 +14,12 @@ pub const DEFAULT_CHUNK_DOCS: usize = 2048;
 /// rows (they are re-encoded and skipped, see [`super::shards`]). With
 /// several devices the chunks shrink so that every device stays busy to
 /// the end.
-pub fn chunk_plan(done: usize, total: usize, chunk_docs: usize, devices: usize) -> Vec<(usize, usize)> {
+pub fn chunk_plan(
+    done: usize,
+    total: usize,
+    chunk_docs: usize,
+    devices: usize,
+) -> Vec<(usize, usize)> {
     let mut chunk = chunk_docs.max(1);
     if devices > 1 {
         chunk = chunk.min(total.div_ceil(8 * devices).max(64));

@@ -122,11 +122,7 @@ impl PreparedEncoder {
                 detail: "the model configuration has no hidden_size".into(),
             })? as usize;
         let mut options = EncodeOptions::last_token();
-        options.pooling = match builder.template().pooling() {
-            quarry_encoder::prompt::Pooling::Last => quarry_encoder::Pooling::LastToken,
-            quarry_encoder::prompt::Pooling::Mean => quarry_encoder::Pooling::Mean,
-            quarry_encoder::prompt::Pooling::Cls => quarry_encoder::Pooling::Cls,
-        };
+        options.pooling = builder.template().pooling();
         options.normalize = builder.normalize();
         options.precision = spec.precision;
         options.batch.max_batch_tokens = match (spec.batch_tokens, spec.device) {

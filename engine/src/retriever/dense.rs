@@ -143,7 +143,12 @@ impl DenseRetriever {
 
     /// The top `k` docs of one query text, encoded now (the model is loaded
     /// on first use). Returns the hits and the time spent encoding.
-    pub fn search(&self, text: &str, k: usize, how: DenseSearch) -> Result<(Vec<RunHit>, Duration)> {
+    pub fn search(
+        &self,
+        text: &str,
+        k: usize,
+        how: DenseSearch,
+    ) -> Result<(Vec<RunHit>, Duration)> {
         let started = Instant::now();
         let (prepared, model) = self.query_encoder()?;
         let inputs = prepared.query_inputs(&[text])?;

@@ -121,7 +121,13 @@ impl Retriever {
             ),
             Retriever::Dense(dense, how) => {
                 let (lists, encoded) = dense.retrieve(queries, k, *how)?;
-                (lists, dense.dir().to_path_buf(), true, dense.open_time, encoded)
+                (
+                    lists,
+                    dense.dir().to_path_buf(),
+                    true,
+                    dense.open_time,
+                    encoded,
+                )
             }
             Retriever::Hybrid {
                 fusion,
@@ -305,7 +311,12 @@ impl Retrievers {
     }
 
     /// A batch of queries → a run, with the dataset's self-hit rule.
-    pub fn retrieve(&self, retriever: &Retriever, queries: &[&Query], k: usize) -> Result<Retrieval> {
+    pub fn retrieve(
+        &self,
+        retriever: &Retriever,
+        queries: &[&Query],
+        k: usize,
+    ) -> Result<Retrieval> {
         retriever.retrieve(queries, k, self.dataset.remove_self)
     }
 

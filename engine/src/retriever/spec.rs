@@ -45,7 +45,10 @@ impl RetrieverSpec {
             return Ok(RetrieverSpec::Bm25);
         }
         for (prefix, make) in [
-            ("dense:", RetrieverSpec::Dense as fn(String) -> RetrieverSpec),
+            (
+                "dense:",
+                RetrieverSpec::Dense as fn(String) -> RetrieverSpec,
+            ),
             ("hnsw:", RetrieverSpec::Hnsw),
         ] {
             if let Some(name) = text.strip_prefix(prefix) {
