@@ -18,22 +18,10 @@ struct MiniLmReference {
     embeddings: Vec<Vec<f32>>,
 }
 
-fn model_dir() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("QUARRY_MODELS").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .map(|root| root.join("all-MiniLM-L6-v2"))
-        .find(|dir| dir.join("model.safetensors").is_file())
-}
-
 #[test]
 fn minilm_matches_sentence_transformers() {
-    let Some(dir) = model_dir() else {
-        eprintln!("all-MiniLM-L6-v2 not found (set QUARRY_MODELS); skipping");
+    let Some(dir) = common::real_model("all-MiniLM-L6-v2", "minilm_matches_sentence_transformers")
+    else {
         return;
     };
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/minilm_reference.json");

@@ -3,6 +3,8 @@
 //! (fixtures/qwen2_gguf_reference.json by scripts/make_qwen_gguf_reference.py). Skipped when
 //! the model is absent ($QUARRY_MODELS or <repo>/models, scripts/fetch_models.sh).
 
+mod common;
+
 use quarry_encoder::encode::{cosine_similarity as cosine, CpuBackend};
 use quarry_encoder::tokenizer::TextTokenizer;
 use quarry_encoder::weights::{config_from_gguf, GgufSource};
@@ -19,17 +21,12 @@ struct Reference {
 
 #[test]
 fn gguf_source_through_qwen2_matches_transformers() {
-    let models = std::env::var_os("QUARRY_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"));
-    let path = models.join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
-    if !path.is_file() {
-        eprintln!(
-            "skipped: {} not found (run scripts/fetch_models.sh)",
-            path.display()
-        );
+    let Some(path) = common::real_model(
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        "gguf_source_through_qwen2_matches_transformers",
+    ) else {
         return;
-    }
+    };
     let reference: Reference = serde_json::from_str(
         &std::fs::read_to_string(
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/qwen2_gguf_reference.json"),

@@ -21,24 +21,8 @@ const QWEN_05B: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
 const QWEN_15B: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 const MINILM: &str = "all-MiniLM-L6-v2";
 
-fn models_dir() -> PathBuf {
-    match std::env::var_os("QUARRY_MODELS") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"),
-    }
-}
-
 fn model(name: &str) -> Option<PathBuf> {
-    let path = models_dir().join(name);
-    if path.exists() {
-        Some(path)
-    } else {
-        eprintln!(
-            "skipped: {} not found (run scripts/fetch_models.sh)",
-            path.display()
-        );
-        None
-    }
+    common::real_model(name, &format!("weights_real_models ({name})"))
 }
 
 fn reference() -> &'static Value {

@@ -179,3 +179,51 @@ pub fn assert_json_fields(object: &serde_json::Value, expected: &[(&str, f64)]) 
         assert_eq!(object[key].as_f64(), Some(value), "{key}");
     }
 }
+
+/// The folder real models are fetched into: `$QUARRY_MODELS`, else `<repo>/models`.
+pub fn models_dir() -> PathBuf {
+    match std::env::var_os("QUARRY_MODELS") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"),
+    }
+}
+
+/// A real model (`scripts/fetch_models.sh` fetches them) for the test `test`.
+///
+/// Absent, the test is skipped with a line saying so — unless
+/// `QUARRY_REQUIRE_MODELS=1` (set by `scripts/test.sh`), where an absent model
+/// fails the test: CI must not pass by skipping. Present, one line naming the
+/// test is appended to `$QUARRY_MODEL_LEDGER` (when set), so `scripts/test.sh`
+/// can say how many real-model tests ran.
+pub fn real_model(name: &str, test: &str) -> Option<PathBuf> {
+    let path = models_dir().join(name);
+    if !path.exists() {
+        if std::env::var("QUARRY_REQUIRE_MODELS").as_deref() == Ok("1") {
+            panic!(
+                "{test}: QUARRY_REQUIRE_MODELS=1 but {} is missing (run scripts/fetch_models.sh --with-1.5b)",
+                path.display()
+            );
+        }
+        eprintln!(
+            "SKIPPED {test}: {} not found (run scripts/fetch_models.sh)",
+            path.display()
+        );
+        return None;
+    }
+    if let Some(ledger) = std::env::var_os("QUARRY_MODEL_LEDGER") {
+        use std::io::Write as _;
+        let line = format!("{test}\t{name}\n");
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&ledger)
+            .and_then(|mut file| file.write_all(line.as_bytes()));
+        if let Err(err) = appended {
+            panic!(
+                "writing the model ledger {}: {err}",
+                PathBuf::from(ledger).display()
+            );
+        }
+    }
+    Some(path)
+}
