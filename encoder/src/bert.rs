@@ -123,7 +123,7 @@ impl BertConfig {
                 ("type_vocab_size", self.type_vocab_size),
             ],
         )?;
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(EncoderError::Config {
                 file: file.to_path_buf(),
                 detail: format!(

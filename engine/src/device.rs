@@ -86,8 +86,9 @@ pub fn use_gpu_tuning_cache(home: &Path) -> Option<PathBuf> {
 #[cfg(feature = "cuda")]
 pub mod gpu {
     pub use quarry_encoder::cuda::{
-        attention_kernel, cublas_available, flash_supported, gemm_engine, set_attention_kernel,
-        set_fused_kernels, set_gemm_engine, AttentionKernel, GemmEngine,
+        attention_kernel, attention_ms, bf16_matmul_tflops, cublas_available, flash_supported,
+        gemm_engine, set_attention_kernel, set_fused_kernels, set_gemm_engine, AttentionKernel,
+        GemmEngine,
     };
 
     use super::DeviceError;

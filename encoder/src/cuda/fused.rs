@@ -231,7 +231,7 @@ fn tensor_of<B: Backend, const D: usize>(tensor: Cube) -> Tensor<B, D> {
 /// Hidden sizes [`add_rms_norm`] takes: whole 16-byte chunks, at most 8 per thread of a
 /// 128-thread block (kernels.cu's `NORM_MAX_CHUNKS`).
 pub(crate) fn norm_applies(hidden: usize) -> bool {
-    hidden % 8 == 0 && hidden <= 8 * 8 * 128
+    hidden.is_multiple_of(8) && hidden <= 8 * 8 * 128
 }
 
 /// The residual add and the RMSNorm after it, in one pass: with `delta`, returns
@@ -320,7 +320,7 @@ pub(crate) fn rope_heads<B: Backend>(
     let [_, _, table_seq, table_dim] = tables.0.dims();
     // Whole 16-byte chunks in each half of a head.
     let fits = width == heads * dim
-        && dim % 16 == 0
+        && dim.is_multiple_of(16)
         && (table_seq, table_dim) == (seq, dim)
         && tables.0.dtype() == DType::BF16
         && bias.is_none_or(|b| b.dtype() == DType::BF16)

@@ -230,7 +230,7 @@ pub(crate) fn empty(reference: &Cube, shape: Vec<usize>, dtype: DType) -> Cube {
 /// buffer may be longer than the tensor (the pool rounds allocations up).
 pub(crate) fn dense(tensor: Cube) -> Cube {
     let tensor = burn_cubecl::kernel::into_contiguous(tensor);
-    if tensor.handle.offset_start.unwrap_or(0) % 16 == 0 {
+    if tensor.handle.offset_start.unwrap_or(0).is_multiple_of(16) {
         return tensor;
     }
     // A view starting inside its buffer: copy it into a fresh (512-byte aligned) one.

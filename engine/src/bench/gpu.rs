@@ -69,7 +69,7 @@ pub(super) fn run(
             let engine = match engine_name.trim() {
                 "cublas" if gpu::cublas_available() => GemmEngine::Cublas,
                 "cublas" => {
-                    report.note(&format!("matmul rate: libcublas not loadable, skipped"));
+                    report.note("matmul rate: libcublas not loadable, skipped");
                     continue;
                 }
                 "burn" => GemmEngine::Burn,
