@@ -11,6 +11,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How often a log line is written when stderr is not a terminal.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// How often a line is written even when nothing moved.
+const LOG_ANYWAY: Duration = Duration::from_secs(60);
 
 /// A bar over `unit`s (`docs`, `queries`, `steps`) labelled `what`.
 pub struct Progress {
@@ -75,7 +77,9 @@ impl Drop for Progress {
 }
 
 /// A thread writing `what pos/len unit, rate, ETA msg` every [`LOG_EVERY`]
-/// while the bar has moved, and once more when stopped.
+/// while the bar moves, at least every [`LOG_ANYWAY`] while it does not (a
+/// build moves a chunk of documents at a time: the line says it is alive),
+/// and once more when stopped.
 fn log_lines(
     bar: &ProgressBar,
     what: &'static str,
@@ -85,6 +89,7 @@ fn log_lines(
     let bar = bar.clone();
     let thread = std::thread::spawn(move || {
         let mut last = None;
+        let mut last_line = std::time::Instant::now();
         loop {
             let done = !matches!(
                 stopped.recv_timeout(LOG_EVERY),
@@ -92,8 +97,10 @@ fn log_lines(
             );
             let position = bar.position();
             let length = bar.length().unwrap_or(0);
-            if length > 0 && last != Some(position) {
+            let due = last != Some(position) || last_line.elapsed() >= LOG_ANYWAY;
+            if length > 0 && due {
                 last = Some(position);
+                last_line = std::time::Instant::now();
                 let message = bar.message();
                 eprintln!(
                     "{what}: {position}/{length} {unit}, {:.1} {unit}/s, ETA {}{}{}",

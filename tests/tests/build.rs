@@ -74,6 +74,9 @@ fn build_then_eval_then_rebuild_is_a_no_op() {
         "{}",
         text(&output)
     );
+    // stderr is a pipe here, not a terminal: progress comes as log lines.
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("encoding: 30/30 docs"), "{log}");
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(index_dir(&home).join("manifest.json")).unwrap())
             .unwrap();
