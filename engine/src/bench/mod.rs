@@ -28,7 +28,9 @@ pub use shapes::{non_embedding_params, qwen2_5_shape, sequence_flops};
 
 use crate::catalog::Catalog;
 use crate::dataset::Dataset;
-use crate::error::{EngineError, Result, UsageError};
+#[cfg(not(feature = "cuda"))]
+use crate::error::EngineError;
+use crate::error::{Result, UsageError};
 use crate::registry::Registry;
 
 /// What `quarry bench encode` measures.
@@ -124,6 +126,3 @@ pub fn parse_shapes(list: &str) -> Result<Vec<(String, Qwen2Config)>, UsageError
         })
         .collect()
 }
-
-#[allow(dead_code)]
-fn unused(_: EngineError) {}

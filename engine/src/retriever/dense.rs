@@ -9,7 +9,7 @@
 //! give silently wrong numbers).
 
 use std::cell::{OnceCell, RefCell};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use quarry_encoder::{ComputeDevice, EmbeddingModel, Precision};
@@ -114,14 +114,15 @@ impl DenseRetriever {
     }
 
     /// The top `k` docs of each query, by cached query vectors (queries the
-    /// cache lacks are encoded and added to it first). Returns the lists and
-    /// how many queries were encoded.
+    /// cache lacks are encoded and added to it first). Returns the lists, how
+    /// many queries were encoded and the time that took.
     pub fn retrieve(
         &self,
         queries: &[&Query],
         k: usize,
         how: DenseSearch,
-    ) -> Result<(Vec<Vec<RunHit>>, usize)> {
+    ) -> Result<(Vec<Vec<RunHit>>, usize, Duration)> {
+        let started = Instant::now();
         let mut encoded = 0;
         if queries.iter().any(|q| self.cache.borrow().get(q).is_none()) {
             let (prepared, model) = self.query_encoder()?;
@@ -130,15 +131,16 @@ impl DenseRetriever {
                 .borrow_mut()
                 .ensure(queries, prepared, Some(model))?;
         }
+        let encode_time = started.elapsed();
         if queries.is_empty() {
-            return Ok((Vec::new(), encoded));
+            return Ok((Vec::new(), encoded, encode_time));
         }
         let cache = self.cache.borrow();
         let mut flat = Vec::with_capacity(queries.len() * self.index.dim());
         for q in queries {
             flat.extend_from_slice(cache.get(q).expect("ensured above"));
         }
-        Ok((self.search_vectors(&flat, k, how)?, encoded))
+        Ok((self.search_vectors(&flat, k, how)?, encoded, encode_time))
     }
 
     /// The top `k` docs of one query text, encoded now (the model is loaded
@@ -261,13 +263,12 @@ fn check_records_agree(dir: &Path, manifest: &Manifest, info: &BuildInfo) -> Res
     if disagree.is_empty() {
         return Ok(());
     }
-    let dir: PathBuf = dir.to_path_buf();
     Err(EngineError::DataCorruption {
+        file: dir.to_path_buf(),
         detail: format!(
             "the index's records disagree ({}); rebuild it: {}",
             disagree.join("; "),
             info.command_for(&info.dataset)
         ),
-        file: dir,
     })
 }

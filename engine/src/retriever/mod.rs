@@ -111,23 +111,19 @@ impl Retriever {
     /// ranking when `remove_self` (before fusion, as Pyserini does per run).
     pub fn retrieve(&self, queries: &[&Query], k: usize, remove_self: bool) -> Result<Retrieval> {
         let started = Instant::now();
-        let (lists, dir, reused, open_time, encoded) = match self {
+        let (lists, dir, reused, open_time, encoded, encode_time) = match self {
             Retriever::Bm25(bm25) => (
                 bm25.retrieve(queries, k)?,
                 bm25.dir().to_path_buf(),
                 bm25.reused,
                 bm25.open_time,
                 0,
+                Duration::ZERO,
             ),
             Retriever::Dense(dense, how) => {
-                let (lists, encoded) = dense.retrieve(queries, k, *how)?;
-                (
-                    lists,
-                    dense.dir().to_path_buf(),
-                    true,
-                    dense.open_time,
-                    encoded,
-                )
+                let (lists, encoded, encode_time) = dense.retrieve(queries, k, *how)?;
+                let dir = dense.dir().to_path_buf();
+                (lists, dir, true, dense.open_time, encoded, encode_time)
             }
             Retriever::Hybrid {
                 fusion,
@@ -136,12 +132,7 @@ impl Retriever {
             } => return fuse_retrievals(*fusion, first, second, queries, k, remove_self),
         };
         // Encoding uncached queries is index preparation, not search.
-        let encode_time = if encoded > 0 {
-            started.elapsed()
-        } else {
-            Duration::ZERO
-        };
-        let search_time = started.elapsed() - encode_time;
+        let search_time = started.elapsed().saturating_sub(encode_time);
         let (run, self_hits_removed) = assemble_run(queries, lists, remove_self);
         Ok(Retrieval {
             run,
