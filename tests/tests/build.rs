@@ -347,3 +347,47 @@ fn cuda_without_the_feature_is_a_usage_error() {
         text(&output)
     );
 }
+
+/// The manifest, build.json and the query cache must name the same encoder:
+/// vectors of another encoder would be searched without error and give
+/// silently wrong numbers.
+#[test]
+fn an_index_whose_records_disagree_on_the_encoder_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let model = tiny_model(tmp.path());
+    let data = tiny_dataset(tmp.path(), 30);
+    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
+    assert_exit(
+        &quarry(&home, &["build", "--model", model, "--dataset", data]),
+        0,
+    );
+    let eval = ["eval", "--dataset", data, "--retriever", "dense:tiny-bert"];
+    let other = "0".repeat(64);
+
+    // The query cache encoded by another encoder.
+    let cache = index_dir(&home).join("queries/manifest.json");
+    let original = std::fs::read(&cache).unwrap();
+    let mut edited: Value = serde_json::from_slice(&original).unwrap();
+    edited["encoder_fingerprint"] = Value::from(other.clone());
+    std::fs::write(&cache, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let output = quarry(&home, &eval);
+    assert_exit(&output, 1);
+    let message = text(&output);
+    assert!(
+        message.contains("queries/manifest.json") && message.contains("cached query vectors"),
+        "{message}"
+    );
+    std::fs::write(&cache, &original).unwrap();
+    assert_exit(&quarry(&home, &eval), 0);
+
+    // The manifest edited to name another encoder than build.json.
+    let manifest = index_dir(&home).join("manifest.json");
+    let mut edited: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    edited["encoder_fingerprint"] = Value::from(other);
+    std::fs::write(&manifest, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let output = quarry(&home, &eval);
+    assert_exit(&output, 1);
+    let message = text(&output);
+    assert!(message.contains("records disagree"), "{message}");
+}
