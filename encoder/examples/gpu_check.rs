@@ -1,9 +1,10 @@
 //! Runs the encoder on the CUDA backend: parity with the transformers
-//! fixtures (f32 and bf16) and throughput on randomly initialised weights of
-//! real model shapes. Built with `--features cuda`; needs a GPU at run time.
+//! fixtures (f32, bf16 and f16), and a real model's CUDA embeddings against its CPU
+//! f32 ones. Built with `--features cuda`; needs a GPU at run time. Throughput on
+//! random weights of real model shapes is `quarry bench encode --shapes`.
 //!
 //! ```sh
-//! cargo run --release -p quarry-encoder --features cuda --example gpu_check -- encoder/fixtures [bench]
+//! cargo run --release -p quarry-encoder --features cuda --example gpu_check -- encoder/fixtures
 //! # a real model: CPU f32 vs CUDA bf16 embeddings of zero-shot prompts, and CUDA tokens/s
 //! gpu_check real MODEL.gguf CORPUS.jsonl CPU_DOCS GPU_DOCS
 //! ```
@@ -16,10 +17,7 @@ use std::time::Instant;
 
 use common::{load_reference, SafetensorsFile};
 use quarry_encoder::encode::{cosine_similarity as cosine, CudaBackend};
-use quarry_encoder::{
-    BatchPolicy, EncodeOptions, Encoder, EncoderError, HostTensor, ModelConfig, Pooling, Precision,
-    Qwen2Config, TensorSource,
-};
+use quarry_encoder::{BatchPolicy, EncodeOptions, Encoder, ModelConfig, Pooling, Precision};
 
 /// (max abs error, min cosine) over all token rows.
 fn compare(actual: &[Vec<Vec<f32>>], expected: &[Vec<Vec<f32>>]) -> (f32, f64) {
@@ -68,157 +66,6 @@ fn parity(fixtures: &Path) {
             println!(
                 "{name} {precision:?}: single max abs {single_abs:.2e} min cos {single_cos:.6}; \
                  batched max abs {batch_abs:.2e} min cos {batch_cos:.6}"
-            );
-        }
-    }
-}
-
-/// Deterministic pseudo-random weights for every tensor a Qwen2 checkpoint has.
-struct RandomQwen2 {
-    shapes: Vec<(String, Vec<usize>)>,
-    origin: PathBuf,
-}
-
-impl RandomQwen2 {
-    fn new(config: &Qwen2Config) -> Self {
-        let (h, i) = (config.hidden_size, config.intermediate_size);
-        let q = config.num_attention_heads * config.head_dim;
-        let kv = config.num_key_value_heads * config.head_dim;
-        let mut shapes = vec![
-            (
-                "model.embed_tokens.weight".to_string(),
-                vec![config.vocab_size, h],
-            ),
-            ("model.norm.weight".to_string(), vec![h]),
-        ];
-        for layer in 0..config.num_hidden_layers {
-            let p = format!("model.layers.{layer}.");
-            for (name, shape) in [
-                ("input_layernorm.weight", vec![h]),
-                ("post_attention_layernorm.weight", vec![h]),
-                ("self_attn.q_proj.weight", vec![q, h]),
-                ("self_attn.q_proj.bias", vec![q]),
-                ("self_attn.k_proj.weight", vec![kv, h]),
-                ("self_attn.k_proj.bias", vec![kv]),
-                ("self_attn.v_proj.weight", vec![kv, h]),
-                ("self_attn.v_proj.bias", vec![kv]),
-                ("self_attn.o_proj.weight", vec![h, q]),
-                ("mlp.gate_proj.weight", vec![i, h]),
-                ("mlp.up_proj.weight", vec![i, h]),
-                ("mlp.down_proj.weight", vec![h, i]),
-            ] {
-                shapes.push((format!("{p}{name}"), shape));
-            }
-        }
-        Self {
-            shapes,
-            origin: PathBuf::from("<random weights>"),
-        }
-    }
-}
-
-impl TensorSource for RandomQwen2 {
-    fn tensor_names(&self) -> Vec<String> {
-        self.shapes.iter().map(|(n, _)| n.clone()).collect()
-    }
-    fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        self.shapes
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s.clone())
-    }
-    fn load_f32(&self, name: &str) -> Result<HostTensor, EncoderError> {
-        let shape = self.shape(name).unwrap();
-        let count: usize = shape.iter().product();
-        let mut state = name.bytes().fold(0x9E3779B97F4A7C15u64, |s, b| {
-            (s ^ u64::from(b)).wrapping_mul(0x100000001B3)
-        });
-        let scale = if name.ends_with("norm.weight") {
-            0.0
-        } else {
-            0.02
-        };
-        let data = (0..count)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                let uniform = (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
-                if scale == 0.0 {
-                    1.0
-                } else {
-                    uniform * scale * 1.732
-                }
-            })
-            .collect();
-        Ok(HostTensor { shape, data })
-    }
-    fn origin(&self) -> &Path {
-        &self.origin
-    }
-}
-
-fn qwen2_shape(hidden: usize, inter: usize, layers: usize, heads: usize, kv: usize) -> Qwen2Config {
-    Qwen2Config {
-        vocab_size: 151_936,
-        hidden_size: hidden,
-        intermediate_size: inter,
-        num_hidden_layers: layers,
-        num_attention_heads: heads,
-        num_key_value_heads: kv,
-        head_dim: hidden / heads,
-        max_position_embeddings: 32_768,
-        rope_theta: 1e6,
-        rms_norm_eps: 1e-6,
-        tie_word_embeddings: true,
-    }
-}
-
-fn bench() {
-    let device = Default::default();
-    for (label, config) in [
-        ("Qwen2.5-0.5B shape", qwen2_shape(896, 4864, 24, 14, 2)),
-        ("Qwen2.5-1.5B shape", qwen2_shape(1536, 8960, 28, 12, 2)),
-    ] {
-        let source = RandomQwen2::new(&config);
-        let started = Instant::now();
-        let options = EncodeOptions {
-            pooling: Pooling::LastToken,
-            normalize: true,
-            precision: Precision::BF16,
-            batch: BatchPolicy {
-                length_multiple: 16,
-                max_batch_tokens: 32 * 512,
-                max_batch_size: 32,
-            },
-        };
-        let encoder = Encoder::<CudaBackend>::load(
-            &ModelConfig::Qwen2(config.clone()),
-            &source,
-            options,
-            &device,
-        )
-        .unwrap();
-        println!(
-            "{label}: loaded in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-        let sequences: Vec<Vec<u32>> = (0..32)
-            .map(|row| {
-                (0..512)
-                    .map(|t| ((row * 7919 + t * 104_729) % 150_000) as u32)
-                    .collect()
-            })
-            .collect();
-        for round in 0..4 {
-            let started = Instant::now();
-            let out = encoder.embed(&sequences).unwrap();
-            let seconds = started.elapsed().as_secs_f64();
-            assert_eq!(out.len(), 32);
-            assert!(out.iter().all(|v| v.iter().all(|x| x.is_finite())));
-            println!(
-                "{label} bf16 B32xS512 round {round}: {seconds:.3} s, {:.0} tokens/s",
-                (32 * 512) as f64 / seconds
             );
         }
     }
@@ -323,7 +170,4 @@ fn main() {
             .unwrap_or_else(|| "encoder/fixtures".to_string()),
     );
     parity(&fixtures);
-    if args.next().as_deref() == Some("bench") {
-        bench();
-    }
 }

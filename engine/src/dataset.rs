@@ -10,11 +10,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{EngineError, Result};
 use crate::registry::{DatasetKind, Registry, RegistryEntry};
-use crate::textio::{find_variant, variant_names, LineReader, COMPRESSED_SUFFIXES};
+use crate::textio::{find_variant, variant_names, FirstSeen, LineReader, COMPRESSED_SUFFIXES};
 
 /// Default split of a folder given by path (BEIR's evaluation split).
 pub const DEFAULT_SPLIT: &str = "test";
@@ -241,7 +242,10 @@ fn deserialize_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, 
     })
 }
 
-fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+/// `null` reads as an empty string (some exports write it for a missing title).
+pub(crate) fn null_as_empty<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
     Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
@@ -267,29 +271,14 @@ const QUERY_ROW: &str = r#"a JSON object with string fields "_id" and "text""#;
 
 pub fn read_corpus_file(path: &Path) -> Result<Corpus> {
     let mut reader = LineReader::open_hashing(path)?;
-    let mut docs = Vec::new();
-    let mut first_line: HashMap<String, u64> = HashMap::new();
-    while let Some((line_number, line)) = reader.next_line()? {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row: CorpusRow = serde_json::from_str(line)
-            .map_err(|e| EngineError::malformed(path, line_number, format!("{CORPUS_ROW}: {e}")))?;
-        if let Some(first) = first_line.insert(row.id.clone(), line_number) {
-            return Err(EngineError::DataCorruption {
-                file: path.to_path_buf(),
-                detail: format!(
-                    "line {line_number}: doc id `{}` already used on line {first}",
-                    row.id
-                ),
-            });
-        }
-        docs.push(Document {
+    let docs = read_json_rows(&mut reader, CORPUS_ROW, "doc id", |row: &CorpusRow| &row.id)?
+        .into_iter()
+        .map(|row| Document {
             id: row.id,
             title: row.title,
             text: row.text,
-        });
-    }
+        })
+        .collect();
     let sha256 = reader.finish_sha256()?.expect("opened with hashing");
     Ok(Corpus {
         path: path.to_path_buf(),
@@ -300,75 +289,103 @@ pub fn read_corpus_file(path: &Path) -> Result<Corpus> {
 
 pub fn read_queries_file(path: &Path) -> Result<Vec<Query>> {
     let mut reader = LineReader::open(path)?;
-    let mut queries = Vec::new();
-    let mut first_line: HashMap<String, u64> = HashMap::new();
-    while let Some((line_number, line)) = reader.next_line()? {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row: QueryRow = serde_json::from_str(line)
-            .map_err(|e| EngineError::malformed(path, line_number, format!("{QUERY_ROW}: {e}")))?;
-        if let Some(first) = first_line.insert(row.id.clone(), line_number) {
-            return Err(EngineError::DataCorruption {
-                file: path.to_path_buf(),
-                detail: format!(
-                    "line {line_number}: query id `{}` already used on line {first}",
-                    row.id
-                ),
-            });
-        }
-        queries.push(Query {
+    let rows = read_json_rows(&mut reader, QUERY_ROW, "query id", |row: &QueryRow| &row.id)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Query {
             id: row.id,
             text: row.text,
-        });
+        })
+        .collect())
+}
+
+/// One JSON object a line (`expected` says which, for errors), each with an id that
+/// must not repeat (`kind` names it: "doc id", "query id").
+fn read_json_rows<R: DeserializeOwned>(
+    reader: &mut LineReader,
+    expected: &str,
+    kind: &str,
+    id_of: impl Fn(&R) -> &String,
+) -> Result<Vec<R>> {
+    let path = reader.path().to_path_buf();
+    let mut rows = Vec::new();
+    let mut seen = FirstSeen::default();
+    while let Some((line_number, line)) = reader.next_nonblank()? {
+        let row: R = serde_json::from_str(line)
+            .map_err(|e| EngineError::malformed(&path, line_number, format!("{expected}: {e}")))?;
+        let id = id_of(&row);
+        seen.record(id.clone(), &path, line_number, || format!("{kind} `{id}`"))?;
+        rows.push(row);
     }
-    Ok(queries)
+    Ok(rows)
 }
 
 const QRELS_HEADER: [&str; 3] = ["query-id", "corpus-id", "score"];
+const QRELS_FIRST_LINE: &str = "the BEIR header `query-id\tcorpus-id\tscore` or a TREC \
+     judgment `query-id iteration doc-id grade`";
 
-/// Reads BEIR qrels: a header `query-id corpus-id score`, then one
-/// tab-separated judgment per line with an integer grade.
+/// The two qrels layouts quarry reads, told apart by the first line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum QrelsLayout {
+    /// BEIR: the header `query-id corpus-id score`, then `query doc grade` a line.
+    Beir,
+    /// trec_eval's (MS MARCO, TREC DL19/DL20): `query iteration doc grade`, no header.
+    Trec,
+}
+
+impl QrelsLayout {
+    fn fields(self) -> &'static str {
+        match self {
+            QrelsLayout::Beir => "3 tab-separated fields (query-id, corpus-id, score)",
+            QrelsLayout::Trec => "4 fields (query-id, iteration, doc-id, grade)",
+        }
+    }
+
+    /// The query, the doc and the grade of one judgment line.
+    fn judgment<'l>(self, fields: &[&'l str]) -> Option<[&'l str; 3]> {
+        match (self, fields) {
+            (QrelsLayout::Beir, [query, doc, grade]) => Some([query, doc, grade]),
+            (QrelsLayout::Trec, [query, _iteration, doc, grade]) => Some([query, doc, grade]),
+            _ => None,
+        }
+    }
+}
+
+/// Reads qrels in BEIR's layout (a header, then tab-separated `query doc grade`) or
+/// trec_eval's (`query iteration doc grade`, white space separated, no header); grades
+/// are integers and a query-doc pair is judged once.
 pub fn read_qrels_file(path: &Path) -> Result<Qrels> {
     let mut reader = LineReader::open(path)?;
     let mut by_query: BTreeMap<String, HashMap<String, i32>> = BTreeMap::new();
-    let mut first_line: HashMap<(String, String), u64> = HashMap::new();
-    let mut saw_header = false;
-    while let Some((line_number, line)) = reader.next_line()? {
-        if line.trim().is_empty() {
-            continue;
-        }
+    let mut seen = FirstSeen::default();
+    let mut layout = None;
+    while let Some((line_number, line)) = reader.next_nonblank()? {
         let fields: Vec<&str> = if line.contains('\t') {
             line.split('\t').map(str::trim).collect()
         } else {
             line.split_whitespace().collect()
         };
-        if !saw_header {
-            if fields != QRELS_HEADER {
-                return Err(EngineError::malformed(
-                    path,
-                    line_number,
-                    "the header `query-id\tcorpus-id\tscore`",
-                ));
+        let layout = match layout {
+            Some(known) => known,
+            None if fields == QRELS_HEADER => {
+                layout = Some(QrelsLayout::Beir);
+                continue;
             }
-            saw_header = true;
-            continue;
-        }
-        let [query_id, doc_id, grade] = fields[..] else {
+            None if fields.len() == 4 => *layout.insert(QrelsLayout::Trec),
+            None => return Err(EngineError::malformed(path, line_number, QRELS_FIRST_LINE)),
+        };
+        let Some([query_id, doc_id, grade]) = layout.judgment(&fields) else {
             return Err(EngineError::malformed(
                 path,
                 line_number,
-                format!(
-                    "3 tab-separated fields (query-id, corpus-id, score), found {}",
-                    fields.len()
-                ),
+                format!("{}, found {}", layout.fields(), fields.len()),
             ));
         };
         if query_id.is_empty() || doc_id.is_empty() {
             return Err(EngineError::malformed(
                 path,
                 line_number,
-                "non-empty query-id and corpus-id",
+                "non-empty query and doc ids",
             ));
         }
         let grade: i32 = grade.parse().map_err(|_| {
@@ -379,26 +396,16 @@ pub fn read_qrels_file(path: &Path) -> Result<Qrels> {
             )
         })?;
         let key = (query_id.to_string(), doc_id.to_string());
-        if let Some(first) = first_line.get(&key) {
-            return Err(EngineError::DataCorruption {
-                file: path.to_path_buf(),
-                detail: format!(
-                    "line {line_number}: query `{query_id}` judges doc `{doc_id}` again (first on line {first})"
-                ),
-            });
-        }
-        first_line.insert(key, line_number);
+        seen.record(key, path, line_number, || {
+            format!("query `{query_id}` judges doc `{doc_id}`")
+        })?;
         by_query
             .entry(query_id.to_string())
             .or_default()
             .insert(doc_id.to_string(), grade);
     }
-    if !saw_header {
-        return Err(EngineError::malformed(
-            path,
-            1,
-            "the header `query-id\tcorpus-id\tscore`",
-        ));
+    if layout.is_none() {
+        return Err(EngineError::malformed(path, 1, QRELS_FIRST_LINE));
     }
     Ok(Qrels {
         path: path.to_path_buf(),
@@ -528,6 +535,42 @@ mod tests {
         );
         let err = read_qrels_file(&dup).unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn trec_qrels_read_like_beir_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        // trec_eval's layout, as in MS MARCO's and TREC DL's qrels (grades 0-3).
+        let trec = write(
+            dir.path(),
+            "dl.txt",
+            "19335 0 1017759 0\n19335 Q0 1082489 3\n\n47923 0 1001 1\n",
+        );
+        let qrels = read_qrels_file(&trec).unwrap();
+        assert_eq!(qrels.num_judgments(), 3);
+        assert_eq!(qrels.by_query["19335"]["1082489"], 3);
+        assert_eq!(qrels.by_query["47923"]["1001"], 1);
+
+        let mixed = write(dir.path(), "mixed.txt", "q1 0 d1 1\nq1 d2 1\n");
+        let err = read_qrels_file(&mixed).unwrap_err().to_string();
+        assert!(
+            err.contains("mixed.txt:2") && err.contains("4 fields"),
+            "{err}"
+        );
+
+        let dup = write(dir.path(), "dup.txt", "q1 0 d1 1\nq1 0 d1 2\n");
+        let err = read_qrels_file(&dup).unwrap_err().to_string();
+        assert!(
+            err.contains("line 2") && err.contains("first on line 1"),
+            "{err}"
+        );
+
+        let empty = write(dir.path(), "empty.txt", "\n");
+        let err = read_qrels_file(&empty).unwrap_err().to_string();
+        assert!(
+            err.contains("empty.txt:1") && err.contains("header"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,11 +5,11 @@
 //! score (see [`crate::metrics`]). Writes are atomic (temp file, fsync,
 //! rename) so an interrupted `--run-out` never leaves half a run behind.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{EngineError, Result};
-use crate::textio::LineReader;
+use crate::textio::{FirstSeen, LineReader};
 
 /// One retrieved document.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,11 +36,8 @@ impl Run {
     pub fn read(path: &Path) -> Result<Run> {
         let mut reader = LineReader::open(path)?;
         let mut by_query: BTreeMap<String, Vec<RunHit>> = BTreeMap::new();
-        let mut first_line: HashMap<(String, String), u64> = HashMap::new();
-        while let Some((line_number, line)) = reader.next_line()? {
-            if line.trim().is_empty() {
-                continue;
-            }
+        let mut seen = FirstSeen::default();
+        while let Some((line_number, line)) = reader.next_nonblank()? {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let [query_id, _q0, doc_id, rank, score, _tag] = fields[..] else {
                 return Err(EngineError::malformed(
@@ -67,15 +64,9 @@ impl Run {
                 }
             };
             let key = (query_id.to_string(), doc_id.to_string());
-            if let Some(first) = first_line.get(&key) {
-                return Err(EngineError::DataCorruption {
-                    file: path.to_path_buf(),
-                    detail: format!(
-                        "line {line_number}: query `{query_id}` retrieves doc `{doc_id}` again (first on line {first})"
-                    ),
-                });
-            }
-            first_line.insert(key, line_number);
+            seen.record(key, path, line_number, || {
+                format!("query `{query_id}` retrieves doc `{doc_id}`")
+            })?;
             by_query
                 .entry(query_id.to_string())
                 .or_default()

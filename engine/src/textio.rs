@@ -6,7 +6,10 @@
 //! *uncompressed* bytes on the way through, so that a corpus checksum does not
 //! depend on how the file happens to be compressed.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::fs::File;
+use std::hash::Hash;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -103,15 +106,26 @@ impl LineReader {
     /// The next line without its line ending, with its 1-based number;
     /// `None` at the end of the file.
     pub fn next_line(&mut self) -> Result<Option<(u64, &str)>> {
+        Ok(self.advance()?.then(|| (self.line_number, self.current())))
+    }
+
+    /// Like [`LineReader::next_line`], passing over lines that are empty or white space:
+    /// every format quarry reads allows them between records.
+    pub fn next_nonblank(&mut self) -> Result<Option<(u64, &str)>> {
+        while self.advance()? {
+            if !self.current().trim().is_empty() {
+                return Ok(Some((self.line_number, self.current())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads the next line into the buffer; false at the end of the file.
+    fn advance(&mut self) -> Result<bool> {
         self.buffer.clear();
         self.line_number += 1;
         match self.reader.read_line(&mut self.buffer) {
-            Ok(0) => Ok(None),
-            Ok(_) => {
-                let line = self.buffer.strip_suffix('\n').unwrap_or(&self.buffer);
-                let line = line.strip_suffix('\r').unwrap_or(line);
-                Ok(Some((self.line_number, line)))
-            }
+            Ok(n) => Ok(n > 0),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(EngineError::malformed(
                 &self.path,
                 self.line_number,
@@ -119,6 +133,12 @@ impl LineReader {
             )),
             Err(e) => Err(EngineError::io(&self.path, e)),
         }
+    }
+
+    /// The line last read, without its line ending.
+    fn current(&self) -> &str {
+        let line = self.buffer.strip_suffix('\n').unwrap_or(&self.buffer);
+        line.strip_suffix('\r').unwrap_or(line)
     }
 
     /// Reads whatever is left (so the hash covers the whole file) and returns
@@ -140,12 +160,52 @@ impl LineReader {
 pub fn count_lines(path: &Path) -> Result<u64> {
     let mut reader = LineReader::open(path)?;
     let mut count = 0;
-    while let Some((_, line)) = reader.next_line()? {
-        if !line.trim().is_empty() {
-            count += 1;
-        }
+    while reader.next_nonblank()?.is_some() {
+        count += 1;
     }
     Ok(count)
+}
+
+/// Remembers the line on which each key of a file first appeared, so that a repeated
+/// key (a doc id in a corpus, a query-doc pair in qrels or a run) is an error naming
+/// both lines rather than a silent overwrite.
+pub struct FirstSeen<K> {
+    lines: HashMap<K, u64>,
+}
+
+impl<K: Eq + Hash> Default for FirstSeen<K> {
+    fn default() -> Self {
+        FirstSeen {
+            lines: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Eq + Hash> FirstSeen<K> {
+    /// Records `key` on `line` of `path`; when it was seen before, the error says
+    /// `line N: <what> again (first on line M)`.
+    pub fn record(
+        &mut self,
+        key: K,
+        path: &Path,
+        line: u64,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
+        match self.lines.entry(key) {
+            Entry::Occupied(first) => Err(EngineError::DataCorruption {
+                file: path.to_path_buf(),
+                detail: format!(
+                    "line {line}: {} again (first on line {})",
+                    what(),
+                    first.get()
+                ),
+            }),
+            Entry::Vacant(slot) => {
+                slot.insert(line);
+                Ok(())
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::dataset::{Corpus, Document};
+use crate::dataset::{null_as_empty, Corpus, Document};
 use crate::error::{EngineError, Result};
 use crate::textio::LineReader;
 
@@ -110,19 +110,14 @@ impl<'c> TrainGroupReader<'c> {
 
     /// The next group and its line number; `None` at the end of the file.
     pub fn next_group(&mut self) -> Result<Option<(u64, TrainGroup)>> {
-        loop {
-            let Some((line_number, line)) = self.lines.next_line()? else {
-                return Ok(None);
-            };
-            if line.trim().is_empty() {
-                continue;
-            }
-            let file = self.path.as_path();
-            let row: GroupRow = serde_json::from_str(line)
-                .map_err(|e| EngineError::malformed(file, line_number, format!("{GROUP}: {e}")))?;
-            let group = row.into_group(file, line_number, self.corpus.as_ref())?;
-            return Ok(Some((line_number, group)));
-        }
+        let Some((line_number, line)) = self.lines.next_nonblank()? else {
+            return Ok(None);
+        };
+        let file = self.path.as_path();
+        let row: GroupRow = serde_json::from_str(line)
+            .map_err(|e| EngineError::malformed(file, line_number, format!("{GROUP}: {e}")))?;
+        let group = row.into_group(file, line_number, self.corpus.as_ref())?;
+        Ok(Some((line_number, group)))
     }
 }
 
@@ -163,11 +158,6 @@ impl<'de> Deserialize<'de> for Id {
         }
         deserializer.deserialize_any(IdVisitor)
     }
-}
-
-/// `null` reads as an empty title (some exports write it).
-fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    Ok(Option::<String>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 #[derive(Deserialize)]
@@ -298,10 +288,7 @@ pub fn load_msmarco_triples(path: &Path) -> Result<Vec<TrainGroup>, EngineError>
     let mut reader = LineReader::open(path)?;
     let mut groups: Vec<TrainGroup> = Vec::new();
     let mut group_of_query: HashMap<String, usize> = HashMap::new();
-    while let Some((line_number, line)) = reader.next_line()? {
-        if line.trim().is_empty() {
-            continue;
-        }
+    while let Some((line_number, line)) = reader.next_nonblank()? {
         let fields: Vec<&str> = line.split('\t').collect();
         let [query, positive, negative] = fields[..] else {
             return Err(EngineError::malformed(

@@ -220,21 +220,14 @@ fn refuse_if_changed(
     dataset: &Dataset,
     dir: &Path,
 ) -> Result<()> {
-    let mut changed = Vec::new();
-    if manifest.encoder_fingerprint != prepared.fingerprint {
-        changed.push(format!(
-            "the encoder (fingerprint {} -> {}: model, tokenizer, prompt, pooling, max length or dtype)",
-            short(&manifest.encoder_fingerprint),
-            short(&prepared.fingerprint)
-        ));
-    }
-    if manifest.corpus_checksum != corpus.sha256 {
-        changed.push(format!(
-            "the corpus (sha256 {} -> {})",
-            short(&manifest.corpus_checksum),
-            short(&corpus.sha256)
-        ));
-    }
+    let mut changed: Vec<String> = provenance_differences(manifest, &prepared.fingerprint, &corpus.sha256)
+        .map(|(field, stored, now)| match field {
+            Provenance::Encoder => format!(
+                "the encoder (fingerprint {stored} -> {now}: model, tokenizer, prompt, pooling, max length or dtype)"
+            ),
+            Provenance::Corpus => format!("the corpus (sha256 {stored} -> {now})"),
+        })
+        .collect();
     if manifest.element_type != request.store {
         changed.push(format!(
             "the storage type ({} -> {})",
@@ -306,6 +299,37 @@ fn encode_corpus(
     let tokens = sink.tokens();
     sink.finish()?;
     Ok((done as u64, tokens))
+}
+
+/// What a dense index's vectors came from, as its manifest records it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Provenance {
+    Encoder,
+    Corpus,
+}
+
+/// Which of the manifest's encoder fingerprint and corpus checksum differ from
+/// `fingerprint` and `corpus_sha256`, with both values shortened for messages.
+pub(crate) fn provenance_differences<'a>(
+    manifest: &'a Manifest,
+    fingerprint: &'a str,
+    corpus_sha256: &'a str,
+) -> impl Iterator<Item = (Provenance, &'a str, &'a str)> {
+    [
+        (
+            Provenance::Encoder,
+            manifest.encoder_fingerprint.as_str(),
+            fingerprint,
+        ),
+        (
+            Provenance::Corpus,
+            manifest.corpus_checksum.as_str(),
+            corpus_sha256,
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, stored, other)| stored != other)
+    .map(|(field, stored, other)| (field, short(stored), short(other)))
 }
 
 /// The first 12 hex digits of a hash, as messages show it.

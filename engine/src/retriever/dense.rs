@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 use quarry_encoder::{ComputeDevice, EmbeddingModel, Precision};
 use quarry_index::dense::{DenseIndex, Hit, HnswIndex, Manifest};
 
-use crate::build::{short, stale_format, BuildInfo, EncoderSpec, PreparedEncoder, QueryCache};
+use crate::build::{
+    provenance_differences, short, stale_format, BuildInfo, EncoderSpec, PreparedEncoder,
+    Provenance, QueryCache,
+};
 use crate::catalog::Catalog;
 use crate::dataset::{Corpus, Dataset, Query};
 use crate::error::{EngineError, Result};
@@ -245,21 +248,16 @@ fn query_encoder_spec(build: &EncoderSpec) -> EncoderSpec {
 
 /// The manifest and the build record must name the same encoder and corpus.
 fn check_records_agree(dir: &Path, manifest: &Manifest, info: &BuildInfo) -> Result<()> {
-    let mut disagree = Vec::new();
-    if manifest.encoder_fingerprint != info.fingerprint {
-        disagree.push(format!(
-            "encoder {} in manifest.json, {} in build.json",
-            short(&manifest.encoder_fingerprint),
-            short(&info.fingerprint)
-        ));
-    }
-    if manifest.corpus_checksum != info.corpus_sha256 {
-        disagree.push(format!(
-            "corpus {} in manifest.json, {} in build.json",
-            short(&manifest.corpus_checksum),
-            short(&info.corpus_sha256)
-        ));
-    }
+    let disagree: Vec<String> =
+        provenance_differences(manifest, &info.fingerprint, &info.corpus_sha256)
+            .map(|(field, in_manifest, in_build)| {
+                let what = match field {
+                    Provenance::Encoder => "encoder",
+                    Provenance::Corpus => "corpus",
+                };
+                format!("{what} {in_manifest} in manifest.json, {in_build} in build.json")
+            })
+            .collect();
     if disagree.is_empty() {
         return Ok(());
     }

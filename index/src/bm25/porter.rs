@@ -112,43 +112,29 @@ impl<T: Unit> Stemmer<'_, T> {
         }
     }
 
-    /// `m()`: the number of vowel-consonant sequences in `b[0..=j]`.
+    /// `m()`: the number of vowel-consonant sequences in `b[0..=j]` (the m of
+    /// Porter's `[C](VC)^m[V]`).
     fn m(&self) -> usize {
+        let Some(mut vowel) = self.skip(0, true) else {
+            return 0;
+        };
         let mut n = 0;
-        let mut i = 0;
         loop {
-            if i > self.j {
+            let Some(consonant) = self.skip(vowel, false) else {
                 return n;
-            }
-            if !self.cons(i) {
-                break;
-            }
-            i += 1;
-        }
-        i += 1;
-        loop {
-            loop {
-                if i > self.j {
-                    return n;
-                }
-                if self.cons(i) {
-                    break;
-                }
-                i += 1;
-            }
-            i += 1;
+            };
             n += 1;
-            loop {
-                if i > self.j {
-                    return n;
-                }
-                if !self.cons(i) {
-                    break;
-                }
-                i += 1;
-            }
-            i += 1;
+            let Some(next_vowel) = self.skip(consonant, true) else {
+                return n;
+            };
+            vowel = next_vowel;
         }
+    }
+
+    /// The first position from `from` to `j` whose `cons` is not `consonant`; `None` when
+    /// every one up to `j` is.
+    fn skip(&self, from: isize, consonant: bool) -> Option<isize> {
+        (from..=self.j).find(|&i| self.cons(i) != consonant)
     }
 
     /// `vowelinstem()`: does `b[0..=j]` contain a vowel?
