@@ -8,32 +8,52 @@ import time
 import numpy as np
 
 
-def gen(a):
+def unit_rows(x):
+    """Scales each row of `x` to unit length, in place, and returns it."""
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def reusable(a):
+    """True (and says so) when `a.out` already holds a base of a.n x a.dim f32 rows: the data
+    is deterministic, so generating it again would give the same."""
     base_path = os.path.join(a.out, "base.npy")
-    q_path = os.path.join(a.out, "queries.npy")
     if os.path.exists(base_path):
         b = np.load(base_path, mmap_mode="r")
         if b.shape == (a.n, a.dim) and b.dtype == np.float32:
             print(f"reusing {base_path} {b.shape}")
-            return
-    # Deterministic: PCG64 seed 0, standard normal rows normalised to unit length,
-    # written in chunks so only one 3.6 GB copy ever exists (on disk).
-    rng = np.random.default_rng(0)
+            return True
+    return False
+
+
+def write_data(a, draw_base, draw_queries, detail=""):
+    """Writes `a.out`/base.npy, a.n x a.dim f32 rows (`draw_base(count)` gives the next `count`),
+    then queries.npy (`draw_queries()`). The base goes to a memmap in chunks, so only one 3.6 GB
+    copy ever exists (on disk), and is renamed into place only once complete."""
+    base_path = os.path.join(a.out, "base.npy")
+    q_path = os.path.join(a.out, "queries.npy")
     out = np.lib.format.open_memmap(base_path + ".tmp", mode="w+", dtype=np.float32, shape=(a.n, a.dim))
     step = 50_000
     for lo in range(0, a.n, step):
         hi = min(a.n, lo + step)
-        x = rng.standard_normal((hi - lo, a.dim), dtype=np.float32)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        out[lo:hi] = x
+        out[lo:hi] = draw_base(hi - lo)
     out.flush()
     del out
     os.replace(base_path + ".tmp", base_path)
-    rq = np.random.default_rng(1)
-    q = rq.standard_normal((1000, a.dim), dtype=np.float32)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    np.save(q_path, q)
-    print(f"wrote {base_path} ({a.n} x {a.dim}) and {q_path}")
+    np.save(q_path, draw_queries())
+    print(f"wrote {base_path} ({a.n} x {a.dim}{detail}) and {q_path}")
+
+
+def gen(a):
+    """Uniform random unit vectors: PCG64 seed 0 for the base, 1 for the 1,000 queries."""
+    if reusable(a):
+        return
+    rng = np.random.default_rng(0)
+    write_data(
+        a,
+        lambda n: unit_rows(rng.standard_normal((n, a.dim), dtype=np.float32)),
+        lambda: unit_rows(np.random.default_rng(1).standard_normal((1000, a.dim), dtype=np.float32)),
+    )
 
 
 def gen_clustered(a):
@@ -48,13 +68,8 @@ def gen_clustered(a):
     Queries are fresh draws from the same mixture (not copies of base rows).
     Deterministic (PCG64 seeds 10/11/12)."""
     os.makedirs(a.out, exist_ok=True)
-    base_path = os.path.join(a.out, "base.npy")
-    q_path = os.path.join(a.out, "queries.npy")
-    if os.path.exists(base_path):
-        b = np.load(base_path, mmap_mode="r")
-        if b.shape == (a.n, a.dim) and b.dtype == np.float32:
-            print(f"reusing {base_path} {b.shape}")
-            return
+    if reusable(a):
+        return
     model = np.random.default_rng(10)
     centres = model.standard_normal((a.centres, a.latent), dtype=np.float32)
     mix = model.standard_normal((a.latent, a.dim), dtype=np.float32) / np.sqrt(a.latent)
@@ -63,19 +78,15 @@ def gen_clustered(a):
         which = rng.integers(0, a.centres, n)
         z = centres[which] + a.spread * rng.standard_normal((n, a.latent), dtype=np.float32)
         x = z @ mix + a.noise * rng.standard_normal((n, a.dim), dtype=np.float32)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        return x.astype(np.float32)
+        return unit_rows(x).astype(np.float32)
 
     rng = np.random.default_rng(11)
-    out = np.lib.format.open_memmap(base_path + ".tmp", mode="w+", dtype=np.float32, shape=(a.n, a.dim))
-    for lo in range(0, a.n, 50_000):
-        hi = min(a.n, lo + 50_000)
-        out[lo:hi] = draw(rng, hi - lo)
-    out.flush()
-    del out
-    os.replace(base_path + ".tmp", base_path)
-    np.save(q_path, draw(np.random.default_rng(12), 1000))
-    print(f"wrote {base_path} ({a.n} x {a.dim}, {a.centres} clusters in {a.latent} latent dims) and {q_path}")
+    write_data(
+        a,
+        lambda n: draw(rng, n),
+        lambda: draw(np.random.default_rng(12), 1000),
+        f", {a.centres} clusters in {a.latent} latent dims",
+    )
 
 
 def faiss_flat(a):

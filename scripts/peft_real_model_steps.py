@@ -25,7 +25,9 @@ import json
 import os
 import sys
 
-EOS = "<|im_end|>"
+# The recipe's pieces shared with the GPU peers live beside them, in scripts/gpu.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gpu"))
+import peft_recipe as recipe  # noqa: E402
 
 
 def cut(text, limit=300):
@@ -56,44 +58,33 @@ def prepare(mined, out, count, negatives):
 def run(args):
     import torch
     import torch.nn.functional as F
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModel, AutoTokenizer
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(os.cpu_count() or 2)
     if args.device != "cpu":
         torch.backends.cuda.matmul.allow_tf32 = False  # f32 means f32, as on the CPU
-    folder, name = os.path.split(os.path.abspath(args.model))
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     dtype = {"f32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     # bf16: the base in bf16, the adapter in f32 (PEFT's default autocast_adapter_dtype), as
     # a bf16 GPU run of PEFT or quarry has it.
-    model = AutoModel.from_pretrained(folder, gguf_file=name, dtype=dtype).to(args.device)
-    eos = tokenizer.convert_tokens_to_ids(EOS)
+    tokenizer, model, eos = recipe.load_gguf(args.model, dtype)
+    model = model.to(args.device)
     groups = [json.loads(line) for line in open(args.batch)]
 
     def ids(text):
-        return tokenizer(text, add_special_tokens=False)["input_ids"] + [eos]
+        return recipe.prompt_ids(tokenizer, eos, text)
 
-    queries = [ids("Query: " + g["query"]) for g in groups]
+    queries = [ids(recipe.query_prompt(g["query"])) for g in groups]
     passages = []
     for g in groups:
         for p in g["positive_passages"] + g["negative_passages"]:
-            title = p.get("title", "").strip()
-            passages.append(ids("Passage: " + (title + " " if title else "") + p["text"]))
+            passages.append(ids(recipe.passage_prompt(p)))
     group_size = len(passages) // len(queries)
 
     def embed(m, seqs):
-        width = max(map(len, seqs))
-        input_ids = torch.zeros(len(seqs), width, dtype=torch.long)
-        mask = torch.zeros(len(seqs), width, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            input_ids[i, :len(s)] = torch.tensor(s)
-            mask[i, :len(s)] = 1
+        input_ids, mask = recipe.right_padded(seqs)
         hidden = m(input_ids=input_ids.to(args.device),
                    attention_mask=mask.to(args.device)).last_hidden_state
-        last = torch.tensor([len(s) - 1 for s in seqs], device=args.device)
-        return F.normalize(hidden[torch.arange(len(seqs)), last].float(), dim=-1)
+        return recipe.eos_states(hidden, seqs)
 
     with torch.no_grad():
         p = embed(model, passages)
@@ -101,10 +92,7 @@ def run(args):
         off = cos[~torch.eye(len(passages), dtype=torch.bool, device=args.device)]
     spread = {"min": off.min().item(), "mean": off.mean().item(), "max": off.max().item()}
 
-    config = LoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=0.0,
-                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                        "up_proj", "down_proj"])
-    model = get_peft_model(model, config)
+    model = recipe.with_lora(model, rank=args.rank, alpha=args.alpha, dropout=0.0)
     # Recompute activations in the backward pass: the same numbers, a fraction of the memory
     # (72 sequences of f32 activations do not fit 24 GiB otherwise).
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

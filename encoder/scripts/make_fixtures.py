@@ -73,7 +73,8 @@ def rows(tensor):
 
 
 def reference_hidden(run, sequences, pad_id):
-    """`run(input_ids, attention_mask)` -> last hidden state [batch, seq, hidden]."""
+    """The entries of reference.json for `sequences`: the hidden states of each alone and of all
+    as one padded batch. `run(input_ids, attention_mask)` -> last hidden state [batch, seq, hidden]."""
     single = []
     for ids in sequences:
         input_ids = torch.tensor([ids])
@@ -82,10 +83,14 @@ def reference_hidden(run, sequences, pad_id):
     input_ids, mask = padded_batch(sequences, pad_id)
     hidden = run(input_ids, mask)
     batch_hidden = [rows(hidden[i, : len(ids)]) for i, ids in enumerate(sequences)]
-    return single, {
-        "input_ids": input_ids.tolist(),
-        "lengths": [len(ids) for ids in sequences],
-        "hidden": batch_hidden,
+    return {
+        "sequences": sequences,
+        "single": single,
+        "batch": {
+            "input_ids": input_ids.tolist(),
+            "lengths": [len(ids) for ids in sequences],
+            "hidden": batch_hidden,
+        },
     }
 
 
@@ -99,6 +104,18 @@ def fresh_folder(name):
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     return folder
+
+
+def save_random_model(model_class, config, name, seed, **model_kwargs):
+    """Builds `model_class(config)` from `seed` (eager attention, f32, eval mode), randomises its
+    biases and norms from `seed + 1`, and saves it as safetensors in a fresh fixture folder."""
+    config._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    model = model_class(config, **model_kwargs).eval().float()
+    randomise_non_matmul_parameters(model, seed + 1)
+    folder = fresh_folder(name)
+    model.save_pretrained(folder, safe_serialization=True)
+    return model, folder
 
 
 def tiny_qwen2_text_settings(rope_theta):
@@ -119,27 +136,20 @@ def tiny_qwen2_text_settings(rope_theta):
 
 
 def make_qwen2(name, tie, rope_theta, seed):
-    torch.manual_seed(seed)
     config = transformers.Qwen2Config(
         **tiny_qwen2_text_settings(rope_theta), tie_word_embeddings=tie
     )
-    config._attn_implementation = "eager"
-    model = transformers.Qwen2ForCausalLM(config).eval().float()
-    randomise_non_matmul_parameters(model, seed + 1)
-    folder = fresh_folder(name)
-    model.save_pretrained(folder, safe_serialization=True)
+    model, folder = save_random_model(transformers.Qwen2ForCausalLM, config, name, seed)
 
     def run(input_ids, mask):
         with torch.no_grad():
             return model.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
 
     sequences = sequences_for(config.vocab_size, seed + 2)
-    single, batch = reference_hidden(run, sequences, pad_id=0)
-    write_reference(folder, {"sequences": sequences, "single": single, "batch": batch})
+    write_reference(folder, reference_hidden(run, sequences, pad_id=0))
 
 
 def make_qwen2_5_vl(seed):
-    torch.manual_seed(seed)
     text = tiny_qwen2_text_settings(1_000_000.0)
     text["rope_scaling"] = {"type": "mrope", "mrope_section": [2, 3, 3]}
     text["bos_token_id"] = 94
@@ -166,11 +176,9 @@ def make_qwen2_5_vl(seed):
         vision_end_token_id=93,
         tie_word_embeddings=False,
     )
-    config._attn_implementation = "eager"
-    model = transformers.Qwen2_5_VLForConditionalGeneration(config).eval().float()
-    randomise_non_matmul_parameters(model, seed + 1)
-    folder = fresh_folder("qwen2_5_vl")
-    model.save_pretrained(folder, safe_serialization=True)
+    model, folder = save_random_model(
+        transformers.Qwen2_5_VLForConditionalGeneration, config, "qwen2_5_vl", seed
+    )
 
     def run(input_ids, mask):
         with torch.no_grad():
@@ -180,14 +188,12 @@ def make_qwen2_5_vl(seed):
 
     # Token ids below the image/video/vision markers: plain text.
     sequences = sequences_for(90, seed + 2)
-    single, batch = reference_hidden(run, sequences, pad_id=0)
-    write_reference(folder, {"sequences": sequences, "single": single, "batch": batch})
+    write_reference(folder, reference_hidden(run, sequences, pad_id=0))
 
 
 def make_bert(seed):
     from sentence_transformers.sentence_transformer import modules as st_models
 
-    torch.manual_seed(seed)
     config = transformers.BertConfig(
         vocab_size=80,
         hidden_size=48,
@@ -201,11 +207,9 @@ def make_bert(seed):
         initializer_range=INIT_RANGE,
         pad_token_id=0,
     )
-    config._attn_implementation = "eager"
-    model = transformers.BertModel(config, add_pooling_layer=False).eval().float()
-    randomise_non_matmul_parameters(model, seed + 1)
-    folder = fresh_folder("bert")
-    model.save_pretrained(folder, safe_serialization=True)
+    model, folder = save_random_model(
+        transformers.BertModel, config, "bert", seed, add_pooling_layer=False
+    )
 
     pooling = st_models.Pooling(config.hidden_size, pooling_mode="mean")
     normalize = st_models.Normalize()
@@ -231,17 +235,14 @@ def make_bert(seed):
             ).last_hidden_state
 
     sequences = sequences_for(config.vocab_size, seed + 2, pad_id=0)
-    single, batch = reference_hidden(run, sequences, pad_id=0)
+    reference = reference_hidden(run, sequences, pad_id=0)
     # sentence-transformers' own modules pool the padded batch.
     input_ids, mask = padded_batch(sequences, 0)
     with torch.no_grad():
         features = {"token_embeddings": run(input_ids, mask), "attention_mask": mask}
         features = normalize(pooling(features))
-    pooled = rows(features["sentence_embedding"])
-    write_reference(
-        folder,
-        {"sequences": sequences, "single": single, "batch": batch, "pooled": pooled},
-    )
+    reference["pooled"] = rows(features["sentence_embedding"])
+    write_reference(folder, reference)
 
 
 def main():

@@ -38,39 +38,43 @@ jnius_config.set_classpath(jar)
 from jnius import JavaClass, JavaMethod, MetaJavaClass, autoclass, cast  # noqa: E402
 
 
-# pyjnius' own reflection wrappers expose only the methods autoclass() needs; these replace them
-# (same Java classes) with those methods plus the ones needed here.
-class ReflectField(JavaClass, metaclass=MetaJavaClass):
-    __javaclass__ = 'java/lang/reflect/Field'
-    getName = JavaMethod('()Ljava/lang/String;')
-    toString = JavaMethod('()Ljava/lang/String;')
-    getType = JavaMethod('()Ljava/lang/Class;')
-    getModifiers = JavaMethod('()I')
-    get = JavaMethod('(Ljava/lang/Object;)Ljava/lang/Object;')
-    getInt = JavaMethod('(Ljava/lang/Object;)I')
-    setAccessible = JavaMethod('(Z)V')
+# pyjnius wraps every java.lang.reflect.Field / Method / Constructor it meets in the one Python
+# class registered for that Java class, and an instance resolves only the methods declared in its
+# class's own body (inherited ones stay unbound). So these replacements (same Java classes) each
+# declare, in full, the methods pyjnius' autoclass() calls on its own wrappers plus those needed
+# here. The three share signatures because the Java classes inherit them (Object, Member and
+# AccessibleObject, then Executable for Method and Constructor): each is written once.
+MEMBER = {
+    'getName': '()Ljava/lang/String;',
+    'toString': '()Ljava/lang/String;',
+    'getModifiers': '()I',
+    'setAccessible': '(Z)V',
+}
+EXECUTABLE = dict(MEMBER, getParameterTypes='()[Ljava/lang/Class;', isVarArgs='()Z')
 
 
-class ReflectMethod(JavaClass, metaclass=MetaJavaClass):
-    __javaclass__ = 'java/lang/reflect/Method'
-    getName = JavaMethod('()Ljava/lang/String;')
-    toString = JavaMethod('()Ljava/lang/String;')
-    getParameterTypes = JavaMethod('()[Ljava/lang/Class;')
-    getReturnType = JavaMethod('()Ljava/lang/Class;')
-    getModifiers = JavaMethod('()I')
-    isVarArgs = JavaMethod('()Z')
-    isDefault = JavaMethod('()Z')
-    invoke = JavaMethod('(Ljava/lang/Object;[Ljava/lang/Object;)Ljava/lang/Object;')
-    setAccessible = JavaMethod('(Z)V')
+def reflect_wrapper(java_class, signatures):
+    """A pyjnius wrapper class of `java_class` with a fresh JavaMethod for each signature."""
+    methods = {name: JavaMethod(signature) for name, signature in signatures.items()}
+    return MetaJavaClass(java_class.rsplit('/', 1)[1], (JavaClass,), {'__javaclass__': java_class, **methods})
 
 
-class ReflectConstructor(JavaClass, metaclass=MetaJavaClass):
-    __javaclass__ = 'java/lang/reflect/Constructor'
-    toString = JavaMethod('()Ljava/lang/String;')
-    getParameterTypes = JavaMethod('()[Ljava/lang/Class;')
-    getModifiers = JavaMethod('()I')
-    isVarArgs = JavaMethod('()Z')
-    newInstance = JavaMethod('([Ljava/lang/Object;)Ljava/lang/Object;')
+ReflectField = reflect_wrapper('java/lang/reflect/Field', dict(
+    MEMBER,
+    getType='()Ljava/lang/Class;',
+    get='(Ljava/lang/Object;)Ljava/lang/Object;',
+    getInt='(Ljava/lang/Object;)I',
+))
+ReflectMethod = reflect_wrapper('java/lang/reflect/Method', dict(
+    EXECUTABLE,
+    getReturnType='()Ljava/lang/Class;',
+    isDefault='()Z',
+    invoke='(Ljava/lang/Object;[Ljava/lang/Object;)Ljava/lang/Object;',
+))
+ReflectConstructor = reflect_wrapper('java/lang/reflect/Constructor', dict(
+    EXECUTABLE,
+    newInstance='([Ljava/lang/Object;)Ljava/lang/Object;',
+))
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'src', 'bm25', 'standard_tokenizer_tables.rs')
 

@@ -21,12 +21,11 @@ their micro-batch (as Tevatron's collator), not to the maximum as quarry does on
 import argparse
 import json
 import math
-import os
 import random
 import sys
 import time
 
-EOS = "<|im_end|>"
+import peft_recipe as recipe
 
 
 def main():
@@ -35,11 +34,7 @@ def main():
     p.add_argument("train")
     p.add_argument("out")
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--micro-batch", type=int, default=8)
-    p.add_argument("--group-size", type=int, default=8)
-    p.add_argument("--query-len", type=int, default=32)
-    p.add_argument("--passage-len", type=int, default=192)
+    recipe.add_batch_shape_args(p)
     p.add_argument("--temperature", type=float, default=0.01)
     p.add_argument("--warmup-ratio", type=float, default=0.1)
     p.add_argument("--dropout", type=float, default=0.1)
@@ -50,51 +45,31 @@ def main():
     import torch
     import torch.nn.functional as F
     import transformers
-    import peft
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModel, AutoTokenizer
+    # Imported here, before the load timer starts, so that load_seconds counts loading the
+    # model alone (peft_recipe imports them where it uses them).
+    import peft  # noqa: F401
+    from transformers import AutoModel, AutoTokenizer  # noqa: F401
 
     random.seed(args.seed)
     torch.manual_seed(args.seed)
-    folder, name = os.path.split(os.path.abspath(args.model))
     loading = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModel.from_pretrained(folder, gguf_file=name, dtype=torch.bfloat16).cuda()
-    eos = tokenizer.convert_tokens_to_ids(EOS)
-    model = get_peft_model(model, LoraConfig(
-        r=32, lora_alpha=64, lora_dropout=args.dropout, bias="none",
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                        "down_proj"]))
-    trainable = [q for q in model.parameters() if q.requires_grad]
-    # PEFT keeps the adapters of a bf16 base in f32 (autocast_adapter_dtype); make sure.
-    for q in trainable:
-        q.data = q.data.float()
+    tokenizer, model, eos = recipe.load_gguf(args.model, torch.bfloat16)
+    model = recipe.with_lora(model.cuda(), rank=32, alpha=64, dropout=args.dropout)
+    trainable = recipe.f32_adapters(model)
     model.train()
     load_seconds = time.perf_counter() - loading
 
     groups = [json.loads(line) for line in open(args.train)]
 
     def ids(text, limit):
-        return tokenizer(text, add_special_tokens=False)["input_ids"][: limit - 1] + [eos]
-
-    def passage_text(passage):
-        title = (passage.get("title") or "").strip()
-        return "Passage: " + (title + " " if title else "") + passage["text"]
+        return recipe.prompt_ids(tokenizer, eos, text, limit)
 
     def embed(seqs):
-        width = max(map(len, seqs))
-        input_ids = torch.zeros(len(seqs), width, dtype=torch.long)
-        mask = torch.zeros(len(seqs), width, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            input_ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
         # No attention mask: with right padding under causal attention the last real token
         # never sees the padding (quarry relies on the same), and transformers' padded-row
         # mask gave NaN from the second step on (docs/gpu-runs/2026-11-26-s5-h100).
-        del mask
-        hidden = model(input_ids=input_ids.cuda()).last_hidden_state
-        last = torch.tensor([len(s) - 1 for s in seqs], device="cuda")
-        return F.normalize(hidden[torch.arange(len(seqs), device="cuda"), last].float(), dim=-1)
+        input_ids, _ = recipe.right_padded(seqs)
+        return recipe.eos_states(model(input_ids=input_ids.cuda()).last_hidden_state, seqs)
 
     steps_per_epoch = len(groups) // args.batch
     total = min(steps_per_epoch, args.max_steps or steps_per_epoch)
@@ -111,7 +86,7 @@ def main():
         loss_sum, tokens = 0.0, 0
         for m in range(0, len(batch), args.micro_batch):
             chunk = batch[m:m + args.micro_batch]
-            queries = [ids("Query: " + g["query"], args.query_len) for g in chunk]
+            queries = [ids(recipe.query_prompt(g["query"]), args.query_len) for g in chunk]
             passages = []
             for g in chunk:
                 negatives = g["negative_passages"]
@@ -119,7 +94,7 @@ def main():
                 picked = (random.sample(negatives, wanted) if len(negatives) >= wanted
                           else [random.choice(negatives) for _ in range(wanted)])
                 for passage in [random.choice(g["positive_passages"])] + picked:
-                    passages.append(ids(passage_text(passage), args.passage_len))
+                    passages.append(ids(recipe.passage_prompt(passage), args.passage_len))
             tokens += sum(map(len, queries)) + sum(map(len, passages))
             # No autocast: the base is bf16 and PEFT runs the f32 adapters on f32 inputs (as
             # scripts/peft_real_model_steps.py, whose bf16 steps match quarry's).
@@ -144,8 +119,7 @@ def main():
     model.save_pretrained(args.out)
     steady = slice(1, None) if total > 1 else slice(None)
     print(json.dumps({
-        "peer": "pytorch+peft", "torch": torch.__version__,
-        "transformers": transformers.__version__, "peft": peft.__version__,
+        **recipe.peer_versions(),
         "steps": total, "lr": args.lr, "load_seconds": load_seconds,
         "tokens": sum(step_tokens), "seconds": sum(step_seconds),
         "steady_tokens_per_second": sum(step_tokens[steady]) / sum(step_seconds[steady]),

@@ -19,16 +19,13 @@ import time
 import torch
 import torch.nn.functional as F
 import transformers
-from peft import LoraConfig, get_peft_model
+
+import peft_recipe as recipe
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--micro-batch", type=int, default=8)
-    parser.add_argument("--group-size", type=int, default=8)
-    parser.add_argument("--query-len", type=int, default=32)
-    parser.add_argument("--passage-len", type=int, default=192)
+    recipe.add_batch_shape_args(parser)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rank", type=int, default=32)
     args = parser.parse_args()
@@ -39,14 +36,9 @@ def main():
         rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True)
     torch.manual_seed(0)
     model = transformers.Qwen2Model(config).to(torch.bfloat16).cuda()
-    model = get_peft_model(model, LoraConfig(
-        r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.1, bias="none",
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                        "down_proj"]))
-    for parameter in model.parameters():
-        if parameter.requires_grad:
-            parameter.data = parameter.data.float()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    model = recipe.with_lora(model, rank=args.rank, alpha=2 * args.rank, dropout=0.1)
+    trainable = recipe.f32_adapters(model)
+    optimizer = torch.optim.AdamW(trainable, lr=1e-4)
 
     def embed(ids):
         with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -64,7 +56,7 @@ def main():
             loss = F.cross_entropy(scores, target) * (n / args.batch)
             loss.backward()
             tokens += q.numel() + p.numel()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return tokens
@@ -76,8 +68,7 @@ def main():
     torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     print(json.dumps({
-        "peer": "pytorch+peft", "torch": torch.__version__,
-        "transformers": transformers.__version__, "peft": __import__("peft").__version__,
+        **recipe.peer_versions(),
         "steps": args.steps, "tokens": tokens, "seconds": seconds,
         "seconds_per_step": seconds / args.steps, "tokens_per_second": tokens / seconds,
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
