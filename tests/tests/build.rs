@@ -7,33 +7,17 @@
 //!
 //! Declared as an integration test of quarry-cli (see cli/Cargo.toml).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_exit, output_text as text, quarry_command, registry_arg};
+use common::Stream::{Either, Stderr};
+use common::{metric, quarry_at_home, quarry_home, read_json, run};
 use serde_json::Value;
-use tiny_fixtures::{tiny_dataset, tiny_model};
+use tiny_fixtures::{index_dir, TinyDense, DENSE};
 
 mod common;
 mod tiny_fixtures;
-
-/// quarry with its data home at `home` and this checkout's registry.
-fn quarry_cmd(home: &Path) -> Command {
-    let mut cmd = quarry_command();
-    cmd.env("QUARRY_HOME", home)
-        .arg("--registry")
-        .arg(registry_arg());
-    cmd
-}
-
-fn quarry(home: &Path, args: &[&str]) -> Output {
-    quarry_cmd(home).args(args).output().expect("quarry runs")
-}
-
-fn index_dir(home: &Path) -> PathBuf {
-    home.join("dense").join("tiny-bert@tiny")
-}
 
 /// Content files of an index (what must be byte-identical between builds):
 /// everything but the checksum cache and the build record (timings, argv).
@@ -61,81 +45,50 @@ fn content(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn build_then_eval_then_rebuild_is_a_no_op() {
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    let model = tiny_model(tmp.path());
-    let data = tiny_dataset(tmp.path(), 30);
-    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let tiny = TinyDense::new(30);
+    let (model, data) = (tiny.model(), tiny.data());
 
-    let output = quarry(&home, &["build", "--model", model, "--dataset", data]);
-    assert_exit(&output, 0);
-    assert!(
-        text(&output).contains("dense:tiny-bert"),
-        "{}",
-        text(&output)
-    );
     // stderr is a pipe here, not a terminal: progress comes as log lines.
-    let log = String::from_utf8_lossy(&output.stderr);
-    assert!(log.contains("encoding: 30/30 docs"), "{log}");
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(index_dir(&home).join("manifest.json")).unwrap())
-            .unwrap();
+    tiny.build()
+        .ok()
+        .has(Either, &["dense:tiny-bert"])
+        .has(Stderr, &["encoding: 30/30 docs"]);
+    let manifest = read_json(&tiny.index_dir().join("manifest.json"));
     assert_eq!(manifest["complete"], true);
     assert_eq!(manifest["dim"], 48);
-    let before = content(&index_dir(&home));
+    let before = content(&tiny.index_dir());
 
-    let output = quarry(
-        &home,
-        &[
-            "eval",
-            "--dataset",
-            data,
-            "--retriever",
-            "dense:tiny-bert",
-            "--json",
-        ],
-    );
-    assert_exit(&output, 0);
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = tiny.eval(DENSE, &["--json"]).ok().json();
     assert_eq!(report["queries_evaluated"], 6);
-    let ndcg = report["metrics"]["ndcg@10"].as_f64().unwrap();
+    let ndcg = metric(&report, "ndcg@10");
     assert!((0.0..=1.0).contains(&ndcg), "{ndcg}");
 
     // The model is not needed any more: eval works with it gone.
-    let moved = tmp.path().join("moved");
+    let moved = tiny.path("moved");
     std::fs::rename(model, &moved).unwrap();
-    let output = quarry(
-        &home,
-        &["eval", "--dataset", data, "--retriever", "dense:tiny-bert"],
-    );
-    assert_exit(&output, 0);
+    tiny.eval(DENSE, &[]).ok();
     std::fs::rename(&moved, model).unwrap();
 
     let started = Instant::now();
-    let output = quarry(&home, &["build", "--model", model, "--dataset", data]);
-    assert_exit(&output, 0);
-    assert!(text(&output).contains("up to date"), "{}", text(&output));
+    tiny.build().ok().has(Either, &["up to date"]);
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(
-        content(&index_dir(&home)),
+        content(&tiny.index_dir()),
         before,
         "a no-op build changed the index"
     );
 
-    let output = quarry(
-        &home,
-        &[
-            "compare",
-            "--datasets",
-            data,
-            "--retrievers",
-            "bm25,dense:tiny-bert,hybrid:rrf(bm25,dense:tiny-bert)",
-            "--format",
-            "csv",
-        ],
-    );
-    assert_exit(&output, 0);
-    let csv = String::from_utf8_lossy(&output.stdout).into_owned();
+    let retrievers = "bm25,dense:tiny-bert,hybrid:rrf(bm25,dense:tiny-bert)";
+    let compare = [
+        "compare",
+        "--datasets",
+        data,
+        "--retrievers",
+        retrievers,
+        "--format",
+        "csv",
+    ];
+    let csv = tiny.quarry(&compare).ok().stdout();
     // The hybrid's own commas do not split the list; CSV quotes its name.
     assert!(
         csv.starts_with(
@@ -145,12 +98,9 @@ fn build_then_eval_then_rebuild_is_a_no_op() {
     );
 
     // A missing index is named with the command that builds it.
-    let output = quarry(
-        &home,
-        &["compare", "--datasets", data, "--retrievers", "dense:other"],
-    );
-    assert_exit(&output, 1);
-    assert!(text(&output).contains("quarry build"), "{}", text(&output));
+    tiny.quarry(&["compare", "--datasets", data, "--retrievers", "dense:other"])
+        .exit(1)
+        .has(Either, &["quarry build"]);
 
     // A new query is encoded on the next eval (the model is there again).
     let queries = std::fs::read_to_string(Path::new(data).join("queries.jsonl")).unwrap();
@@ -159,37 +109,29 @@ fn build_then_eval_then_rebuild_is_a_no_op() {
         queries.replace("\"q0\",\"text\":\"", "\"q0\",\"text\":\"paper "),
     )
     .unwrap();
-    let output = quarry(
-        &home,
-        &["eval", "--dataset", data, "--retriever", "dense:tiny-bert"],
-    );
-    assert_exit(&output, 0);
+    tiny.eval(DENSE, &[]).ok();
 }
 
 #[test]
 fn an_interrupted_build_resumes_to_the_same_bytes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
-    let data = tiny_dataset(tmp.path(), 1200);
-    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
-    let args = ["build", "--model", model, "--dataset", data];
-    let small = |cmd: &mut Command| {
-        cmd.env("QUARRY_SHARD_ROWS", "4")
+    let tiny = TinyDense::new(1200);
+    let args = tiny.build_args();
+    let small = |home: &Path| -> Command {
+        let mut command = quarry_at_home(home);
+        command
+            .env("QUARRY_SHARD_ROWS", "4")
             .env("QUARRY_CHUNK_DOCS", "8");
+        command
     };
 
-    let whole = tmp.path().join("whole");
-    let mut cmd = quarry_cmd(&whole);
-    small(&mut cmd);
-    assert_exit(&cmd.args(args).output().unwrap(), 0);
+    let whole = tiny.path("whole");
+    run(small(&whole), &args).ok();
 
-    let home = tmp.path().join("interrupted");
-    let mut cmd = quarry_cmd(&home);
-    small(&mut cmd);
-    let mut child = cmd
+    let home = tiny.path("interrupted");
+    let mut child = small(&home)
         .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let manifest = index_dir(&home).join("manifest.json");
@@ -211,14 +153,12 @@ fn an_interrupted_build_resumes_to_the_same_bytes() {
         std::thread::sleep(Duration::from_millis(1));
     };
     child.wait().unwrap();
-    let m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let m = read_json(&manifest);
     assert_eq!(m["complete"], false, "killed after {killed_at} shards");
 
-    let mut cmd = quarry_cmd(&home);
-    small(&mut cmd);
-    let output = cmd.args(args).output().unwrap();
-    assert_exit(&output, 0);
-    assert!(text(&output).contains("resumed after"), "{}", text(&output));
+    run(small(&home), &args)
+        .ok()
+        .has(Either, &["resumed after"]);
     assert_eq!(content(&index_dir(&home)), content(&index_dir(&whole)));
 }
 
@@ -232,13 +172,11 @@ fn a_build_split_over_several_devices_writes_the_same_index() {
     use quarry_engine::dataset::Dataset;
     use quarry_engine::device::{ComputeDevice, Precision};
 
-    let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
-    let data = tiny_dataset(tmp.path(), 300);
-    let dataset = Dataset::resolve(data.to_str().unwrap(), None).unwrap();
+    let tiny = TinyDense::new(300);
+    let dataset = Dataset::resolve(tiny.data(), None).unwrap();
     let request = |extra_devices: Vec<ComputeDevice>| BuildRequest {
         encoder: EncoderSpec {
-            model: model.clone(),
+            model: tiny.model.clone(),
             mode: BuildMode::Auto,
             precision: Precision::F32,
             device: ComputeDevice::Cpu,
@@ -255,9 +193,9 @@ fn a_build_split_over_several_devices_writes_the_same_index() {
         extra_devices,
     };
     let progress = indicatif::ProgressBar::hidden();
-    let one = tmp.path().join("one");
+    let one = tiny.path("one");
     build_dense(&Catalog::new(&one), &dataset, &request(vec![]), &progress).unwrap();
-    let three = tmp.path().join("three");
+    let three = tiny.path("three");
     let outcome = build_dense(
         &Catalog::new(&three),
         &dataset,
@@ -271,55 +209,27 @@ fn a_build_split_over_several_devices_writes_the_same_index() {
 
 #[test]
 fn a_dataset_without_corpus_is_a_clear_error() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
-    let data = tiny_dataset(tmp.path(), 5);
-    std::fs::remove_file(data.join("corpus.jsonl")).unwrap();
-    let output = quarry(
-        &tmp.path().join("home"),
-        &[
-            "build",
-            "--model",
-            model.to_str().unwrap(),
-            "--dataset",
-            data.to_str().unwrap(),
-        ],
-    );
-    assert_exit(&output, 1);
-    let message = text(&output);
-    assert!(message.contains("no corpus"), "{message}");
+    let tiny = TinyDense::new(5);
+    std::fs::remove_file(tiny.data.join("corpus.jsonl")).unwrap();
+    tiny.build().exit(1).has(Either, &["no corpus"]);
 }
 
 #[test]
 fn an_index_of_an_unknown_format_is_a_clear_error() {
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    let model = tiny_model(tmp.path());
-    let data = tiny_dataset(tmp.path(), 5);
-    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
-    std::fs::create_dir_all(index_dir(&home)).unwrap();
+    let tiny = TinyDense::new(5);
+    std::fs::create_dir_all(tiny.index_dir()).unwrap();
     std::fs::write(
-        index_dir(&home).join("manifest.json"),
+        tiny.index_dir().join("manifest.json"),
         r#"{"format_version": 0, "shards": []}"#,
     )
     .unwrap();
-    let output = quarry(&home, &["build", "--model", model, "--dataset", data]);
-    assert_exit(&output, 1);
-    let message = text(&output);
-    assert!(
-        message.contains("unsupported format version 0") && message.contains("delete the folder"),
-        "{message}"
+    tiny.build().exit(1).has(
+        Either,
+        &["unsupported format version 0", "delete the folder"],
     );
-    let output = quarry(
-        &home,
-        &["eval", "--dataset", data, "--retriever", "dense:tiny-bert"],
-    );
-    assert_exit(&output, 1);
-    assert!(
-        text(&output).contains("unsupported format version 0"),
-        "{}",
-        text(&output)
-    );
+    tiny.eval(DENSE, &[])
+        .exit(1)
+        .has(Either, &["unsupported format version 0"]);
 }
 
 #[test]
@@ -328,24 +238,17 @@ fn cuda_without_the_feature_is_a_usage_error() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let output = quarry(
-        tmp.path(),
-        &[
-            "build",
-            "--model",
-            "m",
-            "--dataset",
-            "nfcorpus",
-            "--device",
-            "cuda",
-        ],
-    );
-    assert_exit(&output, 2);
-    assert!(
-        text(&output).contains("--features cuda"),
-        "{}",
-        text(&output)
-    );
+    let args = "build --model m --dataset nfcorpus --device cuda";
+    quarry_home(tmp.path(), &args.split(' ').collect::<Vec<_>>())
+        .exit(2)
+        .has(Either, &["--features cuda"]);
+}
+
+/// Sets the `encoder_fingerprint` of the JSON file at `path`.
+fn set_encoder_fingerprint(path: &Path, fingerprint: &str) {
+    let mut edited = read_json(path);
+    edited["encoder_fingerprint"] = Value::from(fingerprint);
+    std::fs::write(path, serde_json::to_vec(&edited).unwrap()).unwrap();
 }
 
 /// The manifest, build.json and the query cache must name the same encoder:
@@ -353,41 +256,22 @@ fn cuda_without_the_feature_is_a_usage_error() {
 /// silently wrong numbers.
 #[test]
 fn an_index_whose_records_disagree_on_the_encoder_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    let model = tiny_model(tmp.path());
-    let data = tiny_dataset(tmp.path(), 30);
-    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
-    assert_exit(
-        &quarry(&home, &["build", "--model", model, "--dataset", data]),
-        0,
-    );
-    let eval = ["eval", "--dataset", data, "--retriever", "dense:tiny-bert"];
+    let tiny = TinyDense::new(30);
+    tiny.build().ok();
+    let eval = || tiny.eval(DENSE, &[]);
     let other = "0".repeat(64);
 
     // The query cache encoded by another encoder.
-    let cache = index_dir(&home).join("queries/manifest.json");
+    let cache = tiny.index_dir().join("queries/manifest.json");
     let original = std::fs::read(&cache).unwrap();
-    let mut edited: Value = serde_json::from_slice(&original).unwrap();
-    edited["encoder_fingerprint"] = Value::from(other.clone());
-    std::fs::write(&cache, serde_json::to_vec(&edited).unwrap()).unwrap();
-    let output = quarry(&home, &eval);
-    assert_exit(&output, 1);
-    let message = text(&output);
-    assert!(
-        message.contains("queries/manifest.json") && message.contains("cached query vectors"),
-        "{message}"
-    );
+    set_encoder_fingerprint(&cache, &other);
+    eval()
+        .exit(1)
+        .has(Either, &["queries/manifest.json", "cached query vectors"]);
     std::fs::write(&cache, &original).unwrap();
-    assert_exit(&quarry(&home, &eval), 0);
+    eval().ok();
 
     // The manifest edited to name another encoder than build.json.
-    let manifest = index_dir(&home).join("manifest.json");
-    let mut edited: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
-    edited["encoder_fingerprint"] = Value::from(other);
-    std::fs::write(&manifest, serde_json::to_vec(&edited).unwrap()).unwrap();
-    let output = quarry(&home, &eval);
-    assert_exit(&output, 1);
-    let message = text(&output);
-    assert!(message.contains("records disagree"), "{message}");
+    set_encoder_fingerprint(&tiny.index_dir().join("manifest.json"), &other);
+    eval().exit(1).has(Either, &["records disagree"]);
 }

@@ -6,27 +6,42 @@
 //! cargo builds the binary first and passes its path.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::Command;
 
-use common::{assert_exit, quarry_command, registry_arg, repo_root, stderr, stdout};
+use common::Stream::{Stderr, Stdout};
+use common::{
+    assert_matches_pyserini, assert_metric_near, on_dataset, pyserini_reference, pyserini_run,
+    quarry_command, quarry_with_registry, registry_arg, repo_root, run, write_file as write, Ran,
+};
 use serde_json::Value;
 
 mod common;
 
-/// Runs quarry in `cwd`.
-fn quarry(cwd: &Path, args: &[&str]) -> Output {
-    quarry_command()
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("quarry runs")
+/// quarry run in `cwd`.
+fn in_dir(cwd: &Path) -> Command {
+    let mut command = quarry_command();
+    command.current_dir(cwd);
+    command
 }
 
-fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, content).unwrap();
-    path
+/// quarry run in `cwd` with this checkout's registry.
+fn registered(cwd: &Path) -> Command {
+    let mut command = quarry_with_registry();
+    command.current_dir(cwd);
+    command
+}
+
+/// Runs `COMMAND eval --dataset DATASET --run RUN REST...`.
+fn eval_run(command: Command, dataset: &str, run_file: &Path, rest: &[&str]) -> Ran {
+    let mut args = vec![
+        "eval",
+        "--dataset",
+        dataset,
+        "--run",
+        run_file.to_str().unwrap(),
+    ];
+    args.extend_from_slice(rest);
+    run(command, &args)
 }
 
 /// A small valid BEIR folder: 3 docs, 2 queries, test qrels, and a run.
@@ -60,20 +75,13 @@ fn tiny_dataset(dir: &Path) -> (PathBuf, PathBuf) {
 #[test]
 fn datasets_lists_the_registry_with_local_counts() {
     let cwd = tempfile::tempdir().unwrap();
-    let output = quarry(cwd.path(), &["--registry", &registry_arg(), "datasets"]);
-    assert_exit(&output, 0);
-    let text = stdout(&output);
-    assert!(
-        text.contains("nfcorpus") && text.contains("3633") && text.contains("323 / 12334"),
-        "{text}"
-    );
+    run(registered(cwd.path()), &["datasets"])
+        .ok()
+        .has(Stdout, &["nfcorpus", "3633", "323 / 12334"]);
 
-    let output = quarry(
-        cwd.path(),
-        &["--registry", &registry_arg(), "datasets", "--json"],
-    );
-    assert_exit(&output, 0);
-    let listing: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let listing = run(registered(cwd.path()), &["datasets", "--json"])
+        .ok()
+        .json();
     let find = |name: &str| {
         listing["datasets"]
             .as_array()
@@ -99,48 +107,19 @@ fn datasets_lists_the_registry_with_local_counts() {
 #[test]
 fn registry_is_found_through_the_environment() {
     let cwd = tempfile::tempdir().unwrap();
-    let output = quarry_command()
-        .args(["datasets", "--json"])
-        .current_dir(cwd.path())
-        .env("QUARRY_REGISTRY", registry_arg())
-        .output()
-        .unwrap();
-    assert_exit(&output, 0);
-    assert!(stdout(&output).contains("\"nfcorpus\""));
+    let mut command = in_dir(cwd.path());
+    command.env("QUARRY_REGISTRY", registry_arg());
+    run(command, &["datasets", "--json"])
+        .ok()
+        .has(Stdout, &["\"nfcorpus\""]);
 }
 
 #[test]
 fn eval_scores_the_pyserini_nfcorpus_run_like_pytrec_eval() {
     let cwd = tempfile::tempdir().unwrap();
-    let run =
-        repo_root().join("tests/fixtures/reference/pyserini_bm25_flat_nfcorpus_test.top10.trec");
-    let output = quarry(
-        cwd.path(),
-        &[
-            "--registry",
-            &registry_arg(),
-            "eval",
-            "--dataset",
-            "nfcorpus",
-            "--run",
-            run.to_str().unwrap(),
-            "--json",
-        ],
-    );
-    assert_exit(&output, 0);
-    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
-    let reference: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            repo_root().join("tests/fixtures/reference/pyserini_bm25_flat_nfcorpus_test.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let ndcg = report["metrics"]["ndcg@10"].as_f64().unwrap();
-    assert!(
-        (ndcg - reference["ndcg@10"].as_f64().unwrap()).abs() < 1e-9,
-        "{ndcg}"
-    );
+    let eval = |rest: &[&str]| eval_run(registered(cwd.path()), "nfcorpus", &pyserini_run(), rest);
+    let report = eval(&["--json"]).ok().json();
+    assert_matches_pyserini(&report, &["ndcg@10"], 1e-9);
     assert_eq!(report["queries_evaluated"], 323);
     assert_eq!(report["split"], "test");
     assert_eq!(report["missing_qrels_docs"]["judgments"], 0);
@@ -151,24 +130,9 @@ fn eval_scores_the_pyserini_nfcorpus_run_like_pytrec_eval() {
         report["warnings"]
     );
 
-    let output = quarry(
-        cwd.path(),
-        &[
-            "--registry",
-            &registry_arg(),
-            "eval",
-            "--dataset",
-            "nfcorpus",
-            "--run",
-            run.to_str().unwrap(),
-        ],
-    );
-    assert_exit(&output, 0);
-    let table = stdout(&output);
-    assert!(
-        table.contains("ndcg@10") && table.contains("0.3218") && table.contains("323 queries"),
-        "{table}"
-    );
+    eval(&[])
+        .ok()
+        .has(Stdout, &["ndcg@10", "0.3218", "323 queries"]);
 }
 
 /// Replaces `dir/name` by `dir/name.gz` or `dir/name.zst` with the same content.
@@ -195,26 +159,13 @@ fn compress(dir: &Path, name: &str, suffix: &str) -> PathBuf {
 fn eval_works_on_a_bare_folder_and_compressed_files() {
     let dir = tempfile::tempdir().unwrap();
     let (root, run) = tiny_dataset(dir.path());
-    let args = |run: &Path| -> Vec<String> {
-        [
-            "eval",
-            "--dataset",
-            root.to_str().unwrap(),
-            "--run",
-            run.to_str().unwrap(),
-            "--metrics",
-            "mrr@10,p@1",
-            "--json",
-        ]
-        .map(String::from)
-        .to_vec()
+    let eval = |run: &Path| {
+        let rest = ["--metrics", "mrr@10,p@1", "--json"];
+        eval_run(in_dir(dir.path()), root.to_str().unwrap(), run, &rest)
+            .ok()
+            .json()
     };
-    let plain = quarry(
-        dir.path(),
-        &args(&run).iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    assert_exit(&plain, 0);
-    let report: Value = serde_json::from_str(&stdout(&plain)).unwrap();
+    let report = eval(&run);
     assert_eq!(report["dataset"], "tiny");
     // q1: d1 first -> 1; q2: d1 (unjudged) then d2 -> 1/2.
     assert_eq!(report["metrics"]["mrr@10"], 0.75);
@@ -223,12 +174,7 @@ fn eval_works_on_a_bare_folder_and_compressed_files() {
     compress(&root, "corpus.jsonl", ".gz");
     compress(&root.join("qrels"), "test.tsv", ".zst");
     let run = compress(dir.path(), "tiny.trec", ".zst");
-    let packed = quarry(
-        dir.path(),
-        &args(&run).iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    assert_exit(&packed, 0);
-    let packed_report: Value = serde_json::from_str(&stdout(&packed)).unwrap();
+    let packed_report = eval(&run);
     assert_eq!(packed_report["metrics"], report["metrics"]);
     // The checksum is over the uncompressed bytes, so compression does not change it.
     assert_eq!(packed_report["corpus_sha256"], report["corpus_sha256"]);
@@ -237,25 +183,13 @@ fn eval_works_on_a_bare_folder_and_compressed_files() {
 #[test]
 fn unknown_dataset_lists_the_known_ones() {
     let cwd = tempfile::tempdir().unwrap();
-    let output = quarry(
-        cwd.path(),
-        &[
-            "--registry",
-            &registry_arg(),
-            "eval",
-            "--dataset",
-            "nfcorpsu",
-            "--run",
-            "x.trec",
-        ],
-    );
-    assert_exit(&output, 1);
-    let err = stderr(&output);
-    assert!(err.contains("unknown dataset `nfcorpsu`"), "{err}");
-    assert!(
-        err.contains("nfcorpus") && err.contains("arguana") && err.contains("cosqa"),
-        "{err}"
-    );
+    let run_file = Path::new("x.trec");
+    eval_run(registered(cwd.path()), "nfcorpsu", run_file, &[])
+        .exit(1)
+        .has(
+            Stderr,
+            &["unknown dataset `nfcorpsu`", "nfcorpus", "arguana", "cosqa"],
+        );
 }
 
 /// One malformed line in one input file, and what quarry must say about it.
@@ -317,17 +251,14 @@ fn malformed_lines_name_file_and_line() {
             let name = path.file_name().unwrap().to_str().unwrap();
             compress(path.parent().unwrap(), name, ".zst");
         }
-        let run = if case.is_run { path } else { tiny_run };
+        let run_file = if case.is_run { path } else { tiny_run };
         let source = if case.retrieve {
             ["--retriever", "bm25"]
         } else {
-            ["--run", run.to_str().unwrap()]
+            ["--run", run_file.to_str().unwrap()]
         };
-        let mut args = vec!["eval", "--dataset", root.to_str().unwrap()];
-        args.extend(source);
-        let output = quarry(dir.path(), &args);
-        assert_exit(&output, 1);
-        let err = stderr(&output);
+        let args = on_dataset("eval", root.to_str().unwrap(), &source);
+        let err = run(in_dir(dir.path()), &args).exit(1).stderr();
         assert!(
             case.expected.iter().all(|part| err.contains(part)),
             "{}: expected {:?} in\n{err}",
@@ -346,19 +277,8 @@ fn qrels_doc_missing_from_corpus_is_reported_not_fatal() {
         "qrels/test.tsv",
         "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\nq2\tghost\t1\n",
     );
-    let output = quarry(
-        dir.path(),
-        &[
-            "eval",
-            "--dataset",
-            root.to_str().unwrap(),
-            "--run",
-            run.to_str().unwrap(),
-            "--json",
-        ],
-    );
-    assert_exit(&output, 0);
-    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let eval = |rest: &[&str]| eval_run(in_dir(dir.path()), root.to_str().unwrap(), &run, rest);
+    let report = eval(&["--json"]).ok().json();
     assert_eq!(report["missing_qrels_docs"]["judgments"], 1);
     assert_eq!(
         report["missing_qrels_docs"]["examples"],
@@ -368,21 +288,9 @@ fn qrels_doc_missing_from_corpus_is_reported_not_fatal() {
         .to_string()
         .contains("missing from the corpus"));
 
-    let output = quarry(
-        dir.path(),
-        &[
-            "eval",
-            "--dataset",
-            root.to_str().unwrap(),
-            "--run",
-            run.to_str().unwrap(),
-        ],
-    );
-    assert_exit(&output, 0);
-    assert!(
-        stdout(&output).contains("warning: 1 qrels judgments name 1 doc ids missing"),
-        "{}",
-        stdout(&output)
+    eval(&[]).ok().has(
+        Stdout,
+        &["warning: 1 qrels judgments name 1 doc ids missing"],
     );
 }
 
@@ -393,86 +301,41 @@ fn registry_problems_name_the_file_and_field() {
     let entry =
         "[[dataset]]\nname = \"tiny\"\npath = \"tiny\"\nsplit = \"test\"\nremove_self = false\n\
                  corpus_sha256 = \"SHA\"\nurl = \"\"\nkind = \"text\"\n";
-    // Unknown field.
-    let registry = write(
-        dir.path(),
-        "datasets.toml",
-        &format!("{}colour = \"red\"\n", entry.replace("SHA", "")),
-    );
-    let output = quarry(
-        dir.path(),
-        &["eval", "--dataset", "tiny", "--run", run.to_str().unwrap()],
-    );
-    assert_exit(&output, 1);
-    let err = stderr(&output);
-    assert!(
-        err.contains("colour") && err.contains(registry.to_str().unwrap()),
-        "{err}"
-    );
-
-    // Checksum mismatch (registry found in the current directory).
-    write(
-        dir.path(),
-        "datasets.toml",
-        &entry.replace("SHA", &"0".repeat(64)),
-    );
-    let output = quarry(
-        dir.path(),
-        &["eval", "--dataset", "tiny", "--run", run.to_str().unwrap()],
-    );
-    assert_exit(&output, 1);
-    let err = stderr(&output);
-    assert!(
-        err.contains("sha256") && err.contains("corpus.jsonl"),
-        "{err}"
-    );
+    let registry = dir.path().join("datasets.toml");
+    for (registry_text, expected) in [
+        // Unknown field.
+        (
+            format!("{}colour = \"red\"\n", entry.replace("SHA", "")),
+            ["colour", registry.to_str().unwrap()],
+        ),
+        // Checksum mismatch (registry found in the current directory).
+        (
+            entry.replace("SHA", &"0".repeat(64)),
+            ["sha256", "corpus.jsonl"],
+        ),
+    ] {
+        write(dir.path(), "datasets.toml", &registry_text);
+        eval_run(in_dir(dir.path()), "tiny", &run, &[])
+            .exit(1)
+            .has(Stderr, &expected);
+    }
 }
 
 #[test]
 fn usage_errors_exit_with_2() {
     let cwd = tempfile::tempdir().unwrap();
-    let reg = registry_arg();
     for args in [
-        vec!["eval", "--dataset", "nfcorpus"],
-        vec![
-            "eval",
-            "--dataset",
-            "nfcorpus",
-            "--run",
-            "r.trec",
-            "--retriever",
-            "bm25",
-        ],
-        vec![
-            "eval",
-            "--dataset",
-            "nfcorpus",
-            "--run",
-            "r.trec",
-            "--metrics",
-            "ndcg@0",
-        ],
-        vec![
-            "eval",
-            "--dataset",
-            "nfcorpus",
-            "--retriever",
-            "bm25",
-            "--k",
-            "10",
-        ],
-        vec!["eval", "--dataset", "nfcorpus", "--retriever", "tfidf"],
-        vec!["frobnicate"],
+        "eval --dataset nfcorpus",
+        "eval --dataset nfcorpus --run r.trec --retriever bm25",
+        "eval --dataset nfcorpus --run r.trec --metrics ndcg@0",
+        "eval --dataset nfcorpus --retriever bm25 --k 10",
+        "eval --dataset nfcorpus --retriever tfidf",
+        "frobnicate",
     ] {
-        let mut full = vec!["--registry", reg.as_str()];
-        full.extend(args.iter().copied());
-        let output = quarry(cwd.path(), &full);
-        assert_exit(&output, 2);
-        assert!(
-            stderr(&output).contains("error"),
-            "{args:?}: {}",
-            stderr(&output)
-        );
+        let args: Vec<&str> = args.split(' ').collect();
+        run(registered(cwd.path()), &args)
+            .exit(2)
+            .has(Stderr, &["error"]);
     }
 }
 
@@ -481,22 +344,17 @@ fn bm25_on_nfcorpus_matches_pyserini_and_reuses_its_index() {
     let cwd = tempfile::tempdir().unwrap();
     let home = cwd.path().join("home");
     let run_out = cwd.path().join("bm25.trec");
-    let reg = registry_arg();
-    let eval = |extra: &[&str]| -> Value {
+    let eval = |source: &[&str]| -> Value {
         let mut args = vec![
-            "--registry",
-            reg.as_str(),
             "--home",
             home.to_str().unwrap(),
             "eval",
             "--dataset",
             "nfcorpus",
         ];
-        args.extend_from_slice(extra);
+        args.extend_from_slice(source);
         args.push("--json");
-        let output = quarry(cwd.path(), &args);
-        assert_exit(&output, 0);
-        serde_json::from_str(&stdout(&output)).unwrap()
+        run(registered(cwd.path()), &args).ok().json()
     };
     let built = eval(&[
         "--retriever",
@@ -506,28 +364,11 @@ fn bm25_on_nfcorpus_matches_pyserini_and_reuses_its_index() {
     ]);
     assert_eq!(built["source"]["index_reused"], false);
     assert_eq!(built["queries_evaluated"], 323);
-    let reference: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            repo_root().join("tests/fixtures/reference/pyserini_bm25_flat_nfcorpus_test.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let ndcg = built["metrics"]["ndcg@10"].as_f64().unwrap();
-    let pyserini = reference["ndcg@10"].as_f64().unwrap();
-    assert!(
-        (ndcg - pyserini).abs() < 1e-3,
-        "quarry {ndcg} vs Pyserini {pyserini}"
-    );
+    assert_matches_pyserini(&built, &["ndcg@10"], 1e-3);
+    let published = &pyserini_reference()["meta"]["published_expected"];
     for metric in ["recall@100", "recall@1000"] {
-        let ours = built["metrics"][metric].as_f64().unwrap();
-        let published = reference["meta"]["published_expected"][metric]
-            .as_f64()
-            .unwrap();
-        assert!(
-            (ours - published).abs() < 5e-4,
-            "{metric}: quarry {ours} vs published {published}"
-        );
+        let expected = published[metric].as_f64().unwrap();
+        assert_metric_near(&built, metric, expected, 5e-4, "published");
     }
 
     // Same corpus checksum: the index in the catalog is reused, same numbers.
@@ -551,8 +392,8 @@ fn train_logs_a_line_per_step_when_stderr_is_not_a_terminal() {
     let model = fixtures.join("tiny_qwen2");
     let train_file = fixtures.join("train.jsonl");
     let output = tmp.path().join("adapter");
-    let out = quarry(
-        tmp.path(),
+    let trained = run(
+        in_dir(tmp.path()),
         &[
             "train",
             "--model",
@@ -578,19 +419,19 @@ fn train_logs_a_line_per_step_when_stderr_is_not_a_terminal() {
             "--json",
         ],
     );
-    assert_exit(&out, 0);
-    let log = stderr(&out);
-    assert!(
-        log.contains("step 1 micro-batch 1: forward and backward after")
-            && log.contains("step 1 micro-batch 2:"),
-        "{log}"
-    );
-    assert!(
-        log.contains("step 1/2: loss ") && log.contains("step 2/2: loss "),
-        "{log}"
-    );
-    assert!(!log.contains("step 2 micro-batch"), "{log}");
-    let summary: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    trained
+        .ok()
+        .has(
+            Stderr,
+            &[
+                "step 1 micro-batch 1: forward and backward after",
+                "step 1 micro-batch 2:",
+                "step 1/2: loss ",
+                "step 2/2: loss ",
+            ],
+        )
+        .lacks(Stderr, &["step 2 micro-batch"]);
+    let summary = trained.json();
     assert_eq!(summary["step_losses"].as_array().unwrap().len(), 2);
     assert!(output.join("adapter_model.safetensors").is_file());
 }

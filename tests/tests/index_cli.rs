@@ -7,8 +7,9 @@
 //! cargo builds the binary first and passes its path.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
+use common::quarry;
+use common::Stream::{Stderr, Stdout};
 use quarry_index::dense::{ElementType, IndexSpec, IndexWriter};
 use serde_json::Value;
 
@@ -16,21 +17,7 @@ const FP: &str = "test-encoder/v1";
 const DIM: usize = 8;
 const ROWS: usize = 300;
 
-fn quarry(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quarry"))
-        .args(args)
-        .env_remove("QUARRY_REGISTRY")
-        .env_remove("QUARRY_HOME")
-        .output()
-        .expect("quarry runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
 
 #[path = "../../index/tests/common/vectors.rs"]
 mod shared_vectors;
@@ -57,9 +44,9 @@ fn make_index(dir: &Path) -> Vec<f32> {
     data
 }
 
-fn json(o: &Output) -> Value {
-    assert!(o.status.success(), "quarry failed: {}", stderr(o));
-    serde_json::from_str(&stdout(o)).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+/// `quarry ARGS`, which must succeed, its stdout parsed as JSON.
+fn json(args: &[&str]) -> Value {
+    quarry(args).ok().json()
 }
 
 #[test]
@@ -69,30 +56,24 @@ fn info_verify_search_and_hnsw() {
     let data = make_index(&dir);
     let d = dir.to_str().unwrap();
 
-    let info = json(&quarry(&["index", "info", d, "--json"]));
+    let info = json(&["index", "info", d, "--json"]);
     assert_eq!(info["rows"], ROWS);
     assert_eq!(info["dim"], DIM);
     assert_eq!(info["element_type"], "f32");
     assert_eq!(info["encoder_fingerprint"], FP);
     assert_eq!(info["shards"].as_array().unwrap().len(), 3);
     assert!(info["hnsw"].is_null());
-    let text = quarry(&["index", "info", d]);
-    assert!(text.status.success());
-    assert!(
-        stdout(&text).contains("rows             300"),
-        "{}",
-        stdout(&text)
-    );
+    quarry(&["index", "info", d])
+        .ok()
+        .has(Stdout, &["rows             300"]);
 
-    let verify = json(&quarry(&["index", "verify", d, "--json"]));
+    let verify = json(&["index", "verify", d, "--json"]);
     for s in verify["shards"].as_array().unwrap() {
         assert_eq!(s["status"], "verified now");
     }
 
     // A stored row as the query: itself first, score = its squared norm = 1.
-    let hits = json(&quarry(&[
-        "index", "search", d, "--row", "200", "-k", "3", "--json",
-    ]));
+    let hits = json(&["index", "search", d, "--row", "200", "-k", "3", "--json"]);
     let first = &hits["results"][0]["hits"][0];
     assert_eq!(first["doc_id"], "doc-200");
     assert_eq!(first["row"], 200);
@@ -106,53 +87,40 @@ fn info_verify_search_and_hnsw() {
         .map(|&r| data[r * DIM..(r + 1) * DIM].to_vec())
         .collect();
     std::fs::write(&qfile, serde_json::to_string(&q).unwrap()).unwrap();
-    let hits = json(&quarry(&[
+    let search_file = [
         "index",
         "search",
         d,
         "--query-file",
         qfile.to_str().unwrap(),
-        "-k",
-        "5",
-        "--json",
-    ]));
+    ];
+    let hits = json(&[&search_file[..], &["-k", "5", "--json"]].concat());
     assert_eq!(hits["results"][0]["hits"][0]["doc_id"], "doc-7");
     assert_eq!(hits["results"][1]["hits"][0]["doc_id"], "doc-250");
 
     // Wrong dimension: refused, naming the query file.
     std::fs::write(&qfile, "[0.1, 0.2, 0.3]").unwrap();
-    let bad = quarry(&[
-        "index",
-        "search",
-        d,
-        "--query-file",
-        qfile.to_str().unwrap(),
-    ]);
-    assert!(!bad.status.success());
-    assert!(stderr(&bad).contains("q.json"), "{}", stderr(&bad));
-    assert!(stderr(&bad).contains("dimension"), "{}", stderr(&bad));
+    quarry(&search_file)
+        .fails()
+        .has(Stderr, &["q.json", "dimension"]);
 
     // Another encoder's queries: refused.
-    let other = quarry(&["index", "search", d, "--row", "1", "--encoder", "other/v2"]);
-    assert!(!other.status.success());
-    assert!(
-        stderr(&other).contains("encoder mismatch"),
-        "{}",
-        stderr(&other)
-    );
+    quarry(&["index", "search", d, "--row", "1", "--encoder", "other/v2"])
+        .fails()
+        .has(Stderr, &["encoder mismatch"]);
 
     // HNSW: build, then search it; the row finds itself.
-    let built = quarry(&["index", "hnsw", d, "--m", "8", "--ef-construction", "64"]);
-    assert!(built.status.success(), "{}", stderr(&built));
-    assert!(stdout(&built).contains("recall@10"), "{}", stdout(&built));
-    let info = json(&quarry(&["index", "info", d, "--json"]));
+    quarry(&["index", "hnsw", d, "--m", "8", "--ef-construction", "64"])
+        .ok()
+        .has(Stdout, &["recall@10"]);
+    let info = json(&["index", "info", d, "--json"]);
     assert_eq!(info["hnsw"]["m"], 8);
-    let hits = json(&quarry(&[
+    let hits = json(&[
         "index", "search", d, "--row", "42", "--hnsw", "--ef", "32", "--json",
-    ]));
+    ]);
     assert_eq!(hits["method"], "hnsw");
     assert_eq!(hits["results"][0]["hits"][0]["doc_id"], "doc-42");
-    assert!(json(&quarry(&["index", "verify", d, "--json"]))["rows"] == ROWS);
+    assert!(json(&["index", "verify", d, "--json"])["rows"] == ROWS);
 }
 
 #[test]
@@ -161,7 +129,7 @@ fn corruption_fails_with_the_file_named() {
     let dir = tmp.path().join("idx");
     make_index(&dir);
     let d = dir.to_str().unwrap();
-    assert!(quarry(&["index", "hnsw", d, "--m", "8"]).status.success());
+    quarry(&["index", "hnsw", d, "--m", "8"]).ok();
 
     // A flipped byte in the middle shard's rows.
     let shard = dir.join("shard-00001.qvs");
@@ -169,26 +137,21 @@ fn corruption_fails_with_the_file_named() {
     let mut bytes = original.clone();
     bytes[1000] ^= 0x01;
     std::fs::write(&shard, &bytes).unwrap();
-    let out = quarry(&["index", "verify", d]);
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(err.contains("shard-00001.qvs"), "{err}");
-    assert!(
-        err.contains("corrupt data") && err.contains("checksum"),
-        "{err}"
-    );
+    quarry(&["index", "verify", d])
+        .fails()
+        .has(Stderr, &["shard-00001.qvs", "corrupt data", "checksum"]);
     // The rewritten file is no longer "verified": a plain search checks it too.
-    let out = quarry(&["index", "search", d, "--row", "0"]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("shard-00001.qvs"), "{}", stderr(&out));
+    quarry(&["index", "search", d, "--row", "0"])
+        .fails()
+        .has(Stderr, &["shard-00001.qvs"]);
 
     // Truncated shard: caught at open (size differs from the manifest's).
     std::fs::write(&shard, &original[..original.len() - 10]).unwrap();
-    let out = quarry(&["index", "info", d]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("shard-00001.qvs"), "{}", stderr(&out));
+    quarry(&["index", "info", d])
+        .fails()
+        .has(Stderr, &["shard-00001.qvs"]);
     std::fs::write(&shard, &original).unwrap();
-    assert!(quarry(&["index", "verify", d]).status.success());
+    quarry(&["index", "verify", d]).ok();
 
     // A flipped byte in the HNSW graph: verify names the graph file.
     let graph = dir.join("hnsw").join("graph.qhg");
@@ -196,12 +159,10 @@ fn corruption_fails_with_the_file_named() {
     let at = g.len() / 2;
     g[at] ^= 0x10;
     std::fs::write(&graph, &g).unwrap();
-    let out = quarry(&["index", "verify", d]);
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(err.contains("graph.qhg"), "{err}");
-    assert!(err.contains("checksum"), "{err}");
-    let out = quarry(&["index", "search", d, "--row", "0", "--hnsw"]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("graph.qhg"), "{}", stderr(&out));
+    quarry(&["index", "verify", d])
+        .fails()
+        .has(Stderr, &["graph.qhg", "checksum"]);
+    quarry(&["index", "search", d, "--row", "0", "--hnsw"])
+        .fails()
+        .has(Stderr, &["graph.qhg"]);
 }

@@ -8,32 +8,16 @@
 //! Declared as an integration test of quarry-cli (see cli/Cargo.toml).
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
-use common::{output_text as text, quarry_command, registry_arg};
+use common::write_file;
+use common::Stream::Stderr;
 use quarry_engine::run::Run;
 use quarry_engine::train_data::{load_train_groups, TrainGroup};
-use serde_json::Value;
-use tiny_fixtures::{tiny_dataset, tiny_model};
+use tiny_fixtures::{TinyDense, DENSE};
 
 mod common;
 mod tiny_fixtures;
-
-fn quarry(home: &Path, args: &[&str]) -> Output {
-    quarry_command()
-        .env("QUARRY_HOME", home)
-        .arg("--registry")
-        .arg(registry_arg())
-        .args(args)
-        .output()
-        .expect("quarry runs")
-}
-
-fn ok_json(output: &Output) -> Value {
-    assert_eq!(output.status.code(), Some(0), "{}", text(output));
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(output)))
-}
 
 /// Train qrels of the tiny folder: query -> [(doc, grade)]. q2's only
 /// relevant doc is not in the corpus (no group); q4 has a grade-0 judgment
@@ -46,16 +30,17 @@ const TRAIN_QRELS: [(&str, &[(&str, i32)]); 5] = [
     ("q4", &[("d4", 2), ("d16", 0), ("d28", 0)]),
 ];
 
-fn dataset_with_train_split(dir: &Path) -> PathBuf {
-    let root = tiny_dataset(dir, 30);
+/// The tiny model and a 30-doc tiny folder with [`TRAIN_QRELS`] as its train split.
+fn tiny_with_train_split() -> TinyDense {
+    let tiny = TinyDense::new(30);
     let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
     for (query, docs) in TRAIN_QRELS {
         for (doc, grade) in docs {
             qrels += &format!("{query}\t{doc}\t{grade}\n");
         }
     }
-    std::fs::write(root.join("qrels/train.tsv"), qrels).unwrap();
-    root
+    write_file(&tiny.data, "qrels/train.tsv", &qrels);
+    tiny
 }
 
 fn judged() -> HashMap<&'static str, HashMap<&'static str, i32>> {
@@ -110,54 +95,32 @@ fn check_groups(groups: &[TrainGroup], run: Option<&Run>, n: usize) {
 
 /// The run `quarry eval` writes for the train split's queries with `retriever`, `k` deep:
 /// what mining must have followed.
-fn train_split_run(home: &Path, data: &str, retriever: &str, k: usize, run_file: &Path) -> Run {
+fn train_split_run(tiny: &TinyDense, retriever: &str, k: usize, run_file: &Path) -> Run {
     let k = k.to_string();
-    let eval = quarry(
-        home,
-        &[
-            "eval",
-            "--dataset",
-            data,
-            "--split",
-            "train",
-            "--retriever",
-            retriever,
-            "--k",
-            &k,
-            "--metrics",
-            "ndcg@10",
-            "--run-out",
-            run_file.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(eval.status.code(), Some(0), "{}", text(&eval));
+    let run_out = run_file.to_str().unwrap();
+    let rest = [
+        "--split",
+        "train",
+        "--k",
+        &k,
+        "--metrics",
+        "ndcg@10",
+        "--run-out",
+        run_out,
+    ];
+    tiny.eval(retriever, &rest).ok();
     Run::read(run_file).unwrap()
 }
 
 #[test]
 fn bm25_mining_excludes_judged_docs_and_is_deterministic() {
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    let data = dataset_with_train_split(tmp.path());
-    let data = data.to_str().unwrap();
-    let out = tmp.path().join("mined.jsonl");
+    let tiny = tiny_with_train_split();
+    let out = tiny.path("mined.jsonl");
     let mine = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "mine",
-            "--dataset",
-            data,
-            "--retriever",
-            "bm25",
-            "--depth",
-            "20",
-            "--negatives",
-            "4",
-            "--json",
-            "--output",
-            out.to_str().unwrap(),
-        ];
+        let mut args = vec!["--depth", "20", "--negatives", "4", "--json"];
+        args.extend(["--output", out.to_str().unwrap()]);
         args.extend_from_slice(extra);
-        ok_json(&quarry(&home, &args))
+        tiny.on_data("mine", "bm25", &args).ok().json()
     };
     let summary = mine(&out, &[]);
     assert_eq!(summary["split"], "train");
@@ -187,17 +150,17 @@ fn bm25_mining_excludes_judged_docs_and_is_deterministic() {
     );
 
     // Negatives follow BM25's ranking of the same queries.
-    let run = train_split_run(&home, data, "bm25", 20, &tmp.path().join("train.run"));
+    let run = train_split_run(&tiny, "bm25", 20, &tiny.path("train.run"));
     check_groups(&groups, Some(&run), 4);
 
     // Same input, same bytes; the summary's checksum is the file's.
-    let again = tmp.path().join("again.jsonl");
+    let again = tiny.path("again.jsonl");
     let summary_again = mine(&again, &[]);
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
     assert_eq!(summary["output_sha256"], summary_again["output_sha256"]);
 
     // Skipping the top candidates shifts the window.
-    let skipped = tmp.path().join("skip.jsonl");
+    let skipped = tiny.path("skip.jsonl");
     mine(&skipped, &["--skip-top", "1"]);
     let skipped: HashMap<String, TrainGroup> = load_train_groups(&skipped)
         .unwrap()
@@ -213,127 +176,57 @@ fn bm25_mining_excludes_judged_docs_and_is_deterministic() {
 
     // Random sampling: seeded, reproducible, never a judged doc.
     let random = |name: &str, seed: &str| {
-        let path = tmp.path().join(name);
+        let path = tiny.path(name);
         let summary = mine(&path, &["--sample", "random", "--seed", seed]);
         assert_eq!(summary["sample"], format!("random(seed={seed})"));
         std::fs::read(&path).unwrap()
     };
     let first = random("r1.jsonl", "7");
     assert_eq!(first, random("r2.jsonl", "7"));
-    check_groups(
-        &load_train_groups(&tmp.path().join("r1.jsonl")).unwrap(),
-        None,
-        4,
-    );
+    check_groups(&load_train_groups(&tiny.path("r1.jsonl")).unwrap(), None, 4);
 }
 
 #[test]
 fn dense_and_hybrid_mining_use_the_built_index() {
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    let model = tiny_model(tmp.path());
-    let data = dataset_with_train_split(tmp.path());
-    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
-    let build = quarry(&home, &["build", "--model", model, "--dataset", data]);
-    assert_eq!(build.status.code(), Some(0), "{}", text(&build));
-    for retriever in ["dense:tiny-bert", "hybrid:rrf(bm25,dense:tiny-bert)"] {
-        let out = tmp.path().join("mined.jsonl");
-        let run_file = tmp.path().join("train.run");
-        let summary = ok_json(&quarry(
-            &home,
-            &[
-                "mine",
-                "--dataset",
-                data,
-                "--retriever",
-                retriever,
-                "--depth",
-                "25",
-                "--negatives",
-                "6",
-                "--json",
-                "--output",
-                out.to_str().unwrap(),
-            ],
-        ));
+    let tiny = tiny_with_train_split();
+    tiny.build().ok();
+    for retriever in [DENSE, "hybrid:rrf(bm25,dense:tiny-bert)"] {
+        let out = tiny.path("mined.jsonl");
+        let run_file = tiny.path("train.run");
+        let mut args = vec!["--depth", "25", "--negatives", "6", "--json"];
+        args.extend(["--output", out.to_str().unwrap()]);
+        let summary = tiny.on_data("mine", retriever, &args).ok().json();
         assert_eq!(summary["groups_written"], 4, "{retriever}");
         // Every train query has a doc of the 30 in its dense top 25 that is
         // unjudged, so every group is full.
         assert_eq!(summary["avg_negatives"], 6.0, "{retriever}");
-        let run = train_split_run(&home, data, retriever, 25, &run_file);
+        let run = train_split_run(&tiny, retriever, 25, &run_file);
         check_groups(&load_train_groups(&out).unwrap(), Some(&run), 6);
     }
 }
 
 #[test]
 fn bad_requests_fail_cleanly_without_output() {
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    let data = tiny_dataset(tmp.path(), 30);
-    let data = data.to_str().unwrap();
-    let out = tmp.path().join("mined.jsonl");
-    let out_arg = out.to_str().unwrap();
-
-    // The tiny folder has no train split: the message lists the splits present.
-    let output = quarry(
-        &home,
-        &[
-            "mine",
-            "--dataset",
-            data,
-            "--retriever",
+    let tiny = TinyDense::new(30);
+    let out = tiny.path("mined.jsonl");
+    for (retriever, rest, code, expected) in [
+        // The tiny folder has no train split: the message lists the splits present.
+        ("bm25", "", 1, &["train", "splits present: test"][..]),
+        // A window too small for the negatives asked for is a usage error.
+        (
             "bm25",
-            "--output",
-            out_arg,
-        ],
-    );
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        err.contains("train") && err.contains("splits present: test"),
-        "{err}"
-    );
-
-    // A window too small for the negatives asked for is a usage error.
-    let output = quarry(
-        &home,
-        &[
-            "mine",
-            "--dataset",
-            data,
-            "--retriever",
-            "bm25",
-            "--split",
-            "test",
-            "--depth",
-            "10",
-            "--negatives",
-            "8",
-            "--skip-top",
-            "5",
-            "--output",
-            out_arg,
-        ],
-    );
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--depth 10"));
-
-    // A dense index that was never built names the build command.
-    let output = quarry(
-        &home,
-        &[
-            "mine",
-            "--dataset",
-            data,
-            "--retriever",
-            "dense:nothing",
-            "--split",
-            "test",
-            "--output",
-            out_arg,
-        ],
-    );
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("quarry build"));
+            "--split test --depth 10 --negatives 8 --skip-top 5",
+            2,
+            &["--depth 10"],
+        ),
+        // A dense index that was never built names the build command.
+        ("dense:nothing", "--split test", 1, &["quarry build"]),
+    ] {
+        let mut args: Vec<&str> = rest.split_whitespace().collect();
+        args.extend(["--output", out.to_str().unwrap()]);
+        tiny.on_data("mine", retriever, &args)
+            .exit(code)
+            .has(Stderr, expected);
+    }
     assert!(!out.exists());
 }

@@ -8,10 +8,13 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Output;
 use std::sync::OnceLock;
 
-use common::{output_with_stdin, quarry_command, registry_arg, repo_root, result_blocks};
+use common::Stream::{Stderr, Stdout};
+use common::{
+    assert_matches_pyserini, pyserini_run, quarry_command, registry_arg, repo_root, result_blocks,
+    run_with_stdin, Ran,
+};
 
 mod common;
 
@@ -24,28 +27,21 @@ fn home() -> &'static Path {
 
 static BUILD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs `quarry search ARGS` with `input` on stdin.
-fn search(args: &[&str], input: &str) -> Output {
+/// Runs `quarry COMMAND ARGS --registry REPO/datasets.toml --home HOME` (the
+/// shared home), one at a time, with `input` on stdin.
+fn quarry(command: &str, args: &[&str], input: &str) -> Ran {
     let _one_at_a_time = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let mut command = quarry_command();
-    command
-        .arg("search")
-        .args(args)
-        .arg("--registry")
-        .arg(registry_arg())
-        .arg("--home")
-        .arg(home());
-    output_with_stdin(command, input)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    let registry = registry_arg();
+    let shared = ["--registry", &registry, "--home", home().to_str().unwrap()];
+    run_with_stdin(
+        quarry_command(),
+        &[&[command], args, &shared].concat(),
+        input,
+    )
 }
 
 fn pyserini_top1() -> HashMap<String, String> {
-    let path =
-        repo_root().join("tests/fixtures/reference/pyserini_bm25_flat_nfcorpus_test.top10.trec");
-    std::fs::read_to_string(path)
+    std::fs::read_to_string(pyserini_run())
         .unwrap()
         .lines()
         .filter_map(|line| {
@@ -68,17 +64,12 @@ fn piped_queries_top_hit_equals_pyserini() {
         ("PLAIN-56", "Foods for Glaucoma"),
     ];
     let input: String = asked.iter().map(|(_, q)| format!("{q}\n")).collect();
-    let output = search(
+    let searched = quarry(
+        "search",
         &["--dataset", "nfcorpus", "--retriever", "bm25", "--k", "3"],
         &input,
     );
-    let stdout = text(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        stdout,
-        text(&output.stderr)
-    );
+    let stdout = searched.ok().stdout();
     let blocks = result_blocks(&stdout);
     assert_eq!(blocks.len(), asked.len(), "{stdout}");
     let reference = pyserini_top1();
@@ -87,13 +78,10 @@ fn piped_queries_top_hit_equals_pyserini() {
         assert_eq!(block[0], reference[*id], "{query}: {stdout}");
     }
     // No prompt decoration on a pipe; the latency split is printed.
-    assert!(!stdout.contains("nfcorpus>"), "{stdout}");
-    assert!(
-        stdout.contains("encode ") && stdout.contains(" ms, search "),
-        "{stdout}"
-    );
     // Query terms are marked with ** when stdout is not a terminal.
-    assert!(stdout.contains("**"), "{stdout}");
+    searched
+        .lacks(Stdout, &["nfcorpus>"])
+        .has(Stdout, &["encode ", " ms, search ", "**"]);
 }
 
 #[test]
@@ -114,10 +102,8 @@ exploiting autophagy
 :quit
 this line is never read
 ";
-    let output = search(&["--dataset", "nfcorpus"], input);
-    let stdout = text(&output.stdout);
-    let stderr = text(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let searched = quarry("search", &["--dataset", "nfcorpus"], input);
+    let stdout = searched.ok().stdout();
     let blocks = result_blocks(&stdout);
     assert_eq!(blocks.len(), 2, "{stdout}");
     assert_eq!(blocks[0].len(), 2, "{stdout}");
@@ -130,47 +116,47 @@ this line is never read
             .arg(repo_root().join("data/nfcorpus/corpus.jsonl.zst"))
             .output()
             .unwrap();
-        text(&raw.stdout)
+        String::from_utf8_lossy(&raw.stdout)
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
             .find(|v| v["_id"] == "MED-4711")
             .unwrap()
     };
-    assert!(
-        stdout.contains(corpus_doc["text"].as_str().unwrap()),
-        "{stdout}"
-    );
-    assert!(stdout.contains("  bm25: rank 1 (score"), "{stdout}");
-    assert!(stdout.contains("hybrid:rrf(k=60,bm25,bm25)"), "{stdout}");
-    assert!(stdout.contains(":dataset NAME"), "help: {stdout}");
-    for needle in [
-        "`:k zero`: give a whole number",
-        "unknown command `:bogus`; type :help",
-        "no document `NOPE-1` in nfcorpus",
-        "rrf takes 2 retrievers",
-        "dense:missing",
-    ] {
-        assert!(
-            stderr.contains(needle),
-            "missing `{needle}` in stderr:\n{stderr}"
-        );
-    }
-    assert!(!stdout.contains("never read"), "{stdout}");
+    // :help lists the commands (`:dataset NAME`).
+    searched
+        .has(
+            Stdout,
+            &[
+                corpus_doc["text"].as_str().unwrap(),
+                "  bm25: rank 1 (score",
+                "hybrid:rrf(k=60,bm25,bm25)",
+                ":dataset NAME",
+            ],
+        )
+        .has(
+            Stderr,
+            &[
+                "`:k zero`: give a whole number",
+                "unknown command `:bogus`; type :help",
+                "no document `NOPE-1` in nfcorpus",
+                "rrf takes 2 retrievers",
+                "dense:missing",
+            ],
+        )
+        .lacks(Stdout, &["never read"]);
 }
 
 #[test]
 fn bad_retriever_flag_is_a_usage_error() {
-    let output = search(
-        &[
-            "--dataset",
-            "nfcorpus",
-            "--retriever",
-            "hybrid:max(bm25,bm25)",
-        ],
-        "",
-    );
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
-    assert!(text(&output.stderr).contains("unknown fusion `max`"));
+    let retriever = [
+        "--dataset",
+        "nfcorpus",
+        "--retriever",
+        "hybrid:max(bm25,bm25)",
+    ];
+    quarry("search", &retriever, "")
+        .exit(2)
+        .has(Stderr, &["unknown fusion `max`"]);
 }
 
 /// `quarry eval --retriever hybrid:...`: RRF of BM25 with itself keeps BM25's
@@ -178,43 +164,18 @@ fn bad_retriever_flag_is_a_usage_error() {
 /// Pyserini's BM25 numbers (pytrec_eval, tests/fixtures/reference).
 #[test]
 fn eval_of_rrf_of_bm25_with_itself_equals_pyserini_bm25() {
-    let _one_at_a_time = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let output = quarry_command()
-        .args([
-            "eval",
-            "--dataset",
-            "nfcorpus",
-            "--retriever",
-            "hybrid:rrf(bm25,bm25)",
-        ])
-        .args(["--metrics", "ndcg@10,recall@100,recall@1000", "--json"])
-        .arg("--registry")
-        .arg(registry_arg())
-        .arg("--home")
-        .arg(home())
-        .output()
-        .unwrap();
-    let stdout = text(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        text(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            repo_root().join("tests/fixtures/reference/pyserini_bm25_flat_nfcorpus_test.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let metrics = ["ndcg@10", "recall@100", "recall@1000"];
+    let metric_list = metrics.join(",");
+    let args = [
+        "--dataset",
+        "nfcorpus",
+        "--retriever",
+        "hybrid:rrf(bm25,bm25)",
+        "--metrics",
+        &metric_list,
+        "--json",
+    ];
+    let report = quarry("eval", &args, "").ok().json();
     assert_eq!(report["source"]["retriever"], "hybrid:rrf(k=60,bm25,bm25)");
-    for metric in ["ndcg@10", "recall@100", "recall@1000"] {
-        let got = report["metrics"][metric].as_f64().unwrap();
-        let want = reference[metric].as_f64().unwrap();
-        assert!(
-            (got - want).abs() < 1e-9,
-            "{metric}: {got} vs Pyserini {want}"
-        );
-    }
+    assert_matches_pyserini(&report, &metrics, 1e-9);
 }

@@ -1,8 +1,9 @@
 //! Running the `quarry` binary from the end-to-end tests (cli.rs, build.rs,
-//! search_dense.rs, search_shell.rs; each declares `mod common;`): the
-//! command with quarry's environment variables cleared so a developer's own
-//! settings never leak into a test, feeding it stdin, and reporting what it
-//! printed when an exit code is not the expected one.
+//! mine.rs, index_cli.rs, search_dense.rs, search_shell.rs; each declares
+//! `mod common;`): the command with quarry's environment variables cleared so
+//! a developer's own settings never leak into a test, feeding it stdin, and
+//! checking what it did through [`Ran`], whose failed checks print the
+//! command line and both of its streams.
 //!
 //! Only integration tests of quarry-cli can use it (cargo hands them the
 //! binary's path as `CARGO_BIN_EXE_quarry`).
@@ -12,6 +13,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -23,6 +26,17 @@ pub fn repo_root() -> PathBuf {
 /// The `datasets.toml` of this checkout, as a `--registry` value.
 pub fn registry_arg() -> String {
     repo_root().join("datasets.toml").display().to_string()
+}
+
+/// Pyserini's BM25 run of nfcorpus test, cut at 10 per query.
+pub fn pyserini_run() -> PathBuf {
+    repo_root().join("tests/fixtures/reference/pyserini_bm25_flat_nfcorpus_test.top10.trec")
+}
+
+/// pytrec_eval's metrics of Pyserini's full BM25 run of nfcorpus test, with
+/// the numbers Pyserini publishes under `meta.published_expected`.
+pub fn pyserini_reference() -> Value {
+    read_json(&repo_root().join("tests/fixtures/reference/pyserini_bm25_flat_nfcorpus_test.json"))
 }
 
 /// The quarry binary, none of quarry's environment variables set.
@@ -39,38 +53,257 @@ pub fn quarry_command() -> Command {
     command
 }
 
-/// Runs `command` with `input` on its stdin (then closed), collecting its output.
-pub fn output_with_stdin(mut command: Command, input: &str) -> Output {
-    let mut child = command
+/// quarry with this checkout's registry (`--registry` before the subcommand).
+pub fn quarry_with_registry() -> Command {
+    let mut command = quarry_command();
+    command.arg("--registry").arg(registry_arg());
+    command
+}
+
+/// quarry with this checkout's registry and its data home at `home`.
+pub fn quarry_at_home(home: &Path) -> Command {
+    let mut command = quarry_with_registry();
+    command.env("QUARRY_HOME", home);
+    command
+}
+
+/// Runs `command` with `args` added, its stdin empty.
+pub fn run(mut command: Command, args: &[&str]) -> Ran {
+    command.args(args);
+    let line = command_line(&command);
+    match command.output() {
+        Ok(output) => Ran { line, output },
+        Err(e) => panic!("`{line}` did not start: {e}"),
+    }
+}
+
+/// Runs `command` with `args` added and `input` on its stdin (then closed).
+pub fn run_with_stdin(mut command: Command, args: &[&str], input: &str) -> Ran {
+    command.args(args);
+    let line = command_line(&command);
+    let mut child = match command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("quarry runs");
+    {
+        Ok(child) => child,
+        Err(e) => panic!("`{line}` did not start: {e}"),
+    };
     child
         .stdin
         .take()
         .unwrap()
         .write_all(input.as_bytes())
         .unwrap();
-    child.wait_with_output().unwrap()
+    Ran {
+        output: child.wait_with_output().unwrap(),
+        line,
+    }
 }
 
-pub fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
+/// `quarry ARGS`.
+pub fn quarry(args: &[&str]) -> Ran {
+    run(quarry_command(), args)
 }
 
-pub fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+/// `quarry --registry REPO/datasets.toml ARGS` with its data home at `home`.
+pub fn quarry_home(home: &Path, args: &[&str]) -> Ran {
+    run(quarry_at_home(home), args)
 }
 
-/// Both streams, labelled, for assertion messages.
-pub fn output_text(output: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", stdout(output), stderr(output))
+/// What a command printed, with `VAR=value quarry ARGS (in DIR)` for messages.
+fn command_line(command: &Command) -> String {
+    let mut words: Vec<String> = command
+        .get_envs()
+        .filter_map(|(name, value)| {
+            let value = value?;
+            Some(format!(
+                "{}={}",
+                name.to_string_lossy(),
+                value.to_string_lossy()
+            ))
+        })
+        .collect();
+    words.push("quarry".into());
+    words.extend(command.get_args().map(|a| a.to_string_lossy().into_owned()));
+    let mut line = words.join(" ");
+    if let Some(dir) = command.get_current_dir() {
+        line += &format!(" (in {})", dir.display());
+    }
+    line
 }
 
-pub fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "{}", output_text(output));
+/// What [`Ran::has`] and [`Ran::lacks`] search.
+#[derive(Clone, Copy)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    /// [`Ran::text`]: both streams, labelled.
+    Either,
+}
+
+/// One finished run of quarry. The checks return `self` so they chain:
+/// `quarry(...).exit(1).has(Stderr, &["shard-00001.qvs"])`; each failure
+/// names the command and prints both streams.
+pub struct Ran {
+    line: String,
+    pub output: Output,
+}
+
+impl Ran {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Both streams, labelled (what [`Stream::Either`] searches).
+    pub fn text(&self) -> String {
+        format!("stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr())
+    }
+
+    /// Asserts the exit code.
+    #[track_caller]
+    pub fn exit(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.output.status.code(),
+            Some(code),
+            "exit code of `{}`\n{}",
+            self.line,
+            self.text()
+        );
+        self
+    }
+
+    /// Asserts exit code 0.
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        self.exit(0)
+    }
+
+    /// Asserts a non-zero exit code (or death by a signal).
+    #[track_caller]
+    pub fn fails(&self) -> &Self {
+        assert!(
+            !self.output.status.success(),
+            "`{}` succeeded\n{}",
+            self.line,
+            self.text()
+        );
+        self
+    }
+
+    /// Asserts that `stream` contains every one of `needles`.
+    #[track_caller]
+    pub fn has(&self, stream: Stream, needles: &[&str]) -> &Self {
+        self.contains(stream, needles, true)
+    }
+
+    /// Asserts that `stream` contains none of `needles`.
+    #[track_caller]
+    pub fn lacks(&self, stream: Stream, needles: &[&str]) -> &Self {
+        self.contains(stream, needles, false)
+    }
+
+    #[track_caller]
+    fn contains(&self, stream: Stream, needles: &[&str], wanted: bool) -> &Self {
+        let (name, haystack) = match stream {
+            Stream::Stdout => ("stdout", self.stdout()),
+            Stream::Stderr => ("stderr", self.stderr()),
+            Stream::Either => ("output", self.text()),
+        };
+        for needle in needles {
+            assert!(
+                haystack.contains(needle) == wanted,
+                "`{needle}` {} in the {name} of `{}`\n{}",
+                if wanted { "missing" } else { "found" },
+                self.line,
+                self.text()
+            );
+        }
+        self
+    }
+
+    /// stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        match serde_json::from_slice(&self.output.stdout) {
+            Ok(value) => value,
+            Err(e) => panic!(
+                "stdout of `{}` is not JSON: {e}\n{}",
+                self.line,
+                self.text()
+            ),
+        }
+    }
+}
+
+/// `COMMAND --dataset DATASET` followed by `rest`: how eval, mine and search
+/// are asked about one dataset.
+pub fn on_dataset<'a>(command: &'a str, dataset: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![command, "--dataset", dataset];
+    args.extend_from_slice(rest);
+    args
+}
+
+/// `metric` of an eval `--json` report.
+#[track_caller]
+pub fn metric(report: &Value, metric: &str) -> f64 {
+    match report["metrics"][metric].as_f64() {
+        Some(value) => value,
+        None => panic!("no {metric} in {report}"),
+    }
+}
+
+/// Asserts that `report`'s `metric` is within `tolerance` (exclusive) of
+/// `expected`, which `source` computed.
+#[track_caller]
+pub fn assert_metric_near(
+    report: &Value,
+    metric: &str,
+    expected: f64,
+    tolerance: f64,
+    source: &str,
+) {
+    let got = self::metric(report, metric);
+    assert!(
+        (got - expected).abs() < tolerance,
+        "{metric}: quarry {got} vs {source} {expected}"
+    );
+}
+
+/// Asserts that `report`'s `metrics` are within `tolerance` of pytrec_eval's
+/// scores of Pyserini's BM25 run ([`pyserini_reference`]).
+#[track_caller]
+pub fn assert_matches_pyserini(report: &Value, metrics: &[&str], tolerance: f64) {
+    let reference = pyserini_reference();
+    for metric in metrics {
+        let expected = reference[metric].as_f64().unwrap();
+        assert_metric_near(report, metric, expected, tolerance, "Pyserini");
+    }
+}
+
+/// Writes `content` to `dir/name`, making the folders it needs.
+pub fn write_file(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+#[track_caller]
+pub fn read_json(path: &Path) -> Value {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => panic!("{}: {e}", path.display()),
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(e) => panic!("{}: {e}", path.display()),
+    }
 }
 
 /// The doc ids of result lines (`  1.     9.5898  MED-2429  Title`), per query

@@ -1,12 +1,21 @@
 //! The tiny dense-model fixtures shared by the end-to-end tests that build dense indexes
-//! (build.rs, search_dense.rs): the random BERT of `encoder/fixtures/bert` with a small
-//! WordPiece tokenizer, and a small BEIR folder.
+//! (build.rs, mine.rs, search_dense.rs): the random BERT of `encoder/fixtures/bert` with a
+//! small WordPiece tokenizer, a small BEIR folder, and [`TinyDense`], a temporary folder
+//! holding both with a data home, which runs quarry on them.
+
+#![allow(dead_code)] // each test file uses its own subset
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use tempfile::TempDir;
 
-use crate::common::repo_root;
+use crate::common::{
+    on_dataset, quarry_at_home, quarry_home, repo_root, run_with_stdin, write_file, Ran,
+};
+
+/// The retriever of the index `quarry build` makes of the tiny model.
+pub const DENSE: &str = "dense:tiny-bert";
 
 /// A WordPiece tokenizer over 56 tokens (specials, letters, ##letters): fits
 /// the fixture's vocabulary of 80; every lowercase word tokenizes.
@@ -67,7 +76,6 @@ pub const WORDS: [&str; 12] = [
 /// A BEIR folder `tiny` with `docs` documents, 6 queries and test qrels.
 pub fn tiny_dataset(dir: &Path, docs: usize) -> PathBuf {
     let root = dir.join("tiny");
-    std::fs::create_dir_all(root.join("qrels")).unwrap();
     let mut corpus = String::new();
     for i in 0..docs {
         let words: Vec<&str> = (0..(3 + i % 9))
@@ -78,7 +86,7 @@ pub fn tiny_dataset(dir: &Path, docs: usize) -> PathBuf {
         .to_string();
         corpus.push('\n');
     }
-    std::fs::write(root.join("corpus.jsonl"), corpus).unwrap();
+    write_file(&root, "corpus.jsonl", &corpus);
     let mut queries = String::new();
     let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
     for q in 0..6 {
@@ -88,7 +96,96 @@ pub fn tiny_dataset(dir: &Path, docs: usize) -> PathBuf {
         queries.push('\n');
         qrels += &format!("q{q}\td{}\t1\nq{q}\td{}\t2\n", q * 3, (q * 5 + 1) % docs);
     }
-    std::fs::write(root.join("queries.jsonl"), queries).unwrap();
-    std::fs::write(root.join("qrels/test.tsv"), qrels).unwrap();
+    write_file(&root, "queries.jsonl", &queries);
+    write_file(&root, "qrels/test.tsv", &qrels);
     root
+}
+
+/// Where `quarry build` puts the tiny model's index of the tiny dataset in `home`.
+pub fn index_dir(home: &Path) -> PathBuf {
+    home.join("dense").join("tiny-bert@tiny")
+}
+
+/// A temporary folder with the tiny model (`tiny-bert/`), a tiny dataset
+/// (`tiny/`) and a data home (`home/`, made by the first build): what the
+/// tests that build a dense index start from.
+pub struct TinyDense {
+    pub tmp: TempDir,
+    pub home: PathBuf,
+    pub model: PathBuf,
+    pub data: PathBuf,
+}
+
+impl TinyDense {
+    /// The tiny model and a tiny dataset of `docs` documents.
+    pub fn new(docs: usize) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let model = tiny_model(tmp.path());
+        let data = tiny_dataset(tmp.path(), docs);
+        TinyDense {
+            home: tmp.path().join("home"),
+            tmp,
+            model,
+            data,
+        }
+    }
+
+    /// `name` in the temporary folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    pub fn model(&self) -> &str {
+        self.model.to_str().unwrap()
+    }
+
+    pub fn data(&self) -> &str {
+        self.data.to_str().unwrap()
+    }
+
+    /// The index of the tiny model in `home`.
+    pub fn index_dir(&self) -> PathBuf {
+        index_dir(&self.home)
+    }
+
+    /// The usual build: `build --model MODEL --dataset DATA`.
+    pub fn build_args(&self) -> [&str; 5] {
+        ["build", "--model", self.model(), "--dataset", self.data()]
+    }
+
+    /// Runs the usual build in `home`.
+    pub fn build(&self) -> Ran {
+        self.quarry(&self.build_args())
+    }
+
+    /// Runs `quarry ARGS` in `home`.
+    pub fn quarry(&self, args: &[&str]) -> Ran {
+        quarry_home(&self.home, args)
+    }
+
+    /// Runs `quarry COMMAND --dataset DATA --retriever RETRIEVER REST...` in `home`.
+    pub fn on_data(&self, command: &str, retriever: &str, rest: &[&str]) -> Ran {
+        self.quarry(&Self::args(command, self.data(), retriever, rest))
+    }
+
+    /// Runs `quarry eval --dataset DATA --retriever RETRIEVER REST...` in `home`.
+    pub fn eval(&self, retriever: &str, rest: &[&str]) -> Ran {
+        self.on_data("eval", retriever, rest)
+    }
+
+    /// Runs `quarry search --dataset DATA --retriever RETRIEVER REST...` in
+    /// `home` with `input` on stdin.
+    pub fn search(&self, retriever: &str, rest: &[&str], input: &str) -> Ran {
+        let args = Self::args("search", self.data(), retriever, rest);
+        run_with_stdin(quarry_at_home(&self.home), &args, input)
+    }
+
+    fn args<'a>(
+        command: &'a str,
+        data: &'a str,
+        retriever: &'a str,
+        rest: &[&'a str],
+    ) -> Vec<&'a str> {
+        on_dataset(command, data, &[&["--retriever", retriever], rest].concat())
+    }
 }
