@@ -195,7 +195,7 @@ fn encode(context: &Session, args: EncodeBenchArgs) -> Result<()> {
     };
     run_encode(
         &context.catalog,
-        context.registry.as_ref(),
+        Some(&context.registry),
         &bench,
         &mut printer,
     )?;

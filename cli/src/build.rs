@@ -116,7 +116,7 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
             .into());
         }
     }
-    let dataset = Dataset::resolve(&args.dataset, context.registry.as_ref())?;
+    let dataset = Dataset::resolve(&args.dataset, Some(&context.registry))?;
     let mut command: Vec<String> = std::env::args().collect();
     if let Some(first) = command.first_mut() {
         *first = "quarry".into();

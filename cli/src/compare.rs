@@ -87,7 +87,7 @@ pub fn run(context: &Session, args: CompareArgs) -> Result<()> {
     let mut rows = Vec::new();
     let mut missing = Vec::new();
     for name in &args.datasets {
-        let dataset = Dataset::resolve(name, context.registry.as_ref())?;
+        let dataset = Dataset::resolve(name, Some(&context.registry))?;
         let split = dataset.default_split.clone();
         let (qrels, corpus, queries) = read_split(&dataset, &split)?;
         let (selected, _) = queries_for_split(&queries, &qrels);

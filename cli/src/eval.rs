@@ -164,7 +164,7 @@ struct Timings {
 
 pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
     let total_started = Instant::now();
-    let dataset = Dataset::resolve(&config.dataset, context.registry.as_ref())?;
+    let dataset = Dataset::resolve(&config.dataset, Some(&context.registry))?;
     let split = config
         .split
         .clone()

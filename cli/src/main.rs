@@ -35,8 +35,8 @@ use crate::session::Session;
 )]
 pub struct Cli {
     /// Dataset registry to use [default: datasets.toml in the current
-    /// directory or the nearest parent that has one, else the one of the
-    /// checkout quarry was built from]
+    /// directory or the nearest parent that has one, else the one compiled
+    /// into quarry]
     #[arg(long, global = true, env = "QUARRY_REGISTRY", value_name = "FILE")]
     pub registry: Option<PathBuf>,
 
@@ -44,13 +44,18 @@ pub struct Cli {
     #[arg(long, global = true, env = "QUARRY_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// Data folder where `quarry datasets fetch` puts datasets (a fetched copy is
+    /// preferred to the registry's own folder) [default: <home>/datasets]
+    #[arg(long, global = true, env = "QUARRY_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the registry's datasets and what of them is present locally
+    /// List the registry's datasets and where each stands on disk; `fetch` downloads them
     Datasets(crate::datasets::DatasetsArgs),
     /// Retrieve with a retriever (or read a run file) and score it against qrels
     Eval(crate::eval::EvalArgs),
@@ -80,9 +85,9 @@ fn run(cli: Cli) -> Result<()> {
         let home = cli.home.clone().unwrap_or_else(args::default_home);
         return train::run(*args, &home);
     }
-    let session = Session::load(cli.registry.as_deref(), cli.home.clone())?;
+    let session = Session::load(cli.registry.as_deref(), cli.home.clone(), cli.data.clone())?;
     match cli.command {
-        Command::Datasets(args) => datasets::run(&session, &args),
+        Command::Datasets(args) => datasets::run(&session, args),
         Command::Eval(args) => eval::run(&session, args.validate()?),
         Command::Search(args) => search::run(&session, args),
         Command::Build(args) => build::run(&session, args),

@@ -160,7 +160,7 @@ pub fn run(context: &Session, args: MineArgs) -> Result<()> {
         ))
         .into());
     }
-    let dataset = Dataset::resolve(&args.dataset, context.registry.as_ref())?;
+    let dataset = Dataset::resolve(&args.dataset, Some(&context.registry))?;
     let retriever = args.retriever.name();
     let output = args
         .output

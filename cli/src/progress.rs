@@ -31,9 +31,32 @@ impl Progress {
         }
         let mut progress = Progress::bar_only(what, unit);
         if !std::io::stderr().is_terminal() {
-            progress.logger = Some(log_lines(&progress.bar, what, unit));
+            progress.logger = Some(log_lines(
+                &progress.bar,
+                what.to_string(),
+                Unit::Count(unit),
+            ));
         }
         progress
+    }
+
+    /// A bar over bytes (downloads, conversions), labelled `what`; the file
+    /// being worked on is the bar's message.
+    pub fn bytes(what: &str, quiet: bool) -> Progress {
+        if quiet {
+            return Progress {
+                bar: ProgressBar::hidden(),
+                logger: None,
+            };
+        }
+        let template = format!(
+            "{what} {{bar:30}} {{bytes}}/{{total_bytes}}, {{bytes_per_sec}}, ETA {{eta}} {{msg}}"
+        );
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
+            .with_style(ProgressStyle::with_template(&template).expect("valid template"));
+        let logger = (!std::io::stderr().is_terminal())
+            .then(|| log_lines(&bar, what.to_string(), Unit::Bytes));
+        Progress { bar, logger }
     }
 
     /// A bar on a terminal and nothing elsewhere: for work that reports its
@@ -76,15 +99,18 @@ impl Drop for Progress {
     }
 }
 
+/// What a bar counts, for its log lines.
+#[derive(Clone, Copy)]
+enum Unit {
+    Count(&'static str),
+    Bytes,
+}
+
 /// A thread writing `what pos/len unit, rate, ETA msg` every [`LOG_EVERY`]
 /// while the bar moves, at least every [`LOG_ANYWAY`] while it does not (a
 /// build moves a chunk of documents at a time: the line says it is alive),
 /// and once more when stopped.
-fn log_lines(
-    bar: &ProgressBar,
-    what: &'static str,
-    unit: &'static str,
-) -> (mpsc::Sender<()>, JoinHandle<()>) {
+fn log_lines(bar: &ProgressBar, what: String, unit: Unit) -> (mpsc::Sender<()>, JoinHandle<()>) {
     let (stop, stopped) = mpsc::channel::<()>();
     let bar = bar.clone();
     let thread = std::thread::spawn(move || {
@@ -102,9 +128,19 @@ fn log_lines(
                 last = Some(position);
                 last_line = std::time::Instant::now();
                 let message = bar.message();
+                let amounts = match unit {
+                    Unit::Count(unit) => {
+                        format!("{position}/{length} {unit}, {:.1} {unit}/s", bar.per_sec())
+                    }
+                    Unit::Bytes => format!(
+                        "{}/{}, {}/s",
+                        indicatif::DecimalBytes(position),
+                        indicatif::DecimalBytes(length),
+                        indicatif::DecimalBytes(bar.per_sec() as u64)
+                    ),
+                };
                 eprintln!(
-                    "{what}: {position}/{length} {unit}, {:.1} {unit}/s, ETA {}{}{}",
-                    bar.per_sec(),
+                    "{what}: {amounts}, ETA {}{}{}",
                     indicatif::HumanDuration(bar.eta()),
                     if message.is_empty() { "" } else { ", " },
                     message

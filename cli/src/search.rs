@@ -104,7 +104,7 @@ pub fn run(session: &Session, args: SearchArgs) -> Result<()> {
 /// The retrievers of dataset `name`, with its BM25 index open (built first
 /// if needed).
 fn load(session: &Session, name: &str) -> Result<(Retrievers, Rc<Bm25Retriever>)> {
-    let dataset = Dataset::resolve(name, session.registry.as_ref())?;
+    let dataset = Dataset::resolve(name, Some(&session.registry))?;
     let corpus = dataset
         .read_corpus()
         .with_context(|| format!("reading the corpus of {}", dataset.name))?;

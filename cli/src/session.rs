@@ -1,5 +1,5 @@
 //! What every dataset command needs besides its own flags: the registry
-//! and the data home's catalog.
+//! (with fetched datasets found in the data folder) and the data home's catalog.
 
 use std::path::{Path, PathBuf};
 
@@ -7,28 +7,36 @@ use anyhow::{Context, Result};
 use quarry_engine::catalog::Catalog;
 use quarry_engine::registry::Registry;
 
-/// The registry of the checkout this binary was built from: the last place
-/// quarry looks, so `cargo run` works from any directory of the repository.
-const BUILT_IN_REGISTRY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../datasets.toml");
-
 pub struct Session {
-    pub registry: Option<Registry>,
+    pub registry: Registry,
     pub catalog: Catalog,
+    /// Where `quarry datasets fetch` puts datasets.
+    pub data: PathBuf,
 }
 
 impl Session {
-    /// `registry`: `--registry`; `home`: `--home` (both may come from the environment).
-    pub fn load(registry: Option<&Path>, home: Option<PathBuf>) -> Result<Session> {
+    /// `registry`: `--registry`; `home`: `--home`; `data`: `--data` (each may
+    /// come from the environment). Without a registry file nearby, the one
+    /// compiled into the binary is used.
+    pub fn load(
+        registry: Option<&Path>,
+        home: Option<PathBuf>,
+        data: Option<PathBuf>,
+    ) -> Result<Session> {
         let cwd = std::env::current_dir().context("reading the current directory")?;
-        let registry_file = Registry::discover(registry, &cwd, Some(Path::new(BUILT_IN_REGISTRY)))
-            .context("finding the dataset registry")?;
-        let registry = match registry_file {
-            Some(file) => Some(Registry::load(&file).context("reading the dataset registry")?),
-            None => None,
+        let registry_file =
+            Registry::discover(registry, &cwd).context("finding the dataset registry")?;
+        let mut registry = match registry_file {
+            Some(file) => Registry::load(&file).context("reading the dataset registry")?,
+            None => Registry::built_in().context("reading the built-in dataset registry")?,
         };
+        let home = home.unwrap_or_else(crate::args::default_home);
+        let data = data.unwrap_or_else(|| home.join("datasets"));
+        registry.use_data_folder(&data);
         Ok(Session {
             registry,
-            catalog: Catalog::new(home.unwrap_or_else(crate::args::default_home)),
+            catalog: Catalog::new(home),
+            data,
         })
     }
 }

@@ -33,6 +33,8 @@ pub struct Dataset {
     pub kind: Option<DatasetKind>,
     /// Whether this came from a registry entry (false for a bare folder).
     pub registered: bool,
+    /// Whether `quarry datasets fetch NAME` can download what is missing.
+    pub fetchable: bool,
 }
 
 /// One corpus row. Extra fields (BEIR's `metadata`) are ignored.
@@ -100,13 +102,14 @@ impl Dataset {
     pub fn from_entry(entry: &RegistryEntry) -> Dataset {
         Dataset {
             name: entry.name.clone(),
-            root: entry.path.clone(),
+            root: entry.root(),
             default_split: entry.split.clone(),
             remove_self: entry.remove_self,
             expected_corpus_sha256: (!entry.corpus_sha256.is_empty())
                 .then(|| entry.corpus_sha256.clone()),
             kind: Some(entry.kind),
             registered: true,
+            fetchable: entry.fetchable(),
         }
     }
 
@@ -126,6 +129,7 @@ impl Dataset {
             expected_corpus_sha256: None,
             kind: None,
             registered: false,
+            fetchable: false,
         })
     }
 
@@ -174,10 +178,17 @@ impl Dataset {
     }
 
     fn missing(&self, what: &str, dir: &Path, name: &str) -> EngineError {
+        let mut looked_for = variant_names(name);
+        if self.fetchable {
+            looked_for.push_str(&format!(
+                "; `quarry datasets fetch {}` downloads it",
+                self.name
+            ));
+        }
         EngineError::MissingFile {
             dir: dir.to_path_buf(),
             what: what.to_string(),
-            looked_for: variant_names(name),
+            looked_for,
         }
     }
 

@@ -94,6 +94,11 @@ pub enum EngineError {
     #[error(transparent)]
     Spec(#[from] crate::retriever::SpecError),
 
+    /// A download or conversion of `quarry datasets fetch` that failed: `what`
+    /// is the URL or file, `detail` what happened and what to do.
+    #[error("{what}: {detail}")]
+    Fetch { what: String, detail: String },
+
     /// A dense build or dense retrieval that cannot go on (index missing,
     /// built from something else, interrupted); the detail says what to run.
     #[error("{path}: {detail}")]

@@ -10,6 +10,8 @@
 //!
 //! - [`registry`], [`dataset`], [`split`]: `datasets.toml`, the corpus,
 //!   queries and qrels of a BEIR folder, and which queries a split asks.
+//! - [`fetch`]: `quarry datasets fetch`: downloads (resumed, checksummed)
+//!   converted into BEIR folders in the data folder.
 //! - [`catalog`]: where every index lives in the data home.
 //! - [`device`]: where encoders run (`--device`, `--dtype`, GPU settings).
 //! - [`build`]: dense indexes: encode a corpus once into shards, cache the
@@ -31,6 +33,7 @@ pub mod catalog;
 pub mod dataset;
 pub mod device;
 pub mod error;
+pub mod fetch;
 pub mod fusion;
 pub mod inspect;
 pub mod metrics;

@@ -2,7 +2,14 @@
 //! `--dataset`, mapped to BEIR folders plus what quarry needs to know about
 //! them (default split, self-hit removal, the expected corpus checksum).
 //!
-//! The registry is only a lookup table; [`crate::dataset`] reads the data.
+//! The registry is only a lookup table; [`crate::dataset`] reads the data and
+//! [`crate::fetch`] downloads what an entry's `[[dataset.download]]` tables name
+//! into the data folder (`<home>/datasets`), where a fetched copy is preferred to
+//! the registry's own `path`.
+//!
+//! A copy of the repository's `datasets.toml` is compiled into the binary
+//! ([`Registry::built_in`]): installed elsewhere, quarry still knows every
+//! dataset of the study and fetches them by name.
 
 use std::path::{Path, PathBuf};
 
@@ -18,24 +25,104 @@ pub enum DatasetKind {
     Code,
 }
 
+/// How an entry's downloads become a BEIR folder (`quarry datasets fetch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceFormat {
+    /// One BEIR zip: `<name>/corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv`.
+    BeirZip,
+    /// MS MARCO passage: the collection tsv (in a tar.gz), queries tsv and TREC qrels.
+    MsmarcoPassage,
+}
+
+/// What one download is for, where a format takes several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DownloadRole {
+    /// The whole dataset in one archive (BEIR zips).
+    Archive,
+    /// `pid<TAB>passage` lines (MS MARCO's collection.tsv, possibly inside a tar.gz).
+    Collection,
+    /// `qid<TAB>text` lines.
+    Queries,
+    /// TREC qrels (`qid 0 docid grade`).
+    Qrels,
+}
+
+/// One `[[dataset.download]]` table: a file to fetch.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadEntry {
+    pub url: String,
+    pub role: DownloadRole,
+    /// sha256 of the file as downloaded; empty when not yet pinned (the fetch
+    /// prints and records the one it saw).
+    #[serde(default)]
+    pub sha256: String,
+    /// For a `.tar.gz` download: the member to read (e.g. `collection.tsv`).
+    #[serde(default)]
+    pub member: Option<String>,
+}
+
 /// One `[[dataset]]` table of `datasets.toml`, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryEntry {
     pub name: String,
-    /// The BEIR folder; relative paths are relative to the registry file.
-    pub path: PathBuf,
+    /// The BEIR folder shipped with the registry (relative paths are relative
+    /// to the registry file); absent when the dataset only comes by fetching.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
     /// Default qrels split.
     pub split: String,
     /// Drop hits whose doc id equals the query id (Pyserini `--remove-query`).
     pub remove_self: bool,
     /// sha256 of the uncompressed corpus.jsonl; empty when unknown.
     pub corpus_sha256: String,
-    /// Where a user with internet gets the data.
+    /// Where a user with internet reads about the data.
     pub url: String,
     pub kind: DatasetKind,
+    /// Which `quarry datasets fetch --group` takes it (`beir`, `coir`, `msmarco`).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Documents the source publishes for the corpus; a fetch whose corpus
+    /// has another count fails.
+    #[serde(default)]
+    pub docs: Option<u64>,
+    /// How the downloads are converted; absent: not fetchable.
+    #[serde(default)]
+    pub format: Option<SourceFormat>,
+    #[serde(default)]
+    pub download: Vec<DownloadEntry>,
+    /// Where `quarry datasets fetch` puts this dataset (`<data>/<name>`);
+    /// set by [`Registry::use_data_folder`].
+    #[serde(skip)]
+    pub fetch_dir: Option<PathBuf>,
 }
 
+/// The file a fetched dataset folder holds once it is complete (written last).
+pub const FETCHED_MARKER: &str = "fetched.json";
+
+impl RegistryEntry {
+    /// The folder datasets are read from: the fetched copy when complete,
+    /// else the registry's own folder, else where a fetch would put it.
+    pub fn root(&self) -> PathBuf {
+        if let Some(dir) = &self.fetch_dir {
+            if dir.join(FETCHED_MARKER).is_file() {
+                return dir.clone();
+            }
+        }
+        match (&self.path, &self.fetch_dir) {
+            (Some(path), _) => path.clone(),
+            (None, Some(dir)) => dir.clone(),
+            (None, None) => PathBuf::from(&self.name),
+        }
+    }
+
+    pub fn fetchable(&self) -> bool {
+        self.format.is_some() && !self.download.is_empty()
+    }
+}
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RegistryFile {
@@ -48,6 +135,52 @@ struct RegistryFile {
 pub struct Registry {
     pub file: PathBuf,
     pub entries: Vec<RegistryEntry>,
+    /// Where fetched datasets live, once [`Registry::use_data_folder`] ran.
+    pub data_folder: Option<PathBuf>,
+}
+
+/// The repository's registry, compiled in.
+const BUILT_IN_TEXT: &str = include_str!("../../datasets.toml");
+
+fn is_hex_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The downloads an entry's format needs, each with a usable URL and checksum.
+fn validate_downloads(entry: &RegistryEntry) -> std::result::Result<(), String> {
+    for (i, download) in entry.download.iter().enumerate() {
+        let at = format!("download #{} ({})", i + 1, download.url);
+        if !(download.url.starts_with("https://") || download.url.starts_with("http://")) {
+            return Err(format!("{at}: url must start with https:// or http://"));
+        }
+        if !download.sha256.is_empty() && !is_hex_sha256(&download.sha256) {
+            return Err(format!(
+                "{at}: sha256 must be 64 lowercase hex digits or empty"
+            ));
+        }
+    }
+    let roles: Vec<DownloadRole> = entry.download.iter().map(|d| d.role).collect();
+    let needed: &[DownloadRole] = match entry.format {
+        None if roles.is_empty() => return Ok(()),
+        None => return Err("[[dataset.download]] tables need a `format`".into()),
+        Some(SourceFormat::BeirZip) => &[DownloadRole::Archive],
+        Some(SourceFormat::MsmarcoPassage) => &[
+            DownloadRole::Collection,
+            DownloadRole::Queries,
+            DownloadRole::Qrels,
+        ],
+    };
+    let mut sorted_roles = roles.clone();
+    sorted_roles.sort_by_key(|r| *r as u8);
+    if sorted_roles != needed {
+        return Err(format!(
+            "format {:?} takes one download of each role {needed:?}, got {roles:?}",
+            entry.format.expect("checked above")
+        ));
+    }
+    Ok(())
 }
 
 impl Registry {
@@ -62,12 +195,39 @@ impl Registry {
     /// Parses registry text; `file` is used for messages and to resolve
     /// relative paths.
     pub fn parse(file: &Path, text: &str) -> Result<Registry> {
+        Self::parse_with_base(file, text, file.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// The registry compiled into the binary (the repository's `datasets.toml`).
+    /// Its bundled folders are those of the checkout it was built from, where
+    /// that still exists; elsewhere only fetched copies are found.
+    pub fn built_in() -> Result<Registry> {
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let label = Path::new("(built-in datasets.toml)");
+        let mut registry = Self::parse_with_base(label, BUILT_IN_TEXT, &checkout)?;
+        if !checkout.join(Self::FILE_NAME).is_file() {
+            for entry in &mut registry.entries {
+                entry.path = None;
+            }
+        }
+        Ok(registry)
+    }
+
+    /// Points every entry at its place in the data folder (`<data>/<name>`),
+    /// which [`RegistryEntry::root`] prefers once a fetch has completed there.
+    pub fn use_data_folder(&mut self, data: &Path) {
+        self.data_folder = Some(data.to_path_buf());
+        for entry in &mut self.entries {
+            entry.fetch_dir = Some(data.join(&entry.name));
+        }
+    }
+
+    fn parse_with_base(file: &Path, text: &str, base: &Path) -> Result<Registry> {
         let parsed: RegistryFile = toml::from_str(text).map_err(|e| EngineError::Registry {
             file: file.to_path_buf(),
             // toml's message already says where (line, column) and which field.
             detail: e.to_string().trim_end().to_string(),
         })?;
-        let base = file.parent().unwrap_or(Path::new("."));
         let mut entries = parsed.dataset;
         for (index, entry) in entries.iter_mut().enumerate() {
             let bad = |detail: String| EngineError::Registry {
@@ -86,17 +246,16 @@ impl Registry {
                 return Err(bad("split must not be empty".into()));
             }
             let sha = &entry.corpus_sha256;
-            let is_hex_digest = sha.len() == 64
-                && sha
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-            if !sha.is_empty() && !is_hex_digest {
+            if !sha.is_empty() && !is_hex_sha256(sha) {
                 return Err(bad(format!(
                     "corpus_sha256 must be 64 lowercase hex digits or empty, got `{sha}`"
                 )));
             }
-            if entry.path.is_relative() {
-                entry.path = base.join(&entry.path);
+            validate_downloads(entry).map_err(bad)?;
+            if let Some(path) = &mut entry.path {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
             }
         }
         for (i, entry) in entries.iter().enumerate() {
@@ -110,6 +269,7 @@ impl Registry {
         Ok(Registry {
             file: file.to_path_buf(),
             entries,
+            data_folder: None,
         })
     }
 
@@ -125,14 +285,10 @@ impl Registry {
     /// 1. `explicit` (the `--registry` flag or `QUARRY_REGISTRY`), which must exist;
     /// 2. `datasets.toml` in `start` (the current directory) or its nearest
     ///    ancestor that has one, the way cargo finds `Cargo.toml`;
-    /// 3. `fallback` (the checkout the binary was built from), if it exists.
     ///
-    /// Returns `None` when nothing was found and nothing was asked for.
-    pub fn discover(
-        explicit: Option<&Path>,
-        start: &Path,
-        fallback: Option<&Path>,
-    ) -> Result<Option<PathBuf>> {
+    /// Returns `None` when nothing was found and nothing was asked for (then
+    /// [`Registry::built_in`] serves).
+    pub fn discover(explicit: Option<&Path>, start: &Path) -> Result<Option<PathBuf>> {
         if let Some(path) = explicit {
             if !path.is_file() {
                 return Err(EngineError::io(
@@ -148,7 +304,7 @@ impl Registry {
                 return Ok(Some(candidate));
             }
         }
-        Ok(fallback.filter(|p| p.is_file()).map(Path::to_path_buf))
+        Ok(None)
     }
 }
 
@@ -171,7 +327,7 @@ kind = "text"
     fn relative_paths_are_relative_to_the_file() {
         let registry = Registry::parse(Path::new("/repo/datasets.toml"), ENTRY).unwrap();
         let entry = registry.get("tiny").unwrap();
-        assert_eq!(entry.path, Path::new("/repo/data/tiny"));
+        assert_eq!(entry.path.as_deref(), Some(Path::new("/repo/data/tiny")));
         assert!(entry.remove_self);
         assert_eq!(entry.kind, DatasetKind::Text);
     }

@@ -45,6 +45,8 @@ pub fn quarry_command() -> Command {
     for variable in [
         "QUARRY_REGISTRY",
         "QUARRY_HOME",
+        "QUARRY_DATA",
+        "QUARRY_MIRROR",
         "QUARRY_SHARD_ROWS",
         "QUARRY_CHUNK_DOCS",
     ] {

@@ -1,0 +1,470 @@
+//! `quarry datasets fetch` against a real HTTP server on 127.0.0.1 (started
+//! here; nothing else is reachable, and no test tries), serving the archives
+//! tests/fixtures/fetch/make_fetch_fixtures.py makes: a tiny BEIR zip and
+//! tiny MS MARCO files. Fetch → convert → eval works for each; a cut download
+//! resumes with a Range request; a flipped byte, a 404, a stalled server and
+//! a full disk each give a clear error, a non-zero exit and nothing in place.
+
+mod common;
+#[path = "common/http_server.rs"]
+mod http_server;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{quarry_command, repo_root, run, Ran, Stream::*};
+use http_server::{Fault, FileServer};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    repo_root().join("tests/fixtures/fetch")
+}
+
+fn expected() -> Value {
+    let text = std::fs::read_to_string(fixtures().join("expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn sha(key: &str) -> String {
+    expected()[key].as_str().unwrap().to_string()
+}
+
+/// A registry naming the fixtures as served by `base` (the server, or a host
+/// a mirror stands in for), with the bundled copies beside them.
+fn registry(dir: &Path, base: &str, tiny_zip_sha: &str) -> PathBuf {
+    let bundled = fixtures().join("bundled");
+    let e = expected();
+    let marco = |name: &str, split_downloads: &str| {
+        format!(
+            r#"
+[[dataset]]
+name = "{name}"
+path = "{bundled}/{name}"
+split = "test"
+remove_self = false
+corpus_sha256 = "{corpus}"
+url = "https://microsoft.github.io/msmarco/"
+kind = "text"
+group = "msmarco"
+docs = {docs}
+format = "msmarco-passage"
+
+[[dataset.download]]
+url = "{base}/msmarco/collectionandqueries.tar.gz"
+role = "collection"
+member = "collection.tsv"
+sha256 = "{tar}"
+{split_downloads}"#,
+            bundled = bundled.display(),
+            corpus = e["marco_corpus_sha256"].as_str().unwrap(),
+            docs = e["marco_docs"],
+            tar = e["collectionandqueries.tar.gz"].as_str().unwrap(),
+        )
+    };
+    let text = format!(
+        r#"
+[[dataset]]
+name = "tiny"
+path = "{bundled}/tiny"
+split = "test"
+remove_self = false
+corpus_sha256 = "{corpus}"
+url = "https://github.com/beir-cellar/beir"
+kind = "text"
+group = "beir"
+docs = {docs}
+format = "beir-zip"
+
+[[dataset.download]]
+url = "{base}/beir/tiny.zip"
+role = "archive"
+sha256 = "{tiny_zip_sha}"
+
+[[dataset]]
+name = "unpinned"
+split = "test"
+remove_self = false
+corpus_sha256 = ""
+url = ""
+kind = "text"
+format = "beir-zip"
+
+[[dataset.download]]
+url = "{base}/beir/tiny.zip"
+role = "archive"
+
+[[dataset]]
+name = "gone"
+split = "test"
+remove_self = false
+corpus_sha256 = ""
+url = ""
+kind = "text"
+format = "beir-zip"
+
+[[dataset.download]]
+url = "{base}/beir/gone.zip"
+role = "archive"
+{dev}{dl19}"#,
+        bundled = bundled.display(),
+        corpus = e["tiny_corpus_sha256"].as_str().unwrap(),
+        docs = e["tiny_docs"],
+        dev = marco(
+            "tiny-marco-dev",
+            &format!(
+                r#"
+[[dataset.download]]
+url = "{base}/msmarco/collectionandqueries.tar.gz"
+role = "queries"
+member = "queries.dev.small.tsv"
+
+[[dataset.download]]
+url = "{base}/msmarco/collectionandqueries.tar.gz"
+role = "qrels"
+member = "qrels.dev.small.tsv"
+"#
+            )
+        ),
+        dl19 = marco(
+            "tiny-marco-dl19",
+            &format!(
+                r#"
+[[dataset.download]]
+url = "{base}/msmarco/msmarco-test2019-queries.tsv.gz"
+role = "queries"
+sha256 = "{q}"
+
+[[dataset.download]]
+url = "{base}/trec/2019qrels-pass.txt"
+role = "qrels"
+sha256 = "{r}"
+"#,
+                q = sha("msmarco-test2019-queries.tsv.gz"),
+                r = sha("2019qrels-pass.txt"),
+            )
+        ),
+    );
+    let path = dir.join("datasets.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A temporary home with a registry pointing at `server`.
+struct Setup {
+    server: FileServer,
+    dir: tempfile::TempDir,
+    registry: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let server = FileServer::start(&fixtures());
+        let dir = tempfile::tempdir().unwrap();
+        let base = format!("http://127.0.0.1:{}", server.port);
+        let registry = registry(dir.path(), &base, &sha("tiny.zip"));
+        Setup {
+            server,
+            dir,
+            registry,
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("home/datasets")
+    }
+
+    fn quarry(&self) -> Command {
+        let mut command = quarry_command();
+        command
+            .current_dir(self.dir.path())
+            .arg("--registry")
+            .arg(&self.registry)
+            .arg("--home")
+            .arg(self.dir.path().join("home"));
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Ran {
+        run(self.quarry(), args)
+    }
+
+    /// Names of the entries below `path` (sorted; empty when absent).
+    fn entries(&self, path: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(path)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+fn state_of(listing: &Value, name: &str) -> String {
+    listing["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == name)
+        .map(|d| d["state"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+#[test]
+fn a_beir_zip_is_fetched_checked_converted_and_evaluated() {
+    let s = Setup::new();
+    let listing = s.run(&["datasets", "--json"]).ok().json();
+    assert_eq!(state_of(&listing, "tiny"), "fetchable");
+
+    s.run(&["datasets", "fetch", "tiny"]).ok().has(
+        Stderr,
+        &[
+            "tiny: fetched: 40 documents",
+            "sha256 as the registry pins",
+            "qrels/test.tsv: identical to the bundled copy (24 judgments)",
+        ],
+    );
+    let dir = s.data().join("tiny");
+    assert_eq!(
+        s.entries(&dir),
+        [
+            "corpus.jsonl.zst",
+            "fetched.json",
+            "qrels",
+            "queries.jsonl.zst"
+        ]
+    );
+    // The download is gone once converted; nothing half-written is left.
+    assert!(s.entries(&s.data().join("downloads")).is_empty());
+    assert_eq!(s.entries(&s.data()), ["downloads", "tiny"]);
+
+    let listing = s.run(&["datasets", "--json"]).ok().json();
+    assert_eq!(state_of(&listing, "tiny"), "fetched");
+    let report = s
+        .run(&["eval", "--dataset", "tiny", "--retriever", "bm25", "--json"])
+        .ok()
+        .json();
+    assert_eq!(report["queries_evaluated"], 8);
+    assert!(
+        report["metrics"]["ndcg@10"].as_f64().unwrap() > 0.5,
+        "{report}"
+    );
+
+    // Idempotent: a second fetch downloads nothing.
+    let requests = s.server.seen().len();
+    s.run(&["datasets", "fetch", "tiny"])
+        .ok()
+        .has(Stderr, &["tiny: already present"]);
+    assert_eq!(s.server.seen().len(), requests);
+
+    // A fetched file that shrinks is reported as corrupt.
+    let queries = dir.join("queries.jsonl.zst");
+    let bytes = std::fs::read(&queries).unwrap();
+    std::fs::write(&queries, &bytes[..bytes.len() / 2]).unwrap();
+    s.run(&["datasets"])
+        .ok()
+        .has(Stdout, &["corrupt: tiny:", "queries.jsonl.zst"]);
+    s.run(&["datasets", "fetch", "tiny", "--force"]).ok();
+    let listing = s.run(&["datasets", "--json"]).ok().json();
+    assert_eq!(state_of(&listing, "tiny"), "fetched");
+}
+
+#[test]
+fn a_cut_download_resumes_where_it_stopped() {
+    let s = Setup::new();
+    s.server.fault("beir/tiny.zip", Fault::CutOnceAfter(700));
+    s.run(&["datasets", "fetch", "tiny"]).exit(1).has(
+        Stderr,
+        &[
+            "stopped after 700 of",
+            "tiny.zip.part is kept",
+            "again to resume",
+        ],
+    );
+    let part = s.data().join("downloads/tiny.zip.part");
+    assert_eq!(std::fs::metadata(&part).unwrap().len(), 700);
+    assert!(!s.data().join("tiny").exists());
+
+    s.run(&["datasets", "fetch", "tiny"]).ok();
+    let last = s.server.seen().last().cloned().unwrap();
+    assert_eq!(last.method, "GET");
+    assert_eq!(last.range.as_deref(), Some("bytes=700-"), "{last:?}");
+    assert!(!part.exists());
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.data().join("tiny/fetched.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["downloads"][0]["sha256"], sha("tiny.zip"));
+}
+
+#[test]
+fn a_flipped_byte_is_a_checksum_error_and_nothing_stays() {
+    let s = Setup::new();
+    s.server.fault("beir/tiny.zip", Fault::FlipByte(300));
+    s.run(&["datasets", "fetch", "tiny"]).exit(1).has(
+        Stderr,
+        &[
+            "tiny.zip.part: sha256 is",
+            "but the registry says",
+            "the file was removed",
+        ],
+    );
+    assert!(s.entries(&s.data().join("downloads")).is_empty());
+    assert_eq!(s.entries(&s.data()), ["downloads"]);
+}
+
+#[test]
+fn an_unpinned_download_prints_the_sha256_to_pin() {
+    let s = Setup::new();
+    let pin = format!("add `sha256 = \"{}\"`", sha("tiny.zip"));
+    s.run(&["datasets", "fetch", "unpinned"])
+        .ok()
+        .has(Stderr, &[&pin]);
+}
+
+#[test]
+fn not_found_stalled_and_disk_full_are_clear_errors() {
+    let s = Setup::new();
+    s.run(&["datasets", "fetch", "gone"])
+        .exit(1)
+        .has(Stderr, &["beir/gone.zip: HTTP 404"]);
+
+    s.server.fault("beir/tiny.zip", Fault::StallAfter(100));
+    let started = std::time::Instant::now();
+    s.run(&["datasets", "fetch", "tiny", "--stall-timeout", "1"])
+        .exit(1)
+        .has(Stderr, &["stopped after 100 of", "again to resume"]);
+    assert!(started.elapsed().as_secs() < 30);
+
+    // A full disk: the download's file is /dev/full, where every write fails
+    // with ENOSPC as on a full file system.
+    let s = Setup::new();
+    let downloads = s.data().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    std::os::unix::fs::symlink("/dev/full", downloads.join("tiny.zip.part")).unwrap();
+    s.run(&["datasets", "fetch", "tiny"])
+        .exit(1)
+        .has(Stderr, &["tiny.zip.part", "No space left on device"]);
+    assert!(!s.data().join("tiny").exists());
+}
+
+#[test]
+fn msmarco_shares_one_converted_collection_and_matches_the_bundled_qrels() {
+    let s = Setup::new();
+    s.run(&["datasets", "fetch", "--group", "msmarco"])
+        .ok()
+        .has(
+            Stderr,
+            &[
+                "tiny-marco-dev: fetched: 60 documents",
+                "tiny-marco-dl19: fetched: 60 documents",
+                "qrels/test.tsv: identical to the bundled copy (20 judgments)",
+                "queries: identical to the bundled copy (4 queries)",
+            ],
+        );
+    // One download of the shared archive, one conversion of the collection.
+    let tar_gets = s
+        .server
+        .seen()
+        .iter()
+        .filter(|r| r.path.ends_with("collectionandqueries.tar.gz"))
+        .count();
+    assert_eq!(tar_gets, 1);
+    use std::os::unix::fs::MetadataExt;
+    let shared = std::fs::metadata(s.data().join("msmarco-passage/corpus.jsonl.zst")).unwrap();
+    let linked = std::fs::metadata(s.data().join("tiny-marco-dl19/corpus.jsonl.zst")).unwrap();
+    assert_eq!(shared.ino(), linked.ino());
+
+    for (name, queries) in [("tiny-marco-dl19", 4), ("tiny-marco-dev", 6)] {
+        let report = s
+            .run(&["eval", "--dataset", name, "--retriever", "bm25", "--json"])
+            .ok()
+            .json();
+        assert_eq!(report["queries_evaluated"], queries, "{name}: {report}");
+    }
+}
+
+#[test]
+fn msmarco_qrels_that_differ_from_the_bundled_reference_are_refused() {
+    let s = Setup::new();
+    // The same registry with a bundled copy whose qrels lack a judgment.
+    let bundled = s.dir.path().join("bundled/tiny-marco-dl19");
+    std::fs::create_dir_all(bundled.join("qrels")).unwrap();
+    let original = fixtures().join("bundled/tiny-marco-dl19");
+    std::fs::copy(
+        original.join("queries.jsonl"),
+        bundled.join("queries.jsonl"),
+    )
+    .unwrap();
+    let qrels = std::fs::read_to_string(original.join("qrels/test.tsv")).unwrap();
+    let mut lines: Vec<&str> = qrels.lines().collect();
+    lines.pop();
+    std::fs::write(bundled.join("qrels/test.tsv"), lines.join("\n") + "\n").unwrap();
+    let text = std::fs::read_to_string(&s.registry).unwrap().replace(
+        &original.display().to_string(),
+        &bundled.display().to_string(),
+    );
+    std::fs::write(&s.registry, text).unwrap();
+    s.run(&["datasets", "fetch", "tiny-marco-dl19"])
+        .exit(1)
+        .has(
+            Stderr,
+            &[
+                "differs from the bundled reference",
+                "1 judgments only in the download",
+            ],
+        );
+    assert!(!s.data().join("tiny-marco-dl19").exists());
+}
+
+#[test]
+fn from_a_local_file_and_through_a_mirror() {
+    // --from: no server at all.
+    let s = Setup::new();
+    s.run(&[
+        "datasets",
+        "fetch",
+        "tiny",
+        "--from",
+        fixtures().join("beir/tiny.zip").to_str().unwrap(),
+    ])
+    .ok()
+    .has(Stderr, &["tiny: fetched: 40 documents"]);
+    assert!(s.server.seen().is_empty());
+    assert!(
+        fixtures().join("beir/tiny.zip").is_file(),
+        "--from leaves the file alone"
+    );
+
+    // --mirror: the registry names a host that does not exist; the mirror serves.
+    let server = FileServer::start(&fixtures());
+    let dir = tempfile::tempdir().unwrap();
+    let registry = registry(dir.path(), "https://beir.invalid", &sha("tiny.zip"));
+    let mirror = server.url("");
+    let mut command = quarry_command();
+    command
+        .arg("--registry")
+        .arg(&registry)
+        .arg("--home")
+        .arg(dir.path().join("home"));
+    run(command, &["datasets", "fetch", "tiny", "--mirror", &mirror])
+        .ok()
+        .has(Stderr, &["tiny: fetched: 40 documents"]);
+    let paths: Vec<String> = server.seen().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, ["/beir/tiny.zip"]);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let s = Setup::new();
+    s.run(&["datasets", "fetch"])
+        .exit(2)
+        .has(Stderr, &["--group", "--all"]);
+    s.run(&["datasets", "fetch", "nosuch"])
+        .exit(2)
+        .has(Stderr, &["unknown dataset `nosuch`", "tiny"]);
+    s.run(&["datasets", "fetch", "--group", "coir"])
+        .exit(2)
+        .has(Stderr, &["groups: beir, msmarco"]);
+}
