@@ -1,7 +1,9 @@
-//! Flags and values shared by several commands, defined once, and the
-//! usage error (exit code 2) that a bad value becomes. Each command's own
-//! flags live in its module; this module imports none of them.
+//! Flags and values shared by several commands, defined once, the usage
+//! error (exit code 2) that a bad value becomes, and the printing of a
+//! report as `--json` asks. Each command's own flags live in its module;
+//! this module imports none of them.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use clap::ValueEnum;
@@ -90,4 +92,19 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// Writes `report` to stdout: pretty JSON under `--json`, else as `human` lays it out.
+pub fn print_report<T: serde::Serialize>(
+    json: bool,
+    report: &T,
+    human: impl FnOnce(&mut std::io::StdoutLock<'static>, &T) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(report)?)?;
+    } else {
+        human(&mut out, report)?;
+    }
+    Ok(())
 }

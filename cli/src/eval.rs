@@ -14,7 +14,7 @@ use quarry_engine::run::Run;
 use quarry_engine::split::queries_for_split;
 use serde::Serialize;
 
-use crate::args::{parse_retriever, RetrieverSpec, UsageError, DEFAULT_K};
+use crate::args::{parse_retriever, print_report, RetrieverSpec, UsageError, DEFAULT_K};
 use crate::progress::Progress;
 use crate::session::Session;
 
@@ -310,13 +310,9 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
         warnings,
         timings,
     );
-    let mut out = std::io::stdout().lock();
-    if config.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-    } else {
-        print_table(&mut out, &report, &evaluation)?;
-    }
-    Ok(())
+    print_report(config.json, &report, |out, report| {
+        print_table(out, report, &evaluation)
+    })
 }
 
 /// Runs one retriever over the split's queries: BM25 (built in the catalog

@@ -7,7 +7,6 @@
 //! included; missing ones are encoded with the index's model), or a hybrid
 //! of two. Choosing negatives is the engine's ([`quarry_engine::mine`]).
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -21,7 +20,7 @@ use quarry_engine::split::{queries_for_split, read_split};
 use quarry_engine::train_data::file_sha256;
 use serde::Serialize;
 
-use crate::args::{parse_retriever, RetrieverSpec, UsageError};
+use crate::args::{parse_retriever, print_report, RetrieverSpec, UsageError};
 use crate::progress::Progress;
 use crate::session::Session;
 
@@ -258,13 +257,7 @@ pub fn run(context: &Session, args: MineArgs) -> Result<()> {
             total: total_started.elapsed().as_secs_f64(),
         },
     };
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?;
-    } else {
-        print_summary(&mut out, &summary)?;
-    }
-    Ok(())
+    print_report(args.json, &summary, print_summary)
 }
 
 fn print_summary(out: &mut impl std::io::Write, s: &Summary) -> std::io::Result<()> {

@@ -68,25 +68,15 @@ fn qwen2_tensors_get_hf_names_and_pytorch_shapes() {
     ] {
         assert!(names.iter().any(|n| n == hf), "{hf} missing from {names:?}");
     }
-    assert_eq!(
-        source.shape("model.embed_tokens.weight"),
-        Some(vec![32, 64])
-    );
-    assert_eq!(
-        source.shape("model.layers.0.self_attn.k_proj.weight"),
-        Some(vec![32, 64])
-    );
-    assert_eq!(
-        source.shape("model.layers.0.mlp.up_proj.weight"),
-        Some(vec![96, 64])
-    );
-    assert_eq!(
-        source.shape("model.layers.0.mlp.down_proj.weight"),
-        Some(vec![64, 96])
-    );
-    assert_eq!(
-        source.shape("model.layers.0.self_attn.q_proj.bias"),
-        Some(vec![64])
+    common::assert_shapes(
+        &source,
+        &[
+            ("model.embed_tokens.weight", &[32, 64]),
+            ("model.layers.0.self_attn.k_proj.weight", &[32, 64]),
+            ("model.layers.0.mlp.up_proj.weight", &[96, 64]),
+            ("model.layers.0.mlp.down_proj.weight", &[64, 96]),
+            ("model.layers.0.self_attn.q_proj.bias", &[64]),
+        ],
     );
     assert_eq!(
         source.shape("blk.0.attn_q.weight"),
@@ -192,6 +182,14 @@ fn tensor_info(h: Header, name: &str, dims: &[u64], ty: u32, offset: u64) -> Hea
     h.u32(ty).u64(offset)
 }
 
+/// A file of one tensor (name, dims in GGUF order, type id, offset) whose data section,
+/// after the default 32-byte alignment, holds `data_bytes` bytes.
+fn one_tensor_file(name: &str, dims: &[u64], ty: u32, offset: u64, data_bytes: usize) -> Header {
+    tensor_info(Header::new(3, 1, 0), name, dims, ty, offset)
+        .pad_to(32)
+        .bytes(data_bytes)
+}
+
 /// The detail of the corruption `GgufFile::open` reports (naming the file) for the file
 /// `header` describes.
 fn corruption_in(header: Header) -> String {
@@ -208,9 +206,7 @@ fn corruption_in(header: Header) -> String {
 #[test]
 fn a_valid_hand_written_file_parses() {
     // One F32 tensor of 8 values: the writer helper itself is right.
-    let h = tensor_info(Header::new(3, 1, 0), "x", &[8], 0, 0)
-        .pad_to(32)
-        .bytes(32);
+    let h = one_tensor_file("x", &[8], 0, 0, 32);
     let (_dir, path) = h.write();
     let file = GgufFile::open(&path).unwrap();
     assert_eq!(file.dequantize("x").unwrap().shape, vec![8]);
@@ -273,23 +269,13 @@ fn unknown_value_type_is_corrupt() {
 
 #[test]
 fn too_many_dimensions_is_corrupt() {
-    let h = tensor_info(Header::new(3, 1, 0), "x", &[1, 1, 1, 1, 1, 1, 1], 0, 0)
-        .pad_to(32)
-        .bytes(32);
+    let h = one_tensor_file("x", &[1, 1, 1, 1, 1, 1, 1], 0, 0, 32);
     assert!(corruption_in(h).contains("dimensions"));
 }
 
 #[test]
 fn overflowing_dimensions_are_corrupt() {
-    let h = tensor_info(
-        Header::new(3, 1, 0),
-        "x",
-        &[1 << 32, 1 << 32, 1 << 32],
-        0,
-        0,
-    )
-    .pad_to(32)
-    .bytes(32);
+    let h = one_tensor_file("x", &[1 << 32, 1 << 32, 1 << 32], 0, 0, 32);
     let detail = corruption_in(h);
     assert!(detail.contains("`x`"), "{detail}");
 }
@@ -297,9 +283,7 @@ fn overflowing_dimensions_are_corrupt() {
 #[test]
 fn tensor_data_past_the_end_names_the_tensor() {
     // 64 f32 values = 256 bytes claimed, 32 present.
-    let h = tensor_info(Header::new(3, 1, 0), "blk.0.attn_q.weight", &[64], 0, 0)
-        .pad_to(32)
-        .bytes(32);
+    let h = one_tensor_file("blk.0.attn_q.weight", &[64], 0, 0, 32);
     let detail = corruption_in(h);
     assert!(
         detail.contains("blk.0.attn_q.weight") && detail.contains("outside the file"),
@@ -310,9 +294,7 @@ fn tensor_data_past_the_end_names_the_tensor() {
 #[test]
 fn rows_that_are_not_whole_blocks_are_corrupt() {
     // Q8_0 blocks hold 32 values; a row of 40 cannot be stored.
-    let h = tensor_info(Header::new(3, 1, 0), "x", &[40], 8, 0)
-        .pad_to(32)
-        .bytes(64);
+    let h = one_tensor_file("x", &[40], 8, 0, 64);
     assert!(corruption_in(h).contains("blocks"));
 }
 
@@ -325,24 +307,14 @@ fn duplicate_tensor_names_are_corrupt() {
 
 #[test]
 fn misaligned_offsets_are_corrupt() {
-    let h = tensor_info(Header::new(3, 1, 0), "x", &[8], 0, 4)
-        .pad_to(32)
-        .bytes(64);
+    let h = one_tensor_file("x", &[8], 0, 4, 64);
     assert!(corruption_in(h).contains("aligned"));
 }
 
 #[test]
 fn unsupported_quant_type_parses_but_loading_names_tensor_and_type() {
     // ggml type 16 = IQ2_XXS: no decoder in quarry.
-    let h = tensor_info(
-        Header::new(3, 1, 0),
-        "blk.3.ffn_up.weight",
-        &[256, 2],
-        16,
-        0,
-    )
-    .pad_to(32)
-    .bytes(256);
+    let h = one_tensor_file("blk.3.ffn_up.weight", &[256, 2], 16, 0, 256);
     let (_dir, path) = h.write();
     let source = GgufSource::open(&path).unwrap();
     assert_eq!(source.file().tensors()[0].ggml_type, GgmlType::Other(16));
@@ -362,9 +334,7 @@ fn unsupported_quant_type_parses_but_loading_names_tensor_and_type() {
         other => panic!("expected UnsupportedDtype, got {other:?}"),
     }
     // Q2_K has a known layout but no decoder.
-    let h = tensor_info(Header::new(3, 1, 0), "x", &[256], 10, 0)
-        .pad_to(32)
-        .bytes(96);
+    let h = one_tensor_file("x", &[256], 10, 0, 96);
     let (_dir, path) = h.write();
     let file = GgufFile::open(&path).unwrap();
     assert!(

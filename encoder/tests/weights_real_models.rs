@@ -165,13 +165,12 @@ fn real_gguf_config_and_tensor_inventory() {
             .all(|n| n.starts_with("model.") || n == "lm_head.weight"),
         "unmapped GGUF names"
     );
-    assert_eq!(
-        source.shape("model.layers.23.self_attn.k_proj.weight"),
-        Some(vec![128, 896])
-    );
-    assert_eq!(
-        source.shape("model.layers.0.mlp.down_proj.weight"),
-        Some(vec![896, 4864])
+    common::assert_shapes(
+        source,
+        &[
+            ("model.layers.23.self_attn.k_proj.weight", &[128, 896]),
+            ("model.layers.0.mlp.down_proj.weight", &[896, 4864]),
+        ],
     );
 }
 

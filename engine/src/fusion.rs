@@ -126,15 +126,7 @@ fn min_max(ranking: &[RunHit]) -> Vec<(&str, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ranking(hits: &[(&str, f64)]) -> Vec<RunHit> {
-        hits.iter()
-            .map(|&(doc_id, score)| RunHit {
-                doc_id: doc_id.into(),
-                score,
-            })
-            .collect()
-    }
+    use crate::run::hits as ranking;
 
     fn ids(hits: &[RunHit]) -> Vec<&str> {
         hits.iter().map(|h| h.doc_id.as_str()).collect()

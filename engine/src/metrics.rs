@@ -291,15 +291,7 @@ pub fn evaluate(qrels: &Qrels, run: &Run, metrics: &[Metric]) -> Evaluation {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hits(list: &[(&str, f64)]) -> Vec<RunHit> {
-        list.iter()
-            .map(|&(d, s)| RunHit {
-                doc_id: d.to_string(),
-                score: s,
-            })
-            .collect()
-    }
+    use crate::run::hits;
 
     fn judgments(list: &[(&str, i32)]) -> HashMap<String, i32> {
         list.iter().map(|&(d, g)| (d.to_string(), g)).collect()

@@ -18,6 +18,18 @@ pub struct RunHit {
     pub score: f64,
 }
 
+/// Hits from `(doc id, score)` pairs, in the given order: the rankings tests write.
+#[cfg(test)]
+pub(crate) fn hits(pairs: &[(&str, f64)]) -> Vec<RunHit> {
+    pairs
+        .iter()
+        .map(|&(doc_id, score)| RunHit {
+            doc_id: doc_id.into(),
+            score,
+        })
+        .collect()
+}
+
 /// Retrieved documents per query, each list in the retriever's order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Run {
@@ -141,24 +153,20 @@ mod tests {
     fn write_then_read_keeps_ids_and_trec_eval_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.trec");
-        let hit = |d: &str, s: f64| RunHit {
-            doc_id: d.into(),
-            score: s,
-        };
         let mut run = Run::default();
         // f32 scores one ulp apart, an f32 tie, and f64 scores.
         let a = 9.5898f32;
         let b = f32::from_bits(a.to_bits() + 1);
         run.by_query.insert(
             "q1".into(),
-            vec![
-                hit("d1", f64::from(b)),
-                hit("d2", f64::from(a)),
-                hit("d3", f64::from(a)),
-                hit("d4", 0.1 + 0.2),
-            ],
+            hits(&[
+                ("d1", f64::from(b)),
+                ("d2", f64::from(a)),
+                ("d3", f64::from(a)),
+                ("d4", 0.1 + 0.2),
+            ]),
         );
-        run.by_query.insert("q2".into(), vec![hit("d1", -1.0)]);
+        run.by_query.insert("q2".into(), hits(&[("d1", -1.0)]));
         run.write(&path, "quarry-bm25").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
@@ -166,7 +174,7 @@ mod tests {
             "{text}"
         );
         let back = Run::read(&path).unwrap();
-        assert_eq!(back.by_query["q1"][3], hit("d4", 0.1 + 0.2));
+        assert_eq!(back.by_query["q1"][3..], hits(&[("d4", 0.1 + 0.2)]));
         assert_eq!(back.by_query["q2"], run.by_query["q2"]);
         for (query, hits) in &run.by_query {
             let order = |hits: &[RunHit]| {

@@ -107,11 +107,17 @@ mod tests {
         v
     }
 
-    #[test]
-    fn replaces_the_target_and_leaves_no_temporary() {
+    /// A folder whose one file, `a.json`, holds `old`.
+    fn folder_with_old_file() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("a.json");
         write(&target, b"old").unwrap();
+        (dir, target)
+    }
+
+    #[test]
+    fn replaces_the_target_and_leaves_no_temporary() {
+        let (dir, target) = folder_with_old_file();
         write(&target, b"new").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
         assert_eq!(names(dir.path()), vec!["a.json"]);
@@ -119,9 +125,7 @@ mod tests {
 
     #[test]
     fn a_failed_fill_keeps_the_old_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("a.json");
-        write(&target, b"old").unwrap();
+        let (dir, target) = folder_with_old_file();
         let err = write_with(&target, |out| {
             out.write_all(b"half")?;
             Err(io::Error::other("disk full"))

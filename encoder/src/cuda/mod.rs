@@ -18,8 +18,8 @@
 //! The choices are process-wide settings ([`set_gemm_engine`],
 //! [`set_attention_kernel`]) so a benchmark can compare them in one process.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 use burn::tensor::{
@@ -105,10 +105,10 @@ impl std::fmt::Display for AttentionKernel {
     }
 }
 
-static GEMM_ENGINE: AtomicU8 = AtomicU8::new(0);
+static GEMM_ENGINE: RwLock<GemmEngine> = RwLock::new(GemmEngine::Auto);
 /// [`AttentionKernel::Fused`] unless a benchmark chooses otherwise.
-static ATTENTION_KERNEL: AtomicU8 = AtomicU8::new(6);
-static FUSED_KERNELS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+static ATTENTION_KERNEL: RwLock<AttentionKernel> = RwLock::new(AttentionKernel::Fused);
+static FUSED_KERNELS: AtomicBool = AtomicBool::new(true);
 
 /// Whether the residual add + RMSNorm, SwiGLU and the bias/head-split/RoPE step run as one
 /// kernel each ([`fused`]) instead of burn's op-by-op graph (bf16 only; on by default).
@@ -121,44 +121,24 @@ pub fn fused_kernels() -> bool {
 }
 
 pub fn set_gemm_engine(engine: GemmEngine) {
-    let code = match engine {
-        GemmEngine::Auto => 0,
-        GemmEngine::Cublas => 1,
-        GemmEngine::Burn => 2,
-    };
-    GEMM_ENGINE.store(code, Ordering::Relaxed);
+    *GEMM_ENGINE.write().expect("not poisoned") = engine;
 }
 
 /// The engine projection GEMMs use now (after resolving `Auto`).
 pub fn gemm_engine() -> GemmEngine {
-    match GEMM_ENGINE.load(Ordering::Relaxed) {
-        2 => GemmEngine::Burn,
+    match *GEMM_ENGINE.read().expect("not poisoned") {
+        GemmEngine::Burn => GemmEngine::Burn,
         _ if cublas_available() => GemmEngine::Cublas,
         _ => GemmEngine::Burn,
     }
 }
 
 pub fn set_attention_kernel(kernel: AttentionKernel) {
-    let code = match kernel {
-        AttentionKernel::Autotune => 0,
-        AttentionKernel::Flash(planes) => planes,
-        AttentionKernel::FlashUnit => 1,
-        AttentionKernel::Fallback => 3,
-        AttentionKernel::Cublas => 5,
-        AttentionKernel::Fused => 6,
-    };
-    ATTENTION_KERNEL.store(code, Ordering::Relaxed);
+    *ATTENTION_KERNEL.write().expect("not poisoned") = kernel;
 }
 
 pub fn attention_kernel() -> AttentionKernel {
-    match ATTENTION_KERNEL.load(Ordering::Relaxed) {
-        0 => AttentionKernel::Autotune,
-        1 => AttentionKernel::FlashUnit,
-        3 => AttentionKernel::Fallback,
-        5 => AttentionKernel::Cublas,
-        6 => AttentionKernel::Fused,
-        planes => AttentionKernel::Flash(planes),
-    }
+    *ATTENTION_KERNEL.read().expect("not poisoned")
 }
 
 /// Whether libcublas can be loaded (cudarc looks for `libcublas.so*` on the
@@ -543,7 +523,7 @@ pub fn bf16_matmul_tflops(
     repeats: usize,
 ) -> Result<f64, EncoderError> {
     let device = burn::backend::cuda::CudaDevice::new(index);
-    let previous = GEMM_ENGINE.load(Ordering::Relaxed);
+    let previous = *GEMM_ENGINE.read().expect("not poisoned");
     set_gemm_engine(engine);
     let options = (&device, DType::BF16);
     let a = Tensor::<CudaBackend, 2>::random([m, k], Distribution::Uniform(-1.0, 1.0), options);
@@ -571,7 +551,7 @@ pub fn bf16_matmul_tflops(
         sync(last.expect("ten calls"))?;
         best = best.min(started.elapsed().as_secs_f64() / 10.0);
     }
-    GEMM_ENGINE.store(previous, Ordering::Relaxed);
+    set_gemm_engine(previous);
     if let Some(err) = DEFERRED_ERROR.lock().expect("not poisoned").take() {
         return Err(EncoderError::Backend(err));
     }

@@ -180,6 +180,13 @@ pub fn assert_json_fields(object: &serde_json::Value, expected: &[(&str, f64)]) 
     }
 }
 
+/// Asserts that `source` gives each `(name, shape)` that shape (PyTorch order).
+pub fn assert_shapes(source: &impl TensorSource, expected: &[(&str, &[usize])]) {
+    for &(name, shape) in expected {
+        assert_eq!(source.shape(name).as_deref(), Some(shape), "{name}");
+    }
+}
+
 /// The folder real models are fetched into: `$QUARRY_MODELS`, else `<repo>/models`.
 pub fn models_dir() -> PathBuf {
     match std::env::var_os("QUARRY_MODELS") {

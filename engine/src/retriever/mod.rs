@@ -373,6 +373,7 @@ pub fn assemble_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::hits;
 
     #[test]
     fn self_hits_are_dropped_without_refilling() {
@@ -387,16 +388,12 @@ mod tests {
             },
         ];
         let refs: Vec<&Query> = queries.iter().collect();
-        let hit = |d: &str, s: f64| RunHit {
-            doc_id: d.into(),
-            score: s,
-        };
-        let hits = vec![vec![hit("a", 3.0), hit("c", 2.0)], vec![hit("a", 1.0)]];
-        let (run, removed) = assemble_run(&refs, hits.clone(), true);
+        let retrieved = vec![hits(&[("a", 3.0), ("c", 2.0)]), hits(&[("a", 1.0)])];
+        let (run, removed) = assemble_run(&refs, retrieved.clone(), true);
         assert_eq!(removed, 1);
-        assert_eq!(run.by_query["a"], vec![hit("c", 2.0)]);
-        assert_eq!(run.by_query["b"], vec![hit("a", 1.0)]);
-        let (run, removed) = assemble_run(&refs, hits, false);
+        assert_eq!(run.by_query["a"], hits(&[("c", 2.0)]));
+        assert_eq!(run.by_query["b"], hits(&[("a", 1.0)]));
+        let (run, removed) = assemble_run(&refs, retrieved, false);
         assert_eq!((removed, run.by_query["a"].len()), (0, 2));
     }
 }
