@@ -224,7 +224,9 @@ type Body = Box<dyn Read + Send + Sync + 'static>;
 /// Sends the GET (with `Range` when resuming). Returns the body, the offset
 /// it starts at (0 when the server ignored the range) and the full size.
 fn request(http: &Http, url: &str, offset: u64) -> Result<(Body, u64, Option<u64>)> {
-    let mut req = http.agent.get(url);
+    // Byte-exact: no transfer compression, whatever features ureq is built with,
+    // so offsets and the sha256 are those of the file itself.
+    let mut req = http.agent.get(url).set("Accept-Encoding", "identity");
     if offset > 0 {
         req = req.set("Range", &format!("bytes={offset}-"));
     }
