@@ -357,6 +357,67 @@ kind = "text"
     }
 
     #[test]
+    fn downloads_must_fit_their_format() {
+        let with = |extra: &str| ENTRY.to_string() + extra;
+        let zip = "format = \"beir-zip\"\n[[dataset.download]]\nurl = \"https://h/t.zip\"\nrole = \"archive\"\n";
+        let registry = Registry::parse(Path::new("d.toml"), &with(zip)).unwrap();
+        assert!(registry.get("tiny").unwrap().fetchable());
+        let cases = [
+            (
+                zip.replace("archive", "qrels"),
+                "takes one download of each role",
+            ),
+            (
+                zip.replace("https://h", "ftp://h"),
+                "must start with https://",
+            ),
+            (
+                zip.replace("format = \"beir-zip\"\n", ""),
+                "need a `format`",
+            ),
+            (
+                zip.replace("role = \"archive\"", "role = \"archive\"\nsha256 = \"xyz\""),
+                "sha256 must be 64",
+            ),
+        ];
+        for (text, needle) in cases {
+            let err = Registry::parse(Path::new("d.toml"), &with(&text))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle) && err.contains("tiny"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_complete_fetched_copy_is_preferred() {
+        let data = tempfile::tempdir().unwrap();
+        let mut registry = Registry::parse(Path::new("/repo/datasets.toml"), ENTRY).unwrap();
+        registry.use_data_folder(data.path());
+        let bundled = Path::new("/repo/data/tiny");
+        assert_eq!(registry.get("tiny").unwrap().root(), bundled);
+        std::fs::create_dir_all(data.path().join("tiny")).unwrap();
+        assert_eq!(
+            registry.get("tiny").unwrap().root(),
+            bundled,
+            "no marker yet"
+        );
+        std::fs::write(data.path().join("tiny").join(FETCHED_MARKER), "{}").unwrap();
+        assert_eq!(
+            registry.get("tiny").unwrap().root(),
+            data.path().join("tiny")
+        );
+    }
+
+    #[test]
+    fn the_built_in_registry_is_the_repository_one() {
+        let built_in = Registry::built_in().unwrap();
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets.toml");
+        let repo = Registry::load(&file).unwrap();
+        assert_eq!(built_in.names(), repo.names());
+        assert!(built_in.get("scifact").unwrap().fetchable());
+    }
+
+    #[test]
     fn the_repository_registry_parses() {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets.toml");
         let registry = Registry::load(&file).unwrap();

@@ -13,8 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{EngineError, Result};
 
-/// zstd level of converted files: fast to write, about 3.5x on BEIR text.
-const ZSTD_LEVEL: i32 = 6;
+/// zstd level of converted files: zstd's default, ~3x on BEIR text at a
+/// few hundred MB/s (level 6 halved the MS MARCO conversion's speed for ~8% less disk).
+const ZSTD_LEVEL: i32 = 3;
 
 /// Calls `each(line_number, line)` for every line of `reader`, line endings
 /// (`\n`, `\r\n`) removed. `label` names the source in errors
@@ -74,7 +75,13 @@ impl LineSink {
             File::create(path).map_err(|e| EngineError::io(path, e))?,
         );
         let out = if path.extension().is_some_and(|e| e == "zst") {
-            Out::Zstd(zstd::Encoder::new(file, ZSTD_LEVEL).map_err(|e| EngineError::io(path, e))?)
+            let mut encoder =
+                zstd::Encoder::new(file, ZSTD_LEVEL).map_err(|e| EngineError::io(path, e))?;
+            // One worker compresses while this thread parses (zstd's own threads).
+            encoder
+                .multithread(1)
+                .map_err(|e| EngineError::io(path, e))?;
+            Out::Zstd(encoder)
         } else {
             Out::Plain(file)
         };

@@ -374,21 +374,23 @@ fn convert_and_check(
         }
         SourceFormat::MsmarcoPassage => {
             let mut files = BTreeMap::new();
-            let qrels_source = downloaded(entry, downloads, DownloadRole::Qrels);
-            let judgments = msmarco::judgments(&qrels_source)?;
+            let (corpus, record, queries, qrels) = msmarco::read_sources(
+                &options.data,
+                &downloaded(entry, downloads, DownloadRole::Collection),
+                &downloaded(entry, downloads, DownloadRole::Queries),
+                &downloaded(entry, downloads, DownloadRole::Qrels),
+                bar,
+            )?;
+            let judgments = msmarco::judgments(&qrels)?;
             files.insert(
                 format!("qrels/{}.tsv", entry.split),
                 msmarco::write_split(&judgments, staging, &entry.split)?,
             );
-            let queries_source = downloaded(entry, downloads, DownloadRole::Queries);
-            let (queries, missing) = msmarco::write_queries(
-                &queries_source,
-                &judgments,
-                &staging.join("queries.jsonl.zst"),
-            )?;
+            let (queries_record, missing) =
+                msmarco::write_queries(&queries, &judgments, &staging.join("queries.jsonl.zst"))?;
             if !missing.is_empty() {
                 return Err(EngineError::Fetch {
-                    what: queries_source.path.display().to_string(),
+                    what: queries.label.display().to_string(),
                     detail: format!(
                         "{} judged queries are not in the queries file (e.g. `{}`)",
                         missing.len(),
@@ -396,9 +398,7 @@ fn convert_and_check(
                     ),
                 });
             }
-            files.insert("queries.jsonl.zst".to_string(), queries);
-            let collection = downloaded(entry, downloads, DownloadRole::Collection);
-            let (corpus, record) = msmarco::shared_corpus(&options.data, &collection, bar)?;
+            files.insert("queries.jsonl.zst".to_string(), queries_record);
             msmarco::link_corpus(&corpus, staging)?;
             files.insert("corpus.jsonl.zst".to_string(), record);
             files
