@@ -72,7 +72,7 @@ pub struct FetchArgs {
     pub mirror: Option<String>,
 
     /// Convert a download you already have: the file itself, or a folder holding the
-    /// downloads by their file names
+    /// downloads by their file names (for CoIR: a copy of each hub repo, by repo name)
     #[arg(long, value_name = "PATH")]
     pub from: Option<PathBuf>,
 

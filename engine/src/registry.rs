@@ -33,6 +33,10 @@ pub enum SourceFormat {
     BeirZip,
     /// MS MARCO passage: the collection tsv (in a tar.gz), queries tsv and TREC qrels.
     MsmarcoPassage,
+    /// A CoIR task on the Hugging Face hub: the `<task>-queries-corpus` dataset repo
+    /// (parquet splits `corpus` and `queries`) and the `<task>-qrels` repo (parquet
+    /// splits train/valid/test), whose files are listed through the hub's tree API.
+    CoirHub,
 }
 
 /// What one download is for, where a format takes several.
@@ -45,8 +49,10 @@ pub enum DownloadRole {
     Collection,
     /// `qid<TAB>text` lines.
     Queries,
-    /// TREC qrels (`qid 0 docid grade`).
+    /// TREC qrels (`qid 0 docid grade`); for `coir-hub`, the `<task>-qrels` repo.
     Qrels,
+    /// For `coir-hub`: the `<task>-queries-corpus` repo.
+    QueriesCorpus,
 }
 
 /// One `[[dataset.download]]` table: a file to fetch.
@@ -89,6 +95,10 @@ pub struct RegistryEntry {
     /// has another count fails.
     #[serde(default)]
     pub docs: Option<u64>,
+    /// Queries the converted `queries.jsonl.zst` holds (for `coir-hub`: the test
+    /// queries judged in the test qrels); a fetch with another count fails.
+    #[serde(default)]
+    pub queries: Option<u64>,
     /// How the downloads are converted; absent: not fetchable.
     #[serde(default)]
     pub format: Option<SourceFormat>,
@@ -171,6 +181,24 @@ fn validate_downloads(entry: &RegistryEntry) -> std::result::Result<(), String> 
             DownloadRole::Queries,
             DownloadRole::Qrels,
         ],
+        Some(SourceFormat::CoirHub) => {
+            for (i, download) in entry.download.iter().enumerate() {
+                let at = format!("download #{} ({})", i + 1, download.url);
+                if crate::fetch::coir::hub_repo(&download.url).is_none() {
+                    return Err(format!(
+                        "{at}: a coir-hub download names a hub dataset repo, \
+                         `https://huggingface.co/datasets/<owner>/<repo>`"
+                    ));
+                }
+                if !download.sha256.is_empty() || download.member.is_some() {
+                    return Err(format!(
+                        "{at}: a coir-hub download takes no sha256 or member (the hub's \
+                         tree lists each file's sha256)"
+                    ));
+                }
+            }
+            &[DownloadRole::Qrels, DownloadRole::QueriesCorpus]
+        }
     };
     let mut sorted_roles = roles.clone();
     sorted_roles.sort_by_key(|r| *r as u8);
@@ -422,5 +450,60 @@ kind = "text"
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets.toml");
         let registry = Registry::load(&file).unwrap();
         assert!(registry.get("nfcorpus").is_some());
+        // CoIR: ten tasks, CodeSearchNet and its CCR variant per language (6 each).
+        let coir: Vec<&RegistryEntry> = registry
+            .entries
+            .iter()
+            .filter(|e| e.group.as_deref() == Some("coir"))
+            .collect();
+        assert_eq!(coir.len(), 8 + 2 * 6);
+        for e in coir {
+            assert_eq!(e.format, Some(SourceFormat::CoirHub), "{}", e.name);
+            assert!(e.docs.is_some() && e.queries.is_some(), "{}", e.name);
+            assert_eq!(e.kind, DatasetKind::Code, "{}", e.name);
+        }
+        // The original CoSQA stays beside CoIR's.
+        assert!(registry.get("cosqa").unwrap().group.is_none());
+    }
+
+    #[test]
+    fn coir_hub_downloads_name_repos_without_checksums() {
+        let coir = r#"
+[[dataset]]
+name = "c"
+split = "test"
+remove_self = false
+corpus_sha256 = ""
+url = ""
+kind = "code"
+format = "coir-hub"
+
+[[dataset.download]]
+url = "https://huggingface.co/datasets/CoIR-Retrieval/apps-queries-corpus"
+role = "queries-corpus"
+
+[[dataset.download]]
+url = "https://huggingface.co/datasets/CoIR-Retrieval/apps-qrels"
+role = "qrels"
+"#;
+        Registry::parse(Path::new("d.toml"), coir).unwrap();
+        let err = |text: &str| {
+            Registry::parse(Path::new("d.toml"), text)
+                .unwrap_err()
+                .to_string()
+        };
+        let pinned = coir.replace(
+            "role = \"qrels\"",
+            &format!("role = \"qrels\"\nsha256 = \"{}\"", "a".repeat(64)),
+        );
+        assert!(err(&pinned).contains("no sha256"), "{}", err(&pinned));
+        let file = coir.replace("apps-qrels\"", "apps-qrels/resolve/main/x.parquet\"");
+        assert!(err(&file).contains("hub dataset repo"), "{}", err(&file));
+        let one = coir.replace("role = \"qrels\"", "role = \"queries-corpus\"");
+        assert!(
+            err(&one).contains("one download of each role"),
+            "{}",
+            err(&one)
+        );
     }
 }

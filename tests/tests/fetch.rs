@@ -1,7 +1,8 @@
 //! `quarry datasets fetch` against a real HTTP server on 127.0.0.1 (started
 //! here; nothing else is reachable, and no test tries), serving the archives
-//! tests/fixtures/fetch/make_fetch_fixtures.py makes: a tiny BEIR zip and
-//! tiny MS MARCO files. Fetch → convert → eval works for each; a cut download
+//! tests/fixtures/fetch/make_fetch_fixtures.py makes: a tiny BEIR zip,
+//! tiny MS MARCO files and a tiny CoIR task laid out as the Hugging Face hub
+//! serves it (tree listings and parquet files). Fetch → convert → eval works for each; a cut download
 //! resumes with a Range request; a flipped byte, a 404, a stalled server and
 //! a full disk each give a clear error, a non-zero exit and nothing in place.
 
@@ -144,9 +145,59 @@ sha256 = "{r}"
             )
         ),
     );
+    let text = text + &coir_entries(base);
     let path = dir.join("datasets.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// The tiny CoIR task (and broken variants of it) as hub repos under `base`.
+fn coir_entries(base: &str) -> String {
+    let e = expected();
+    // The fixtures serve the hub below /hub; huggingface.co is reached through HF_ENDPOINT.
+    let base = if base.contains("huggingface.co") {
+        base.to_string()
+    } else {
+        format!("{base}/hub")
+    };
+    let entry = |name: &str, queries: u64, qrels_repo: &str| {
+        format!(
+            r#"
+[[dataset]]
+name = "{name}"
+split = "test"
+remove_self = false
+corpus_sha256 = "{corpus}"
+url = "https://huggingface.co/CoIR-Retrieval"
+kind = "code"
+group = "coir"
+docs = {docs}
+queries = {queries}
+format = "coir-hub"
+
+[[dataset.download]]
+url = "{base}/datasets/CoIR-Retrieval/tiny-code-queries-corpus"
+role = "queries-corpus"
+
+[[dataset.download]]
+url = "{base}/datasets/CoIR-Retrieval/{qrels_repo}"
+role = "qrels"
+"#,
+            corpus = e["coir_corpus_sha256"].as_str().unwrap(),
+            docs = e["coir_docs"],
+        )
+    };
+    let queries = e["coir_test_queries"].as_u64().unwrap();
+    let mut text = String::new();
+    for (name, queries, qrels) in [
+        ("tiny-coir", queries, "tiny-code-qrels"),
+        ("tiny-coir-miscounted", queries + 1, "tiny-code-qrels"),
+        ("tiny-coir-badqrels", queries, "tiny-code-badqrels"),
+        ("tiny-coir-nocol", queries, "tiny-code-nocol-qrels"),
+    ] {
+        text += &entry(name, queries, qrels);
+    }
+    text
 }
 
 /// A temporary home with a registry pointing at `server`.
@@ -464,7 +515,162 @@ fn usage_errors_exit_2() {
     s.run(&["datasets", "fetch", "nosuch"])
         .exit(2)
         .has(Stderr, &["unknown dataset `nosuch`", "tiny"]);
-    s.run(&["datasets", "fetch", "--group", "coir"])
+    s.run(&["datasets", "fetch", "--group", "nosuch"])
         .exit(2)
-        .has(Stderr, &["groups: beir, msmarco"]);
+        .has(Stderr, &["groups: beir, coir, msmarco"]);
+}
+
+#[test]
+fn a_coir_task_is_fetched_from_hub_parquet_and_evaluated() {
+    let s = Setup::new();
+    let e = expected();
+    let listing = s.run(&["datasets", "--json"]).ok().json();
+    assert_eq!(state_of(&listing, "tiny-coir"), "fetchable");
+    s.run(&["datasets", "fetch", "tiny-coir"]).ok().has(
+        Stderr,
+        &[
+            "tiny-coir: fetched: 30 documents",
+            "as the hub's tree lists it",
+            "qrels/test.tsv: 7 judgments of 6 queries",
+            "queries: the 6 judged in the `test` qrels",
+            "queries: 6 as the registry says",
+            "corpus: holds all 6 judged documents",
+            "corpus: sha256 as the registry pins",
+        ],
+    );
+    assert_eq!(e["coir_test_queries"], 6);
+    let dir = s.data().join("tiny-coir");
+    assert_eq!(
+        s.entries(&dir),
+        [
+            "corpus.jsonl.zst",
+            "fetched.json",
+            "qrels",
+            "queries.jsonl.zst"
+        ]
+    );
+    assert_eq!(s.entries(&dir.join("qrels")), ["test.tsv"]);
+    // Two listings, then the corpus, queries and test qrels: no train or valid split.
+    let paths: Vec<String> = s.server.seen().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths.len(), 5, "{paths:?}");
+    assert!(paths[0].ends_with("/tree/main?recursive=true"), "{paths:?}");
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.contains("/train-") || p.contains("/valid-")),
+        "{paths:?}"
+    );
+    // Downloads are gone once converted, their repo folders too.
+    assert!(s.entries(&s.data().join("downloads")).is_empty());
+
+    let report = s
+        .run(&[
+            "eval",
+            "--dataset",
+            "tiny-coir",
+            "--retriever",
+            "bm25",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(report["queries_evaluated"], 6, "{report}");
+    assert!(
+        report["metrics"]["ndcg@10"].as_f64().unwrap() > 0.3,
+        "{report}"
+    );
+}
+
+#[test]
+fn coir_counts_columns_and_checksums_are_checked() {
+    let s = Setup::new();
+    s.run(&["datasets", "fetch", "tiny-coir-miscounted"])
+        .exit(1)
+        .has(
+            Stderr,
+            &["the converted queries file has 6 queries, the registry says 7"],
+        );
+    s.run(&["datasets", "fetch", "tiny-coir-badqrels"])
+        .exit(1)
+        .has(
+            Stderr,
+            &[
+                "tiny-code-badqrels/test-00000-of-00001-",
+                "column `score`, row 1: expected an integer grade, found a string",
+            ],
+        );
+    s.run(&["datasets", "fetch", "tiny-coir-nocol"])
+        .exit(1)
+        .has(
+            Stderr,
+            &[
+                "tiny-code-nocol-qrels/test-00000-of-00001-",
+                "no column `corpus_id`",
+            ],
+        );
+    // A flipped byte fails the sha256 the hub lists (a fresh home: the first
+    // fetches left the good corpus in downloads/, which would be reused).
+    let s = Setup::new();
+    let data =
+        fixtures().join("hub/datasets/CoIR-Retrieval/tiny-code-queries-corpus/resolve/main/data");
+    let corpus = s
+        .entries(&data)
+        .into_iter()
+        .find(|n| n.starts_with("corpus-"))
+        .unwrap();
+    s.server.fault(
+        &format!("hub/datasets/CoIR-Retrieval/tiny-code-queries-corpus/resolve/main/data/{corpus}"),
+        Fault::FlipByte(100),
+    );
+    s.run(&["datasets", "fetch", "tiny-coir"])
+        .exit(1)
+        .has(Stderr, &["sha256 is", "the file was removed"]);
+    let made: Vec<String> = s
+        .entries(&s.data())
+        .into_iter()
+        .filter(|n| n.starts_with("tiny-coir"))
+        .collect();
+    assert!(made.is_empty(), "{made:?}");
+}
+
+#[test]
+fn coir_from_local_repos_and_through_hf_endpoint() {
+    // --from: a folder holding a copy of each repo by name; no server.
+    let s = Setup::new();
+    let repos = fixtures().join("hub/datasets/CoIR-Retrieval");
+    s.run(&[
+        "datasets",
+        "fetch",
+        "tiny-coir",
+        "--from",
+        repos.to_str().unwrap(),
+    ])
+    .ok()
+    .has(
+        Stderr,
+        &[
+            "tiny-coir: fetched: 30 documents",
+            "no hub listing to check it against",
+        ],
+    );
+    assert!(s.server.seen().is_empty());
+
+    // HF_ENDPOINT stands in for huggingface.co, as for the hub's own clients.
+    let server = FileServer::start(&fixtures());
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("datasets.toml");
+    std::fs::write(&registry, coir_entries("https://huggingface.co")).unwrap();
+    let mut command = quarry_command();
+    command
+        .env("HF_ENDPOINT", server.url("hub"))
+        .arg("--registry")
+        .arg(&registry)
+        .arg("--home")
+        .arg(dir.path().join("home"));
+    run(command, &["datasets", "fetch", "tiny-coir"])
+        .ok()
+        .has(Stderr, &["tiny-coir: fetched: 30 documents"]);
+    assert!(server.seen()[0]
+        .path
+        .starts_with("/hub/api/datasets/CoIR-Retrieval/tiny-code-queries-corpus/tree/main"));
 }

@@ -38,6 +38,41 @@ impl Http {
     }
 }
 
+impl Http {
+    /// GETs a small text document (a listing, not a download: no resume, no
+    /// file). Returns it with the URL of the next page when the server links
+    /// one (`Link: <URL>; rel="next"`, as the Hugging Face hub paginates).
+    pub fn get_text(&self, url: &str) -> Result<(String, Option<String>)> {
+        let resp = match self.agent.get(url).call() {
+            Ok(resp) => resp,
+            Err(ureq::Error::Status(code, resp)) => {
+                return Err(fetch_error(
+                    url,
+                    format!("HTTP {code} {}", resp.status_text()),
+                ))
+            }
+            Err(ureq::Error::Transport(t)) => return Err(fetch_error(url, t.to_string())),
+        };
+        let next = resp.header("Link").and_then(next_link);
+        let text = resp
+            .into_string()
+            .map_err(|e| fetch_error(url, format!("reading the response: {e}")))?;
+        Ok((text, next))
+    }
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"");
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_string())
+    })
+}
+
 /// A file in place, with what is known of it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Downloaded {
@@ -343,6 +378,13 @@ mod tests {
             "http://127.0.0.1:8/m/thakur/BEIR/datasets/nfcorpus.zip"
         );
         assert_eq!(file_name("https://h/a/b.tar.gz?x=1"), "b.tar.gz");
+    }
+
+    #[test]
+    fn next_link_is_found() {
+        let h = r#"<https://h/api/x?cursor=abc>; rel="next", <https://h/api/x>; rel="first""#;
+        assert_eq!(next_link(h).as_deref(), Some("https://h/api/x?cursor=abc"));
+        assert_eq!(next_link(r#"<https://h/a>; rel="prev""#), None);
     }
 
     #[test]

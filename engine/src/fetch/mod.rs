@@ -17,6 +17,7 @@
 //! ships (the bundled copy), which a download must agree with.
 
 pub mod beir;
+pub mod coir;
 pub mod convert;
 pub mod download;
 pub mod msmarco;
@@ -217,7 +218,11 @@ pub fn fetch(entry: &RegistryEntry, options: &FetchOptions, bar: &ProgressBar) -
             });
         }
     }
-    let downloads = get_downloads(entry, options, bar)?;
+    let downloads = match format {
+        // The hub's file names are listed at fetch time (coir.rs says why).
+        SourceFormat::CoirHub => coir::get_files(entry, options, bar)?,
+        _ => get_downloads(entry, options, bar)?,
+    };
     let staging = options.data.join(format!(".{}.fetching", entry.name));
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(|e| EngineError::io(&staging, e))?;
@@ -250,6 +255,10 @@ pub fn remove_downloads(options: &FetchOptions, fetched: &[Fetched]) {
     for d in fetched.iter().flat_map(|f| &f.record.downloads) {
         if d.path.starts_with(&downloads_dir) {
             let _ = std::fs::remove_file(&d.path);
+            // A hub repo's files have a folder of their own (coir.rs); gone once empty.
+            if let Some(parent) = d.path.parent().filter(|p| *p != downloads_dir) {
+                let _ = std::fs::remove_dir(parent);
+            }
         }
     }
 }
@@ -357,8 +366,15 @@ fn convert_and_check(
     let mut checks = Vec::new();
     for d in downloads {
         let name = download::file_name(&d.url);
-        checks.push(if d.pinned {
+        checks.push(if d.pinned && format == SourceFormat::CoirHub {
+            format!("{name}: sha256 {} as the hub's tree lists it", d.sha256)
+        } else if d.pinned {
             format!("{name}: sha256 {} as the registry pins", d.sha256)
+        } else if format == SourceFormat::CoirHub {
+            format!(
+                "{name}: sha256 {} (no hub listing to check it against)",
+                d.sha256
+            )
         } else {
             format!(
                 "{name}: sha256 {} (the registry pins none; add `sha256 = \"{}\"` to its \
@@ -403,6 +419,11 @@ fn convert_and_check(
             files.insert("corpus.jsonl.zst".to_string(), record);
             files
         }
+        SourceFormat::CoirHub => {
+            let (files, lines) = coir::convert(entry, downloads, staging, bar)?;
+            checks.extend(lines);
+            files
+        }
     };
     let corpus = files
         .get("corpus.jsonl.zst")
@@ -419,6 +440,18 @@ fn convert_and_check(
             });
         }
         checks.push(format!("corpus: {expected} documents as the registry says"));
+    }
+    if let Some(expected) = entry.queries {
+        let got = files.get("queries.jsonl.zst").map_or(0, |r| r.lines);
+        if got != expected {
+            return Err(EngineError::Fetch {
+                what: entry.name.clone(),
+                detail: format!(
+                    "the converted queries file has {got} queries, the registry says {expected}"
+                ),
+            });
+        }
+        checks.push(format!("queries: {expected} as the registry says"));
     }
     if !entry.corpus_sha256.is_empty() {
         if corpus.sha256 != entry.corpus_sha256 {

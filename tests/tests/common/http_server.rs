@@ -1,6 +1,7 @@
 //! A real HTTP/1.1 file server on 127.0.0.1 for the `quarry datasets fetch`
 //! tests: GET and HEAD with `Range: bytes=N-` (206, or 416 past the end),
-//! 404 for what it does not have, one connection per request. Faults are
+//! 404 for what it does not have, one connection per request; a query string
+//! is ignored when finding the file. Faults are
 //! asked for per path: cut the body after some bytes (once), stall after
 //! the headers, or serve the file with one byte flipped.
 //!
@@ -80,6 +81,9 @@ impl FileServer {
 }
 
 fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
+    // The query string is not part of the file's name (`tree/main?recursive=true`
+    // is served from the file `tree/main`).
+    let path = path.split('?').next().unwrap_or(path);
     let relative = Path::new(path.trim_start_matches('/'));
     let safe = relative
         .components()

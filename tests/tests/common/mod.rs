@@ -49,6 +49,8 @@ pub fn quarry_command() -> Command {
         "QUARRY_MIRROR",
         "QUARRY_SHARD_ROWS",
         "QUARRY_CHUNK_DOCS",
+        // The Hugging Face hub endpoint `datasets fetch` reads for CoIR.
+        "HF_ENDPOINT",
     ] {
         command.env_remove(variable);
     }
