@@ -347,7 +347,11 @@ fn for_each_row(
         .with_fields(projection)
         .build()
         .map_err(|e| bad_file(path, e.to_string()))?;
-    bar.set_length(metadata.num_rows().max(0) as u64);
+    // The bar counts bytes (it is the download's bar): rows read are shown as
+    // the same share of the file's size.
+    let file_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let total_rows = metadata.num_rows().max(1) as u64;
+    bar.set_length(file_bytes);
     bar.set_position(0);
     bar.set_message(
         path.file_name()
@@ -369,7 +373,7 @@ fn for_each_row(
             }
         }
         each(number, &slots)?;
-        bar.inc(1);
+        bar.set_position(number.min(total_rows) * file_bytes / total_rows);
     }
     Ok(number)
 }
