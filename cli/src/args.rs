@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 use quarry_engine::device::{self, ComputeDevice, Precision};
+use quarry_engine::hub::{HubSettings, ModelSource, ResolvedModel};
 pub use quarry_engine::retriever::RetrieverSpec;
 
 /// Hits retrieved per query unless `--k` says otherwise.
@@ -77,6 +78,24 @@ pub fn devices_and_precision(
     let precision = dtype.precision();
     device::check_precision(precision, devices[0])?;
     Ok((devices, precision))
+}
+
+/// A `--model` value made local: a path as it is; a hub id (`ORG/NAME[@REV]`,
+/// `hf:…`) resolved to a commit and fetched into the Hugging Face cache, with
+/// a bar over the downloads and a line on stderr naming the commit.
+pub fn resolve_model(arg: &str) -> anyhow::Result<ResolvedModel> {
+    let source = ModelSource::parse(arg).map_err(UsageError::from)?;
+    if let ModelSource::Local(path) = source {
+        return Ok(ResolvedModel::local(path));
+    }
+    let progress = crate::progress::Progress::bytes("downloading", false);
+    let resolved = quarry_engine::hub::resolve_model(arg, &HubSettings::from_env(), progress.bar());
+    progress.finish();
+    let resolved = resolved?;
+    if let Some(line) = resolved.summary() {
+        eprintln!("{line}");
+    }
+    Ok(resolved)
 }
 
 /// `--home`'s default, when neither the flag nor `QUARRY_HOME` is given.

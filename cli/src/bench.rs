@@ -59,9 +59,10 @@ pub struct EncodeBenchArgs {
     #[arg(long, default_value_t = 10)]
     pub rounds: usize,
 
-    /// A real model (GGUF file or HF folder) for the real-document run
-    #[arg(long, value_name = "PATH")]
-    pub model: Option<PathBuf>,
+    /// A real model (GGUF file, HF folder, or Hugging Face repo id ORG/NAME[@REV])
+    /// for the real-document run
+    #[arg(long, value_name = "PATH|ORG/NAME[@REV]")]
+    pub model: Option<String>,
 
     /// Dataset whose corpus the real-document run encodes
     #[arg(long, default_value = "nfcorpus")]
@@ -162,7 +163,10 @@ fn encode(context: &Session, args: EncodeBenchArgs) -> Result<()> {
         batch: args.batch,
         seq: args.seq,
         rounds: args.rounds,
-        model: args.model.clone(),
+        model: match &args.model {
+            Some(model) => Some(crate::args::resolve_model(model)?.path),
+            None => None,
+        },
         dataset: args.dataset.clone(),
         docs: args.docs,
         passes: args.passes,

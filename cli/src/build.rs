@@ -12,7 +12,7 @@ use quarry_engine::build::{
 };
 use quarry_engine::dataset::Dataset;
 
-use crate::args::{devices_and_precision, DtypeArg, UsageError};
+use crate::args::{devices_and_precision, resolve_model, DtypeArg, UsageError};
 use crate::progress::Progress;
 use crate::session::Session;
 
@@ -37,9 +37,11 @@ pub enum StoreArg {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// A GGUF file or an HF model folder (e.g. models/all-MiniLM-L6-v2)
-    #[arg(long, value_name = "PATH")]
-    pub model: PathBuf,
+    /// A GGUF file, an HF model folder (e.g. models/all-MiniLM-L6-v2), or a Hugging Face
+    /// repo id, ORG/NAME[@REVISION] or hf:ORG/NAME[@REVISION], fetched into the HF cache
+    /// (HF_HOME, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE); a local path of the same spelling wins
+    #[arg(long, value_name = "PATH|ORG/NAME[@REV]")]
+    pub model: String,
 
     /// Registry name, or a path to any BEIR folder
     #[arg(long, value_name = "NAME|DIR")]
@@ -117,13 +119,15 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
         }
     }
     let dataset = Dataset::resolve(&args.dataset, Some(&context.registry))?;
+    let model = resolve_model(&args.model)?;
     let mut command: Vec<String> = std::env::args().collect();
     if let Some(first) = command.first_mut() {
         *first = "quarry".into();
     }
     let request = BuildRequest {
         encoder: EncoderSpec {
-            model: args.model.clone(),
+            model: model.path,
+            hub: model.hub,
             mode: match args.mode {
                 ModeArg::Auto => BuildMode::Auto,
                 ModeArg::ZeroShot => BuildMode::ZeroShot,
@@ -153,8 +157,7 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
         build_dense(&context.catalog, &dataset, &request, progress.bar()).with_context(|| {
             format!(
                 "building a dense index of {} with {}",
-                dataset.name,
-                args.model.display()
+                dataset.name, args.model
             )
         })?;
     progress.finish();

@@ -8,14 +8,15 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use quarry_engine::train::{train, StepProgress, TrainJob, TrainReport, TrainSettings};
 
-use crate::args::{devices_and_precision, DtypeArg, UsageError};
+use crate::args::{devices_and_precision, resolve_model, DtypeArg, UsageError};
 use crate::progress::Progress;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Base model: a GGUF file or an HF Qwen2 folder
-    #[arg(long, value_name = "PATH")]
-    pub model: PathBuf,
+    /// Base model: a GGUF file, an HF Qwen2 folder, or a Hugging Face repo id
+    /// (ORG/NAME[@REVISION] or hf:ORG/NAME[@REVISION], fetched into the HF cache)
+    #[arg(long, value_name = "PATH|ORG/NAME[@REV]")]
+    pub model: String,
 
     /// Training groups, Tevatron JSONL (query, positive_passages, negative_passages);
     /// `quarry mine` writes them
@@ -184,8 +185,9 @@ pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
             eprintln!("GPU kernel tuning cache: {}", dir.display());
         }
     }
+    let model = resolve_model(&args.model)?;
     let job = TrainJob {
-        model: args.model.clone(),
+        model: model.path,
         train_file: args.train_file.clone(),
         output: args.output.clone(),
         device,
@@ -225,7 +227,7 @@ pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
     let summary = train(&job, report).with_context(|| {
         format!(
             "training LoRA adapters for {} on {}",
-            args.model.display(),
+            args.model,
             args.train_file.display()
         )
     })?;
@@ -259,7 +261,7 @@ pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
     if summary.finished {
         println!(
             "evaluate with: quarry build --model {} --lora {} --mode supervised --dataset D",
-            args.model.display(),
+            args.model,
             args.output.display()
         );
     }

@@ -1,5 +1,6 @@
 //! The encoder fingerprint: one hash over everything that determines an embedding — weight
-//! bytes, tokenizer, prompt template, pooling, normalisation, max length and compute dtype.
+//! bytes, tokenizer, prompt template, pooling, normalisation, max length and compute dtype,
+//! and the hub commit of a model fetched by hub id.
 //! `index` stores it next to embeddings and refuses to search them with a query encoder whose
 //! fingerprint differs.
 //!
@@ -92,6 +93,9 @@ pub struct FingerprintInputs<'a> {
     pub max_length: usize,
     /// The compute dtype of the forward pass (e.g. "f32", "bf16").
     pub dtype: &'a str,
+    /// The hub commit the model files were resolved to (`--model ORG/NAME[@REV]`);
+    /// `None` for a local model, whose fingerprint then stays as it always was.
+    pub hub_commit: Option<&'a str>,
 }
 
 /// The fingerprint of an encoder: `sha256` of a canonical description listing the hash of
@@ -135,6 +139,10 @@ pub fn fingerprint_description(inputs: &FingerprintInputs<'_>) -> Result<String,
     text.push_str(&format!("normalize {}\n", inputs.normalize));
     text.push_str(&format!("max_length {}\n", inputs.max_length));
     text.push_str(&format!("dtype {}\n", inputs.dtype));
+    // Only present for a model fetched by hub id, so local fingerprints stay as they were.
+    if let Some(commit) = inputs.hub_commit {
+        text.push_str(&format!("hub_commit {commit}\n"));
+    }
     Ok(text)
 }
 

@@ -396,6 +396,7 @@ fn minilm_safetensors_and_fingerprint() {
         normalize: true,
         max_length: 256,
         dtype: "f32",
+        hub_commit: None,
     };
     let first = encoder_fingerprint(&inputs).unwrap();
     assert_eq!(
@@ -425,4 +426,9 @@ fn minilm_safetensors_and_fingerprint() {
         ..inputs.clone()
     };
     assert_ne!(first, encoder_fingerprint(&bf16).unwrap());
+    let from_the_hub = FingerprintInputs {
+        hub_commit: Some("0123456789abcdef0123456789abcdef01234567"),
+        ..inputs.clone()
+    };
+    assert_ne!(first, encoder_fingerprint(&from_the_hub).unwrap());
 }

@@ -99,6 +99,11 @@ pub enum EngineError {
     #[error("{what}: {detail}")]
     Fetch { what: String, detail: String },
 
+    /// A model by hub id (`--model ORG/NAME`) that cannot be resolved or
+    /// fetched: the detail says what the hub answered and what to do.
+    #[error("Hugging Face model {repo}: {detail}")]
+    Hub { repo: String, detail: String },
+
     /// A dense build or dense retrieval that cannot go on (index missing,
     /// built from something else, interrupted); the detail says what to run.
     #[error("{path}: {detail}")]

@@ -12,6 +12,8 @@
 //!   queries and qrels of a BEIR folder, and which queries a split asks.
 //! - [`fetch`]: `quarry datasets fetch`: downloads (resumed, checksummed)
 //!   converted into BEIR folders in the data folder.
+//! - [`hub`]: `--model ORG/NAME[@REV]`: models fetched into the Hugging Face
+//!   cache, the resolved commit recorded with the encoder.
 //! - [`catalog`]: where every index lives in the data home.
 //! - [`device`]: where encoders run (`--device`, `--dtype`, GPU settings).
 //! - [`build`]: dense indexes: encode a corpus once into shards, cache the
@@ -35,6 +37,7 @@ pub mod device;
 pub mod error;
 pub mod fetch;
 pub mod fusion;
+pub mod hub;
 pub mod inspect;
 pub mod metrics;
 pub mod mine;

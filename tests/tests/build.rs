@@ -183,6 +183,7 @@ fn a_build_split_over_several_devices_writes_the_same_index() {
             max_length: None,
             batch_tokens: None,
             lora: None,
+            hub: None,
         },
         name: None,
         store: quarry_index::dense::ElementType::F32,

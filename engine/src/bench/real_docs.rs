@@ -40,6 +40,7 @@ pub fn prepare(
         max_length: None,
         batch_tokens: None,
         lora: None,
+        hub: None,
     };
     let prepared = PreparedEncoder::prepare(&spec)?;
     let corpus = dataset.read_corpus()?;

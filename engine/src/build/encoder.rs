@@ -2,7 +2,7 @@
 //! but the data) turned into a [`PreparedEncoder`] whose identity (the
 //! fingerprint the index records) is known before any weight is loaded.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use quarry_encoder::fingerprint::{
     encoder_fingerprint, fingerprint_description, FingerprintInputs,
@@ -14,6 +14,7 @@ use quarry_encoder::{ComputeDevice, EmbeddingModel, EncodeOptions, ModelConfig, 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
+use crate::hub::HubModel;
 
 /// Default upper bound on batch size × padded length on the CPU.
 pub const CPU_BATCH_TOKENS: usize = 4096;
@@ -43,7 +44,7 @@ impl BuildMode {
 /// What encodes the texts: everything but the data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncoderSpec {
-    /// A GGUF file or an HF model folder.
+    /// A GGUF file or an HF model folder (for a hub model, its snapshot folder).
     pub model: PathBuf,
     pub mode: BuildMode,
     pub precision: Precision,
@@ -56,6 +57,11 @@ pub struct EncoderSpec {
     /// A LoRA adapter folder (PEFT format) merged into the weights at load time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora: Option<PathBuf>,
+    /// The hub repo and commit `model` (then its snapshot folder in the
+    /// Hugging Face cache) was resolved from; `None` for a local model and in
+    /// records written before models could come from the hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<HubModel>,
 }
 
 /// Name of the compute dtype as the fingerprint spells it.
@@ -149,6 +155,7 @@ impl PreparedEncoder {
             normalize: builder.normalize(),
             max_length,
             dtype: precision_name(spec.precision),
+            hub_commit: spec.hub.as_ref().map(|hub| hub.commit.as_str()),
         };
         let fingerprint = encoder_fingerprint(&inputs)?.0;
         let fingerprint_description = fingerprint_description(&inputs)?;
@@ -221,15 +228,20 @@ impl PreparedEncoder {
     }
 }
 
-/// Default index name: the model's file or folder name, lowercased, plus the
-/// mode when it is not the model's natural one (sentence-embedding for BERT).
-pub fn default_index_name(model: &Path, template_mode: &str) -> String {
-    let stem = if model.is_dir() {
-        model.file_name()
-    } else {
-        model.file_stem()
+/// Default index name: the model's file or folder name (a hub model's repo
+/// name), lowercased, plus the mode when it is not the model's natural one
+/// (sentence-embedding for BERT).
+pub fn default_index_name(spec: &EncoderSpec, template_mode: &str) -> String {
+    let model = &spec.model;
+    let stem = match &spec.hub {
+        Some(hub) => Some(hub.name().to_ascii_lowercase()),
+        None => if model.is_dir() {
+            model.file_name()
+        } else {
+            model.file_stem()
+        }
+        .map(|s| s.to_string_lossy().to_ascii_lowercase()),
     }
-    .map(|s| s.to_string_lossy().to_ascii_lowercase())
     .unwrap_or_else(|| "model".into());
     if template_mode == "sentence-embedding" {
         stem

@@ -201,7 +201,7 @@ pub fn build_dense(
 /// different adapter builds a different index).
 fn index_name(request: &BuildRequest, prepared: &PreparedEncoder) -> String {
     request.name.clone().unwrap_or_else(|| {
-        let name = default_index_name(&request.encoder.model, &prepared.template_mode);
+        let name = default_index_name(&request.encoder, &prepared.template_mode);
         match request.encoder.lora.as_deref().and_then(Path::file_name) {
             Some(adapter) => format!("{name}-lora-{}", adapter.to_string_lossy()),
             None => name,

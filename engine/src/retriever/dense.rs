@@ -217,7 +217,20 @@ impl DenseRetriever {
         if let Some((prepared, model)) = self.encoder.get() {
             return Ok((prepared, model));
         }
-        let spec = query_encoder_spec(&self.info.encoder);
+        let mut spec = query_encoder_spec(&self.info.encoder);
+        if let Some(hub) = spec.hub.clone() {
+            if !spec.model.exists() {
+                // The Hugging Face cache was cleared (or moved): fetch the same commit again.
+                let source = crate::hub::ModelSource::Hub {
+                    repo: hub.repo,
+                    revision: Some(hub.commit),
+                };
+                let settings = crate::hub::HubSettings::from_env();
+                spec.model =
+                    crate::hub::resolve(&source, &settings, &indicatif::ProgressBar::hidden())?
+                        .path;
+            }
+        }
         let prepared = PreparedEncoder::prepare(&spec)?;
         if prepared.fingerprint != self.fingerprint() {
             return Err(EngineError::Build {

@@ -54,6 +54,15 @@ pub fn quarry_command() -> Command {
     ] {
         command.env_remove(variable);
     }
+    // No test reaches the real Hugging Face hub: a `--model ORG/NAME` that is not
+    // a local folder resolves from the cache alone, against a dead loopback port
+    // (hub.rs points these at its own loopback hub).
+    for variable in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"] {
+        command.env_remove(variable);
+    }
+    command
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_ENDPOINT", "http://127.0.0.1:9");
     command
 }
 
