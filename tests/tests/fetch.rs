@@ -7,6 +7,8 @@
 //! a full disk each give a clear error, a non-zero exit and nothing in place.
 
 mod common;
+#[path = "common/http_request.rs"]
+mod http_request;
 #[path = "common/http_server.rs"]
 mod http_server;
 
@@ -30,121 +32,102 @@ fn sha(key: &str) -> String {
     expected()[key].as_str().unwrap().to_string()
 }
 
+/// One `[[dataset]]` table: the fields every entry has, then `fields` (group,
+/// docs, format ...), then one `[[dataset.download]]` per `(url, role, extra
+/// lines)`.
+fn dataset_toml(
+    name: &str,
+    bundled: Option<&Path>,
+    corpus_sha256: &str,
+    kind: &str,
+    fields: &str,
+    downloads: &[(String, &str, String)],
+) -> String {
+    let path = bundled.map_or(String::new(), |p| format!("path = \"{}\"\n", p.display()));
+    let mut text = format!(
+        "\n[[dataset]]\nname = \"{name}\"\n{path}split = \"test\"\nremove_self = false\n\
+         corpus_sha256 = \"{corpus_sha256}\"\nurl = \"\"\nkind = \"{kind}\"\n{fields}\n"
+    );
+    for (url, role, extra) in downloads {
+        text += &format!("\n[[dataset.download]]\nurl = \"{url}\"\nrole = \"{role}\"\n{extra}");
+    }
+    text
+}
+
+/// `sha256 = "..."` of a fixture named in expected.json.
+fn pinned(key: &str) -> String {
+    format!("sha256 = \"{}\"\n", sha(key))
+}
+
 /// A registry naming the fixtures as served by `base` (the server, or a host
 /// a mirror stands in for), with the bundled copies beside them.
 fn registry(dir: &Path, base: &str, tiny_zip_sha: &str) -> PathBuf {
     let bundled = fixtures().join("bundled");
     let e = expected();
-    let marco = |name: &str, split_downloads: &str| {
-        format!(
-            r#"
-[[dataset]]
-name = "{name}"
-path = "{bundled}/{name}"
-split = "test"
-remove_self = false
-corpus_sha256 = "{corpus}"
-url = "https://microsoft.github.io/msmarco/"
-kind = "text"
-group = "msmarco"
-docs = {docs}
-format = "msmarco-passage"
-
-[[dataset.download]]
-url = "{base}/msmarco/collectionandqueries.tar.gz"
-role = "collection"
-member = "collection.tsv"
-sha256 = "{tar}"
-{split_downloads}"#,
-            bundled = bundled.display(),
-            corpus = e["marco_corpus_sha256"].as_str().unwrap(),
-            docs = e["marco_docs"],
-            tar = e["collectionandqueries.tar.gz"].as_str().unwrap(),
-        )
-    };
-    let text = format!(
-        r#"
-[[dataset]]
-name = "tiny"
-path = "{bundled}/tiny"
-split = "test"
-remove_self = false
-corpus_sha256 = "{corpus}"
-url = "https://github.com/beir-cellar/beir"
-kind = "text"
-group = "beir"
-docs = {docs}
-format = "beir-zip"
-
-[[dataset.download]]
-url = "{base}/beir/tiny.zip"
-role = "archive"
-sha256 = "{tiny_zip_sha}"
-
-[[dataset]]
-name = "unpinned"
-split = "test"
-remove_self = false
-corpus_sha256 = ""
-url = ""
-kind = "text"
-format = "beir-zip"
-
-[[dataset.download]]
-url = "{base}/beir/tiny.zip"
-role = "archive"
-
-[[dataset]]
-name = "gone"
-split = "test"
-remove_self = false
-corpus_sha256 = ""
-url = ""
-kind = "text"
-format = "beir-zip"
-
-[[dataset.download]]
-url = "{base}/beir/gone.zip"
-role = "archive"
-{dev}{dl19}"#,
-        bundled = bundled.display(),
-        corpus = e["tiny_corpus_sha256"].as_str().unwrap(),
-        docs = e["tiny_docs"],
-        dev = marco(
-            "tiny-marco-dev",
-            &format!(
-                r#"
-[[dataset.download]]
-url = "{base}/msmarco/collectionandqueries.tar.gz"
-role = "queries"
-member = "queries.dev.small.tsv"
-
-[[dataset.download]]
-url = "{base}/msmarco/collectionandqueries.tar.gz"
-role = "qrels"
-member = "qrels.dev.small.tsv"
-"#
-            )
-        ),
-        dl19 = marco(
-            "tiny-marco-dl19",
-            &format!(
-                r#"
-[[dataset.download]]
-url = "{base}/msmarco/msmarco-test2019-queries.tsv.gz"
-role = "queries"
-sha256 = "{q}"
-
-[[dataset.download]]
-url = "{base}/trec/2019qrels-pass.txt"
-role = "qrels"
-sha256 = "{r}"
-"#,
-                q = sha("msmarco-test2019-queries.tsv.gz"),
-                r = sha("2019qrels-pass.txt"),
-            )
-        ),
+    let text_of = |key: &str| e[key].as_str().unwrap().to_string();
+    let zip = |file: &str, extra: String| (format!("{base}/beir/{file}"), "archive", extra);
+    let beir = format!(
+        "group = \"beir\"\ndocs = {}\nformat = \"beir-zip\"",
+        e["tiny_docs"]
     );
+    let mut text = dataset_toml(
+        "tiny",
+        Some(&bundled.join("tiny")),
+        &text_of("tiny_corpus_sha256"),
+        "text",
+        &beir,
+        &[zip("tiny.zip", format!("sha256 = \"{tiny_zip_sha}\"\n"))],
+    );
+    for (name, file) in [("unpinned", "tiny.zip"), ("gone", "gone.zip")] {
+        text += &dataset_toml(
+            name,
+            None,
+            "",
+            "text",
+            "format = \"beir-zip\"",
+            &[zip(file, String::new())],
+        );
+    }
+    let tar = format!("{base}/msmarco/collectionandqueries.tar.gz");
+    let member = |m: &str| format!("member = \"{m}\"\n");
+    let marco = format!(
+        "group = \"msmarco\"\ndocs = {}\nformat = \"msmarco-passage\"",
+        e["marco_docs"]
+    );
+    let collection = (
+        tar.clone(),
+        "collection",
+        member("collection.tsv") + &pinned("collectionandqueries.tar.gz"),
+    );
+    for (name, queries, qrels) in [
+        (
+            "tiny-marco-dev",
+            (tar.clone(), "queries", member("queries.dev.small.tsv")),
+            (tar.clone(), "qrels", member("qrels.dev.small.tsv")),
+        ),
+        (
+            "tiny-marco-dl19",
+            (
+                format!("{base}/msmarco/msmarco-test2019-queries.tsv.gz"),
+                "queries",
+                pinned("msmarco-test2019-queries.tsv.gz"),
+            ),
+            (
+                format!("{base}/trec/2019qrels-pass.txt"),
+                "qrels",
+                pinned("2019qrels-pass.txt"),
+            ),
+        ),
+    ] {
+        text += &dataset_toml(
+            name,
+            Some(&bundled.join(name)),
+            &text_of("marco_corpus_sha256"),
+            "text",
+            &marco,
+            &[collection.clone(), queries, qrels],
+        );
+    }
     let text = text + &coir_entries(base);
     let path = dir.join("datasets.toml");
     std::fs::write(&path, text).unwrap();
@@ -161,30 +144,24 @@ fn coir_entries(base: &str) -> String {
         format!("{base}/hub")
     };
     let entry = |name: &str, queries: u64, qrels_repo: &str| {
-        format!(
-            r#"
-[[dataset]]
-name = "{name}"
-split = "test"
-remove_self = false
-corpus_sha256 = "{corpus}"
-url = "https://huggingface.co/CoIR-Retrieval"
-kind = "code"
-group = "coir"
-docs = {docs}
-queries = {queries}
-format = "coir-hub"
-
-[[dataset.download]]
-url = "{base}/datasets/CoIR-Retrieval/tiny-code-queries-corpus"
-role = "queries-corpus"
-
-[[dataset.download]]
-url = "{base}/datasets/CoIR-Retrieval/{qrels_repo}"
-role = "qrels"
-"#,
-            corpus = e["coir_corpus_sha256"].as_str().unwrap(),
-            docs = e["coir_docs"],
+        let repo = |r: &str| format!("{base}/datasets/CoIR-Retrieval/{r}");
+        dataset_toml(
+            name,
+            None,
+            e["coir_corpus_sha256"].as_str().unwrap(),
+            "code",
+            &format!(
+                "group = \"coir\"\ndocs = {}\nqueries = {queries}\nformat = \"coir-hub\"",
+                e["coir_docs"]
+            ),
+            &[
+                (
+                    repo("tiny-code-queries-corpus"),
+                    "queries-corpus",
+                    String::new(),
+                ),
+                (repo(qrels_repo), "qrels", String::new()),
+            ],
         )
     };
     let queries = e["coir_test_queries"].as_u64().unwrap();

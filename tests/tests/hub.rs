@@ -12,6 +12,8 @@ use common::{quarry_at_home, read_json, repo_root, run, Ran, Stream::*};
 use hub_server::{closed_endpoint, HubRepo, HubServer};
 
 mod common;
+#[path = "common/http_request.rs"]
+mod http_request;
 #[path = "common/hub_server.rs"]
 mod hub_server;
 mod tiny_fixtures;

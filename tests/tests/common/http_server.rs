@@ -9,11 +9,13 @@
 //! server that goes quiet) are what a test server crate makes hard.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::http_request::{read_request, Request};
 
 /// What the server does for one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,12 +30,7 @@ pub enum Fault {
 }
 
 /// One request as the server saw it.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub method: String,
-    pub path: String,
-    pub range: Option<String>,
-}
+pub type Seen = Request;
 
 pub struct FileServer {
     pub port: u16,
@@ -98,29 +95,13 @@ fn serve(
     faults: &Mutex<HashMap<String, Fault>>,
     seen: &Mutex<Vec<Seen>>,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut range = None;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("range") {
-                range = Some(value.trim().to_string());
-            }
-        }
-    }
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("/").to_string();
-    seen.lock().unwrap().push(Seen {
-        method: method.clone(),
-        path: path.clone(),
-        range: range.clone(),
-    });
+    let request = read_request(&stream)?;
+    seen.lock().unwrap().push(request.clone());
+    let Request {
+        method,
+        path,
+        range,
+    } = request;
     let mut out = stream;
     let Some(file) = resolve(root, &path) else {
         let body = b"not found\n";

@@ -14,10 +14,12 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use crate::http_request::{read_request, Request};
 
 /// One model repo the server holds.
 #[derive(Debug, Clone)]
@@ -143,26 +145,8 @@ fn not_found(out: &mut TcpStream, code: &str, message: &str) {
 }
 
 fn serve(stream: TcpStream, repos: &[HubRepo], seen: &Mutex<Vec<String>>) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut range = None;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("range") {
-                range = Some(value.trim().to_string());
-            }
-        }
-    }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .replace("%2F", "/");
+    let Request { path, range, .. } = read_request(&stream)?;
+    let path = path.replace("%2F", "/");
     seen.lock().unwrap().push(path.clone());
     let mut out = stream;
     let revision_matches = |repo: &HubRepo, rev: &str| rev == "main" || rev == repo.commit;
