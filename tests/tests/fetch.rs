@@ -216,6 +216,14 @@ impl Setup {
         run(self.quarry(), args)
     }
 
+    /// `quarry datasets fetch ARGS` exits 1 with every one of `needles` on stderr.
+    #[track_caller]
+    fn fetch_fails(&self, args: &[&str], needles: &[&str]) {
+        let mut all = vec!["datasets", "fetch"];
+        all.extend_from_slice(args);
+        self.run(&all).exit(1).has(Stderr, needles);
+    }
+
     /// Names of the entries below `path` (sorted; empty when absent).
     fn entries(&self, path: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(path)
@@ -303,8 +311,8 @@ fn a_beir_zip_is_fetched_checked_converted_and_evaluated() {
 fn a_cut_download_resumes_where_it_stopped() {
     let s = Setup::new();
     s.server.fault("beir/tiny.zip", Fault::CutOnceAfter(700));
-    s.run(&["datasets", "fetch", "tiny"]).exit(1).has(
-        Stderr,
+    s.fetch_fails(
+        &["tiny"],
         &[
             "stopped after 700 of",
             "tiny.zip.part is kept",
@@ -330,8 +338,8 @@ fn a_cut_download_resumes_where_it_stopped() {
 fn a_flipped_byte_is_a_checksum_error_and_nothing_stays() {
     let s = Setup::new();
     s.server.fault("beir/tiny.zip", Fault::FlipByte(300));
-    s.run(&["datasets", "fetch", "tiny"]).exit(1).has(
-        Stderr,
+    s.fetch_fails(
+        &["tiny"],
         &[
             "tiny.zip.part: sha256 is",
             "but the registry says",
@@ -354,15 +362,14 @@ fn an_unpinned_download_prints_the_sha256_to_pin() {
 #[test]
 fn not_found_stalled_and_disk_full_are_clear_errors() {
     let s = Setup::new();
-    s.run(&["datasets", "fetch", "gone"])
-        .exit(1)
-        .has(Stderr, &["beir/gone.zip: HTTP 404"]);
+    s.fetch_fails(&["gone"], &["beir/gone.zip: HTTP 404"]);
 
     s.server.fault("beir/tiny.zip", Fault::StallAfter(100));
     let started = std::time::Instant::now();
-    s.run(&["datasets", "fetch", "tiny", "--stall-timeout", "1"])
-        .exit(1)
-        .has(Stderr, &["stopped after 100 of", "again to resume"]);
+    s.fetch_fails(
+        &["tiny", "--stall-timeout", "1"],
+        &["stopped after 100 of", "again to resume"],
+    );
     assert!(started.elapsed().as_secs() < 30);
 
     // A full disk: the download's file is /dev/full, where every write fails
@@ -371,9 +378,7 @@ fn not_found_stalled_and_disk_full_are_clear_errors() {
     let downloads = s.data().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
     std::os::unix::fs::symlink("/dev/full", downloads.join("tiny.zip.part")).unwrap();
-    s.run(&["datasets", "fetch", "tiny"])
-        .exit(1)
-        .has(Stderr, &["tiny.zip.part", "No space left on device"]);
+    s.fetch_fails(&["tiny"], &["tiny.zip.part", "No space left on device"]);
     assert!(!s.data().join("tiny").exists());
 }
 
@@ -434,15 +439,13 @@ fn msmarco_qrels_that_differ_from_the_bundled_reference_are_refused() {
         &bundled.display().to_string(),
     );
     std::fs::write(&s.registry, text).unwrap();
-    s.run(&["datasets", "fetch", "tiny-marco-dl19"])
-        .exit(1)
-        .has(
-            Stderr,
-            &[
-                "differs from the bundled reference",
-                "1 judgments only in the download",
-            ],
-        );
+    s.fetch_fails(
+        &["tiny-marco-dl19"],
+        &[
+            "differs from the bundled reference",
+            "1 judgments only in the download",
+        ],
+    );
     assert!(!s.data().join("tiny-marco-dl19").exists());
 }
 
@@ -561,30 +564,24 @@ fn a_coir_task_is_fetched_from_hub_parquet_and_evaluated() {
 #[test]
 fn coir_counts_columns_and_checksums_are_checked() {
     let s = Setup::new();
-    s.run(&["datasets", "fetch", "tiny-coir-miscounted"])
-        .exit(1)
-        .has(
-            Stderr,
-            &["the converted queries file has 6 queries, the registry says 7"],
-        );
-    s.run(&["datasets", "fetch", "tiny-coir-badqrels"])
-        .exit(1)
-        .has(
-            Stderr,
-            &[
-                "tiny-code-badqrels/test-00000-of-00001-",
-                "column `score`, row 1: expected an integer grade, found a string",
-            ],
-        );
-    s.run(&["datasets", "fetch", "tiny-coir-nocol"])
-        .exit(1)
-        .has(
-            Stderr,
-            &[
-                "tiny-code-nocol-qrels/test-00000-of-00001-",
-                "no column `corpus_id`",
-            ],
-        );
+    s.fetch_fails(
+        &["tiny-coir-miscounted"],
+        &["the converted queries file has 6 queries, the registry says 7"],
+    );
+    s.fetch_fails(
+        &["tiny-coir-badqrels"],
+        &[
+            "tiny-code-badqrels/test-00000-of-00001-",
+            "column `score`, row 1: expected an integer grade, found a string",
+        ],
+    );
+    s.fetch_fails(
+        &["tiny-coir-nocol"],
+        &[
+            "tiny-code-nocol-qrels/test-00000-of-00001-",
+            "no column `corpus_id`",
+        ],
+    );
     // A flipped byte fails the sha256 the hub lists (a fresh home: the first
     // fetches left the good corpus in downloads/, which would be reused).
     let s = Setup::new();
@@ -599,9 +596,7 @@ fn coir_counts_columns_and_checksums_are_checked() {
         &format!("hub/datasets/CoIR-Retrieval/tiny-code-queries-corpus/resolve/main/data/{corpus}"),
         Fault::FlipByte(100),
     );
-    s.run(&["datasets", "fetch", "tiny-coir"])
-        .exit(1)
-        .has(Stderr, &["sha256 is", "the file was removed"]);
+    s.fetch_fails(&["tiny-coir"], &["sha256 is", "the file was removed"]);
     let made: Vec<String> = s
         .entries(&s.data())
         .into_iter()
