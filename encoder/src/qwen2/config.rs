@@ -130,6 +130,12 @@ impl Qwen2Config {
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
         };
         config.validate(file)?;
+        for scaling in [&raw.rope_scaling, &raw.rope_parameters]
+            .into_iter()
+            .flatten()
+        {
+            check_mrope_section(scaling, config.head_dim).map_err(config_error)?;
+        }
         Ok(config)
     }
 
@@ -177,7 +183,20 @@ impl Qwen2Config {
     }
 }
 
-/// Only plain RoPE (and Qwen2.5-VL's mrope, identical for text-only input) is implemented.
+/// Only plain 1-D RoPE is implemented; Qwen2.5-VL's multimodal RoPE (M-RoPE) is accepted
+/// because on text-only input it computes exactly that.
+///
+/// Why: M-RoPE gives every token three position ids (temporal, height, width) and splits the
+/// `head_dim / 2` rotary frequencies into three consecutive sections (`mrope_section`, e.g.
+/// `[16, 24, 24]` for head_dim 128): section `k` rotates by `position_k * inverse_frequency`.
+/// transformers' `get_rope_index` only gives the three streams different values for image and
+/// video tokens; for text tokens all three are the same running index (from the attention mask:
+/// `cumsum - 1`, which for quarry's right-padded batches is `0..len` on the real tokens, the
+/// positions Qwen2 uses). With equal streams each section rotates by
+/// `position * inverse_frequency`, with the inverse frequencies of the whole head
+/// (`rope_theta^(-2i/head_dim)`, not restarted per section), so the assembled cos/sin tables are
+/// those of 1-D RoPE. The `qwen2_5_vl` parity fixture checks this against transformers' own
+/// M-RoPE code path.
 fn check_rope_type(parameters: &Value) -> Result<(), String> {
     let kind = parameters
         .get("rope_type")
@@ -185,9 +204,31 @@ fn check_rope_type(parameters: &Value) -> Result<(), String> {
         .and_then(Value::as_str)
         .unwrap_or("default");
     match kind {
+        // transformers >= 4.5x rewrites `{"type": "mrope"}` to `rope_type: "default"` and keeps
+        // `mrope_section` alongside; older saves keep `type: "mrope"`.
         "default" | "mrope" => Ok(()),
         other => Err(format!(
             "rope type `{other}` (scaled RoPE) is not supported; only default/mrope"
+        )),
+    }
+}
+
+/// An `mrope_section`, where given, must split the `head_dim / 2` frequencies (transformers
+/// fails on one that does not); its split itself does not matter for text (see
+/// [`check_rope_type`]).
+fn check_mrope_section(parameters: &Value, head_dim: usize) -> Result<(), String> {
+    let Some(section) = parameters.get("mrope_section") else {
+        return Ok(());
+    };
+    let sizes: Option<Vec<u64>> = section
+        .as_array()
+        .map(|sizes| sizes.iter().map(Value::as_u64).collect::<Option<_>>())
+        .unwrap_or(None);
+    match sizes {
+        Some(sizes) if sizes.iter().sum::<u64>() == (head_dim / 2) as u64 => Ok(()),
+        _ => Err(format!(
+            "mrope_section {section} does not split the head_dim / 2 = {} rotary frequencies",
+            head_dim / 2
         )),
     }
 }
@@ -289,6 +330,11 @@ mod tests {
         assert!(with("use_sliding_window", "true").contains("sliding"));
         assert!(with("hidden_act", r#""gelu""#).contains("gelu"));
         assert!(with("num_key_value_heads", "5").contains("multiple"));
+        assert!(with(
+            "rope_scaling",
+            r#"{"type": "mrope", "mrope_section": [16, 24, 16]}"#
+        )
+        .contains("mrope_section"));
         let mut value: Value = serde_json::from_str(QWEN2_5_7B_INSTRUCT).unwrap();
         value.as_object_mut().unwrap().remove("rope_theta");
         assert!(parse(&value.to_string())
