@@ -123,8 +123,9 @@ fn qwen2_5_vl_text_tower_matches_transformers() {
 
 #[test]
 fn qwen2_5_vl_text_tower_loads_under_every_known_prefix() {
-    // transformers >= 4.52 names the text tower `model.language_model.*`,
-    // some exports `language_model.model.*`; the fixture file uses `model.*`.
+    // transformers >= 4.52 names the text tower `model.language_model.*` in memory (its
+    // save_pretrained maps that back to `model.*`, as the fixture file has it), so files
+    // saved from the state dict carry it; some exports use `language_model.model.*`.
     for prefix in ["model.language_model.", "language_model.model."] {
         let source = fixture_source("qwen2_5_vl").renamed("model.", prefix);
         assert!(source.shape("model.embed_tokens.weight").is_none());

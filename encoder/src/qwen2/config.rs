@@ -274,6 +274,38 @@ mod tests {
       "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
       "vocab_size": 152064}"#;
 
+    /// The same model's config as transformers 4.57 writes it (`Qwen2_5_VLConfig(text_config=..,
+    /// vision_config=..).to_json_string()`): text settings nested, `rope_scaling` rewritten to
+    /// `rope_type: "default"` with `mrope_section` kept, `model_type` of the nested part
+    /// `qwen2_5_vl_text`.
+    const QWEN2_5_VL_7B_INSTRUCT_TRANSFORMERS_4_57: &str = r#"{
+      "architectures": ["Qwen2_5_VLForConditionalGeneration"], "image_token_id": 151655,
+      "model_type": "qwen2_5_vl",
+      "text_config": {"attention_dropout": 0.0, "bos_token_id": 151643, "dtype": "bfloat16",
+        "eos_token_id": 151645, "hidden_act": "silu", "hidden_size": 3584,
+        "initializer_range": 0.02, "intermediate_size": 18944,
+        "layer_types": ["full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention"],
+        "max_position_embeddings": 128000, "max_window_layers": 28,
+        "model_type": "qwen2_5_vl_text", "num_attention_heads": 28, "num_hidden_layers": 28,
+        "num_key_value_heads": 4, "rms_norm_eps": 1e-06,
+        "rope_scaling": {"mrope_section": [16, 24, 24], "rope_type": "default", "type": "default"},
+        "rope_theta": 1000000.0, "sliding_window": null, "use_cache": true,
+        "use_sliding_window": false, "vocab_size": 152064},
+      "tie_word_embeddings": false, "transformers_version": "4.57.1", "video_token_id": 151656,
+      "vision_config": {"depth": 32, "fullatt_block_indexes": [7, 15, 23, 31], "hidden_act": "silu",
+        "hidden_size": 1280, "in_channels": 3, "initializer_range": 0.02,
+        "intermediate_size": 3420, "model_type": "qwen2_5_vl", "num_heads": 16,
+        "out_hidden_size": 3584, "patch_size": 14, "spatial_merge_size": 2,
+        "temporal_patch_size": 2, "tokens_per_second": 2, "window_size": 112},
+      "vision_end_token_id": 151653, "vision_start_token_id": 151652}"#;
+
+    #[test]
+    fn reads_transformers_4_57_nested_qwen2_5_vl_config() {
+        let nested = parse(QWEN2_5_VL_7B_INSTRUCT_TRANSFORMERS_4_57).unwrap();
+        assert_eq!(nested, parse(QWEN2_5_VL_7B_INSTRUCT).unwrap());
+        assert_eq!(nested.head_dim, 128);
+    }
+
     #[test]
     fn reads_published_qwen2_5_config() {
         let config = parse(QWEN2_5_7B_INSTRUCT).unwrap();
