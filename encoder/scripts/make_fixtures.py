@@ -8,7 +8,11 @@ token sequences and for one right-padded batch with an attention mask:
   encoder/fixtures/qwen2_tied/      Qwen2ForCausalLM, GQA, q/k/v biases, tied lm_head
   encoder/fixtures/qwen2_untied/    Qwen2ForCausalLM, separate lm_head, other rope_theta
   encoder/fixtures/qwen2_5_vl/      Qwen2_5_VLForConditionalGeneration (text tower run
-                                    through the VL model, vision tower present in the file)
+                                    through the VL model, vision tower present in the file;
+                                    config as transformers >= 4.52 writes it, `text_config`
+                                    nested. The flat layout of transformers 4.49-4.51, that of
+                                    the published Qwen2.5-VL checkpoints, is qwen2_5_vl_flat/,
+                                    made by make_qwen2_5_vl_flat_fixture.py in its own venv)
   encoder/fixtures/bert/            BertModel + sentence-transformers 1_Pooling (mean)
                                     and 2_Normalize references
 

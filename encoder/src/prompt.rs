@@ -139,7 +139,7 @@ impl PromptTemplate {
         )
     }
 
-    /// The template for `family` (qwen, deepseek-r1-distill, base, bert) and `mode`
+    /// The template for `family` (qwen, qwen-math, deepseek-r1-distill, base, bert) and `mode`
     /// (zero-shot, supervised, sentence-embedding) from the shipped data.
     pub fn load(family: &str, mode: &str) -> Result<PromptTemplate, EncoderError> {
         Self::from_toml(TEMPLATES_TOML, family, mode)
@@ -244,10 +244,16 @@ impl PromptTemplate {
     }
 }
 
+/// The system turn Qwen2.5-Math's chat template (base and instruct) adds when the conversation
+/// has none, as it appears in the Jinja source (`\\boxed` there renders as `\boxed`).
+const QWEN_MATH_DEFAULT_SYSTEM: &str =
+    "Please reason step by step, and put your final answer within";
+
 /// The template family that fits a model, from its HF-style config (`model_type`) and chat
-/// template: BERT models -> `bert`; ChatML (`<|im_start|>`) -> `qwen`; DeepSeek's
-/// `<｜User｜>` turns -> `deepseek-r1-distill`; no chat template -> `base`. None when the chat
-/// template is of a format quarry has no template for.
+/// template: BERT models -> `bert`; ChatML (`<|im_start|>`) whose default system turn is
+/// Qwen2.5-Math's chain-of-thought instruction -> `qwen-math`; other ChatML -> `qwen`;
+/// DeepSeek's `<｜User｜>` turns -> `deepseek-r1-distill`; no chat template -> `base`. None
+/// when the chat template is of a format quarry has no template for.
 pub fn detect_family(
     config: &serde_json::Value,
     chat_template: Option<&str>,
@@ -261,6 +267,9 @@ pub fn detect_family(
     }
     match chat_template {
         None => Some("base"),
+        Some(t) if t.contains("<|im_start|>") && t.contains(QWEN_MATH_DEFAULT_SYSTEM) => {
+            Some("qwen-math")
+        }
         Some(t) if t.contains("<|im_start|>") => Some("qwen"),
         Some(t) if t.contains("<｜User｜>") => Some("deepseek-r1-distill"),
         Some(_) => None,
@@ -469,7 +478,10 @@ mod tests {
     #[test]
     fn shipped_templates_parse_for_every_family_and_mode() {
         let (families, modes) = PromptTemplate::available();
-        assert_eq!(families, ["base", "bert", "deepseek-r1-distill", "qwen"]);
+        assert_eq!(
+            families,
+            ["base", "bert", "deepseek-r1-distill", "qwen", "qwen-math"]
+        );
         assert_eq!(modes, ["sentence-embedding", "supervised", "zero-shot"]);
         for family in &families {
             for mode in &modes {
@@ -530,6 +542,72 @@ mod tests {
             Some("deepseek-r1-distill")
         );
         assert_eq!(detect_family(&qwen2, Some("[INST]")), None);
+    }
+
+    /// Distinctive pieces of the chat templates in the published `tokenizer_config.json`s.
+    /// Qwen2.5-7B-Instruct: ChatML with the "You are Qwen" default system turn.
+    const QWEN2_5_INSTRUCT_TEMPLATE: &str = "{%- if messages[0]['role'] == 'system' %}\
+        {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}{%- else %}\
+        {{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful \
+        assistant.<|im_end|>\\n' }}{%- endif %}{%- if add_generation_prompt %}\
+        {{- '<|im_start|>assistant\\n' }}{%- endif %}";
+    /// Qwen2.5-Math-7B-Instruct (and the Qwen2.5-Math base models): the same ChatML, another
+    /// default system turn (also in the tools branch, without `<|im_start|>system`).
+    const QWEN2_5_MATH_TEMPLATE: &str = "{%- if tools %}{{- '<|im_start|>system\\n' }}\
+        {%- if messages[0]['role'] == 'system' %}{{- messages[0]['content'] }}{%- else %}\
+        {{- 'Please reason step by step, and put your final answer within \\\\boxed{}.' }}\
+        {%- endif %}{%- else %}{%- if messages[0]['role'] == 'system' %}\
+        {{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}{%- else %}\
+        {{- '<|im_start|>system\\nPlease reason step by step, and put your final answer within \
+        \\\\boxed{}.<|im_end|>\\n' }}{%- endif %}{%- endif %}{%- if add_generation_prompt %}\
+        {{- '<|im_start|>assistant\\n' }}{%- endif %}";
+    /// DeepSeek-R1-Distill-Qwen-7B/32B: BOS, fullwidth-bar role tokens, `<think>` opener.
+    const R1_DISTILL_TEMPLATE: &str = "{% set ns = namespace(is_first=false, is_tool=false, \
+        is_output_first=true, system_prompt='') %}{{bos_token}}{{ns.system_prompt}}\
+        {%- for message in messages %}{%- if message['role'] == 'user' %}\
+        {{'<｜User｜>' + message['content']}}{%- endif %}{%- endfor -%}\
+        {% if ns.is_tool %}{{'<｜tool▁outputs▁end｜>'}}{% endif %}\
+        {% if add_generation_prompt and not ns.is_tool %}{{'<｜Assistant｜><think>\\n'}}{% endif %}";
+
+    #[test]
+    fn published_chat_templates_pick_their_family() {
+        let qwen2 =
+            serde_json::json!({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]});
+        assert_eq!(
+            detect_family(&qwen2, Some(QWEN2_5_INSTRUCT_TEMPLATE)),
+            Some("qwen")
+        );
+        assert_eq!(
+            detect_family(&qwen2, Some(QWEN2_5_MATH_TEMPLATE)),
+            Some("qwen-math")
+        );
+        assert_eq!(
+            detect_family(&qwen2, Some(R1_DISTILL_TEMPLATE)),
+            Some("deepseek-r1-distill")
+        );
+        // Qwen2.5-VL-7B-Instruct's template is ChatML too (its default system turn is
+        // "You are a helpful assistant."): the `qwen` family.
+        let vl = serde_json::json!({"model_type": "qwen2_5_vl"});
+        assert_eq!(
+            detect_family(
+                &vl,
+                Some("{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}")
+            ),
+            Some("qwen")
+        );
+    }
+
+    #[test]
+    fn qwen_math_prompt_is_what_its_chat_template_renders() {
+        // apply_chat_template([{"role": "user", "content": U}], add_generation_prompt=True)
+        // on Qwen2.5-Math-7B-Instruct renders this; the mode's assistant opener follows.
+        let template = PromptTemplate::load("qwen-math", "zero-shot").unwrap();
+        assert_eq!(
+            template.render(TextKind::Query, None, "1+1"),
+            "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n\
+             <|im_start|>user\nQuery: \"1+1\". Use one word to represent the query in a retrieval task. \
+             Make sure your word is in lowercase.<|im_end|>\n<|im_start|>assistant\nThe word is: \""
+        );
     }
 
     #[test]

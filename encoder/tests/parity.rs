@@ -5,10 +5,14 @@
 
 mod common;
 
+use std::cell::RefCell;
+use std::path::Path;
+
 use common::{fixture_dir, load_reference, max_abs_error, Reference, SafetensorsFile};
 use quarry_encoder::encode::CpuBackend;
+use quarry_encoder::weights::open_weights;
 use quarry_encoder::{
-    BatchPolicy, EncodeOptions, Encoder, EncoderError, ModelConfig, Pooling, Precision,
+    BatchPolicy, EncodeOptions, Encoder, EncoderError, HostTensor, ModelConfig, Pooling, Precision,
     TensorSource,
 };
 
@@ -119,8 +123,9 @@ fn qwen2_5_vl_text_tower_matches_transformers() {
 
 #[test]
 fn qwen2_5_vl_text_tower_loads_under_every_known_prefix() {
-    // transformers >= 4.52 names the text tower `model.language_model.*`,
-    // some exports `language_model.model.*`; the fixture file uses `model.*`.
+    // transformers >= 4.52 names the text tower `model.language_model.*` in memory (its
+    // save_pretrained maps that back to `model.*`, as the fixture file has it), so files
+    // saved from the state dict carry it; some exports use `language_model.model.*`.
     for prefix in ["model.language_model.", "language_model.model."] {
         let source = fixture_source("qwen2_5_vl").renamed("model.", prefix);
         assert!(source.shape("model.embed_tokens.weight").is_none());
@@ -128,6 +133,109 @@ fn qwen2_5_vl_text_tower_loads_under_every_known_prefix() {
             .shape(&format!("{prefix}embed_tokens.weight"))
             .is_some());
         check_decoder("qwen2_5_vl", &source);
+    }
+}
+
+#[test]
+fn qwen2_5_vl_flat_config_of_transformers_4_51_matches_transformers() {
+    // Saved by transformers 4.51 (make_qwen2_5_vl_flat_fixture.py): the layout of
+    // Qwen2.5-VL-7B-Instruct's published files, text settings at the top level and
+    // `rope_scaling: {type, rope_type: "default", mrope_section}`.
+    check_decoder("qwen2_5_vl_flat", &fixture_source("qwen2_5_vl_flat"));
+}
+
+#[test]
+fn qwen2_5_vl_flat_and_nested_configs_read_alike() {
+    let read = |name: &str| {
+        let path = fixture_dir(name).join("config.json");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        (ModelConfig::from_hf_file(&path).unwrap(), value)
+    };
+    let (flat, flat_json) = read("qwen2_5_vl_flat");
+    let (nested, nested_json) = read("qwen2_5_vl");
+    assert!(flat_json.get("text_config").is_none());
+    assert!(flat_json["rope_scaling"]["mrope_section"].is_array());
+    assert!(nested_json["text_config"]["rope_parameters"]["mrope_section"].is_array());
+    assert_eq!(flat, nested);
+    let ModelConfig::Qwen2(config) = flat else {
+        panic!("not read as Qwen2: {flat:?}")
+    };
+    assert_eq!(
+        (config.vocab_size, config.hidden_size, config.head_dim),
+        (96, 64, 16)
+    );
+    assert_eq!(config.rope_theta, 1e6);
+}
+
+/// A tensor source that records which tensors the model code loads.
+struct Recording<'a> {
+    inner: &'a dyn TensorSource,
+    loaded: RefCell<Vec<String>>,
+}
+
+impl TensorSource for Recording<'_> {
+    fn tensor_names(&self) -> Vec<String> {
+        self.inner.tensor_names()
+    }
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.inner.shape(name)
+    }
+    fn load_f32(&self, name: &str) -> Result<HostTensor, EncoderError> {
+        self.loaded.borrow_mut().push(name.to_string());
+        self.inner.load_f32(name)
+    }
+    fn origin(&self) -> &Path {
+        self.inner.origin()
+    }
+}
+
+#[test]
+fn qwen2_5_vl_vision_tower_and_lm_head_are_never_read() {
+    for (name, rename) in [
+        ("qwen2_5_vl_flat", None),
+        ("qwen2_5_vl", None),
+        ("qwen2_5_vl", Some(("model.", "model.language_model."))),
+        ("qwen2_5_vl", Some(("visual.", "model.visual."))),
+    ] {
+        let file = match rename {
+            Some((from, to)) => fixture_source(name).renamed(from, to),
+            None => fixture_source(name),
+        };
+        let vision: Vec<String> = file
+            .tensor_names()
+            .into_iter()
+            .filter(|tensor| tensor.contains("visual."))
+            .collect();
+        assert!(vision.len() >= 6, "{name}: vision tensors {vision:?}");
+        let source = Recording {
+            inner: &file,
+            loaded: RefCell::new(Vec::new()),
+        };
+        encoder(name, &source, raw_last_token());
+        let loaded = source.loaded.into_inner();
+        // Embedding, final norm and 12 tensors per layer (q/k/v with biases, o, MLP, 2 norms).
+        assert_eq!(loaded.len(), 2 + 2 * 12, "{name} {rename:?}: {loaded:?}");
+        for tensor in &loaded {
+            assert!(
+                !tensor.contains("visual") && !tensor.starts_with("lm_head"),
+                "{name} {rename:?}: read {tensor}"
+            );
+        }
+    }
+}
+
+#[test]
+fn qwen2_5_vl_folder_loads_through_open_weights() {
+    // The real loader (memory-mapped safetensors, found from the folder) on both fixtures.
+    for name in ["qwen2_5_vl_flat", "qwen2_5_vl"] {
+        let dir = fixture_dir(name);
+        let weights = open_weights(&dir).unwrap();
+        let reference = load_reference(&dir);
+        let encoder = encoder(name, weights.as_source(), raw_last_token());
+        let hidden = encoder.hidden_states(&reference.sequences).unwrap();
+        let error = max_abs_error(&hidden, &reference.single);
+        assert!(error < TOLERANCE, "{name}: {error:e}");
     }
 }
 

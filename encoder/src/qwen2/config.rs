@@ -130,6 +130,12 @@ impl Qwen2Config {
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
         };
         config.validate(file)?;
+        for scaling in [&raw.rope_scaling, &raw.rope_parameters]
+            .into_iter()
+            .flatten()
+        {
+            check_mrope_section(scaling, config.head_dim).map_err(config_error)?;
+        }
         Ok(config)
     }
 
@@ -177,7 +183,20 @@ impl Qwen2Config {
     }
 }
 
-/// Only plain RoPE (and Qwen2.5-VL's mrope, identical for text-only input) is implemented.
+/// Only plain 1-D RoPE is implemented; Qwen2.5-VL's multimodal RoPE (M-RoPE) is accepted
+/// because on text-only input it computes exactly that.
+///
+/// Why: M-RoPE gives every token three position ids (temporal, height, width) and splits the
+/// `head_dim / 2` rotary frequencies into three consecutive sections (`mrope_section`, e.g.
+/// `[16, 24, 24]` for head_dim 128): section `k` rotates by `position_k * inverse_frequency`.
+/// transformers' `get_rope_index` only gives the three streams different values for image and
+/// video tokens; for text tokens all three are the same running index (from the attention mask:
+/// `cumsum - 1`, which for quarry's right-padded batches is `0..len` on the real tokens, the
+/// positions Qwen2 uses). With equal streams each section rotates by
+/// `position * inverse_frequency`, with the inverse frequencies of the whole head
+/// (`rope_theta^(-2i/head_dim)`, not restarted per section), so the assembled cos/sin tables are
+/// those of 1-D RoPE. The `qwen2_5_vl` parity fixture checks this against transformers' own
+/// M-RoPE code path.
 fn check_rope_type(parameters: &Value) -> Result<(), String> {
     let kind = parameters
         .get("rope_type")
@@ -185,9 +204,31 @@ fn check_rope_type(parameters: &Value) -> Result<(), String> {
         .and_then(Value::as_str)
         .unwrap_or("default");
     match kind {
+        // transformers >= 4.5x rewrites `{"type": "mrope"}` to `rope_type: "default"` and keeps
+        // `mrope_section` alongside; older saves keep `type: "mrope"`.
         "default" | "mrope" => Ok(()),
         other => Err(format!(
             "rope type `{other}` (scaled RoPE) is not supported; only default/mrope"
+        )),
+    }
+}
+
+/// An `mrope_section`, where given, must split the `head_dim / 2` frequencies (transformers
+/// fails on one that does not); its split itself does not matter for text (see
+/// [`check_rope_type`]).
+fn check_mrope_section(parameters: &Value, head_dim: usize) -> Result<(), String> {
+    let Some(section) = parameters.get("mrope_section") else {
+        return Ok(());
+    };
+    let sizes: Option<Vec<u64>> = section
+        .as_array()
+        .map(|sizes| sizes.iter().map(Value::as_u64).collect::<Option<_>>())
+        .unwrap_or(None);
+    match sizes {
+        Some(sizes) if sizes.iter().sum::<u64>() == (head_dim / 2) as u64 => Ok(()),
+        _ => Err(format!(
+            "mrope_section {section} does not split the head_dim / 2 = {} rotary frequencies",
+            head_dim / 2
         )),
     }
 }
@@ -232,6 +273,38 @@ mod tests {
         "temporal_patch_size": 2},
       "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
       "vocab_size": 152064}"#;
+
+    /// The same model's config as transformers 4.57 writes it (`Qwen2_5_VLConfig(text_config=..,
+    /// vision_config=..).to_json_string()`): text settings nested, `rope_scaling` rewritten to
+    /// `rope_type: "default"` with `mrope_section` kept, `model_type` of the nested part
+    /// `qwen2_5_vl_text`.
+    const QWEN2_5_VL_7B_INSTRUCT_TRANSFORMERS_4_57: &str = r#"{
+      "architectures": ["Qwen2_5_VLForConditionalGeneration"], "image_token_id": 151655,
+      "model_type": "qwen2_5_vl",
+      "text_config": {"attention_dropout": 0.0, "bos_token_id": 151643, "dtype": "bfloat16",
+        "eos_token_id": 151645, "hidden_act": "silu", "hidden_size": 3584,
+        "initializer_range": 0.02, "intermediate_size": 18944,
+        "layer_types": ["full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention", "full_attention"],
+        "max_position_embeddings": 128000, "max_window_layers": 28,
+        "model_type": "qwen2_5_vl_text", "num_attention_heads": 28, "num_hidden_layers": 28,
+        "num_key_value_heads": 4, "rms_norm_eps": 1e-06,
+        "rope_scaling": {"mrope_section": [16, 24, 24], "rope_type": "default", "type": "default"},
+        "rope_theta": 1000000.0, "sliding_window": null, "use_cache": true,
+        "use_sliding_window": false, "vocab_size": 152064},
+      "tie_word_embeddings": false, "transformers_version": "4.57.1", "video_token_id": 151656,
+      "vision_config": {"depth": 32, "fullatt_block_indexes": [7, 15, 23, 31], "hidden_act": "silu",
+        "hidden_size": 1280, "in_channels": 3, "initializer_range": 0.02,
+        "intermediate_size": 3420, "model_type": "qwen2_5_vl", "num_heads": 16,
+        "out_hidden_size": 3584, "patch_size": 14, "spatial_merge_size": 2,
+        "temporal_patch_size": 2, "tokens_per_second": 2, "window_size": 112},
+      "vision_end_token_id": 151653, "vision_start_token_id": 151652}"#;
+
+    #[test]
+    fn reads_transformers_4_57_nested_qwen2_5_vl_config() {
+        let nested = parse(QWEN2_5_VL_7B_INSTRUCT_TRANSFORMERS_4_57).unwrap();
+        assert_eq!(nested, parse(QWEN2_5_VL_7B_INSTRUCT).unwrap());
+        assert_eq!(nested.head_dim, 128);
+    }
 
     #[test]
     fn reads_published_qwen2_5_config() {
@@ -289,6 +362,11 @@ mod tests {
         assert!(with("use_sliding_window", "true").contains("sliding"));
         assert!(with("hidden_act", r#""gelu""#).contains("gelu"));
         assert!(with("num_key_value_heads", "5").contains("multiple"));
+        assert!(with(
+            "rope_scaling",
+            r#"{"type": "mrope", "mrope_section": [16, 24, 16]}"#
+        )
+        .contains("mrope_section"));
         let mut value: Value = serde_json::from_str(QWEN2_5_7B_INSTRUCT).unwrap();
         value.as_object_mut().unwrap().remove("rope_theta");
         assert!(parse(&value.to_string())

@@ -13,8 +13,10 @@ use crate::{EncoderError, TensorSource};
 /// Where the language model's tensors live in the checkpoint's naming.
 ///
 /// `Qwen2ForCausalLM` uses `model.`; a bare `Qwen2Model` has no prefix;
-/// `Qwen2_5_VLForConditionalGeneration` uses `model.` (transformers < 4.52),
-/// `model.language_model.` (newer) or `language_model.model.`.
+/// `Qwen2_5_VLForConditionalGeneration` files use `model.` (vision tower `visual.`): so
+/// `save_pretrained` writes them in 4.51, 4.57 and 5.x alike, 4.52+ mapping its in-memory
+/// names back on save. Those in-memory names, `model.language_model.` (and `model.visual.`),
+/// are in files written from the state dict directly; `language_model.model.` in some exports.
 fn language_model_prefix(source: &dyn TensorSource) -> Result<&'static str, EncoderError> {
     const PREFIXES: [&str; 5] = [
         "model.",
