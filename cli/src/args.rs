@@ -83,7 +83,17 @@ pub fn devices_and_precision(
 /// A `--model` value made local: a path as it is; a hub id (`ORG/NAME[@REV]`,
 /// `hf:…`) resolved to a commit and fetched into the Hugging Face cache, with
 /// a bar over the downloads and a line on stderr naming the commit.
-pub fn resolve_model(arg: &str) -> anyhow::Result<ResolvedModel> {
+/// `--model`: a local path, a hub id, or the name of one of the registry's
+/// `[[model]]` entries (the study's checkpoints), which stands for its hub id.
+pub fn resolve_model(
+    arg: &str,
+    registry: Option<&quarry_engine::registry::Registry>,
+) -> anyhow::Result<ResolvedModel> {
+    let named = registry
+        .and_then(|r| r.model(arg))
+        .filter(|_| !std::path::Path::new(arg).exists())
+        .map(|m| format!("hf:{}", m.hub));
+    let arg = named.as_deref().unwrap_or(arg);
     let source = ModelSource::parse(arg).map_err(UsageError::from)?;
     if let ModelSource::Local(path) = source {
         return Ok(ResolvedModel::local(path));

@@ -164,7 +164,7 @@ fn encode(context: &Session, args: EncodeBenchArgs) -> Result<()> {
         seq: args.seq,
         rounds: args.rounds,
         model: match &args.model {
-            Some(model) => Some(crate::args::resolve_model(model)?.path),
+            Some(model) => Some(crate::args::resolve_model(model, Some(&context.registry))?.path),
             None => None,
         },
         dataset: args.dataset.clone(),

@@ -119,7 +119,7 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
         }
     }
     let dataset = Dataset::resolve(&args.dataset, Some(&context.registry))?;
-    let model = resolve_model(&args.model)?;
+    let model = resolve_model(&args.model, Some(&context.registry))?;
     let mut command: Vec<String> = std::env::args().collect();
     if let Some(first) = command.first_mut() {
         *first = "quarry".into();

@@ -98,6 +98,8 @@ struct Listing {
     registry: String,
     data: String,
     datasets: Vec<DatasetStatus>,
+    /// The study's checkpoints (`[[model]]`), which `--model NAME` takes.
+    models: Vec<quarry_engine::registry::ModelEntry>,
 }
 
 #[derive(Serialize)]
@@ -149,6 +151,7 @@ fn list(session: &Session, args: &DatasetsArgs) -> Result<()> {
         registry: registry.file.display().to_string(),
         data: session.data.display().to_string(),
         datasets: statuses,
+        models: registry.models.clone(),
     };
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -294,6 +297,22 @@ fn print_table(out: &mut impl Write, listing: &Listing) -> std::io::Result<()> {
     line(out, header.to_vec())?;
     for row in &rows {
         line(out, row.iter().map(String::as_str).collect())?;
+    }
+    if !listing.models.is_empty() {
+        writeln!(out, "\nmodels (--model NAME):")?;
+        let width = listing
+            .models
+            .iter()
+            .map(|m| m.name.len())
+            .max()
+            .unwrap_or(0);
+        for m in &listing.models {
+            writeln!(
+                out,
+                "{:<width$}  {}  ({}, {})",
+                m.name, m.hub, m.architecture, m.family
+            )?;
+        }
     }
     for d in &listing.datasets {
         if let Some(why) = &d.corrupt {

@@ -185,7 +185,7 @@ pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
             eprintln!("GPU kernel tuning cache: {}", dir.display());
         }
     }
-    let model = resolve_model(&args.model)?;
+    let model = resolve_model(&args.model, None)?;
     let job = TrainJob {
         model: model.path,
         train_file: args.train_file.clone(),

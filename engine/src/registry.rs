@@ -133,11 +133,27 @@ impl RegistryEntry {
         self.format.is_some() && !self.download.is_empty()
     }
 }
+/// One `[[model]]` table: a checkpoint of the study, by the name users may
+/// type after `--model` instead of its hub id.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub name: String,
+    /// Hugging Face hub id (`ORG/NAME`).
+    pub hub: String,
+    /// The prompt-template family quarry detects for it (encoder/templates.toml).
+    pub family: String,
+    /// config.json's `model_type`.
+    pub architecture: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RegistryFile {
     #[serde(default)]
     dataset: Vec<RegistryEntry>,
+    #[serde(default)]
+    model: Vec<ModelEntry>,
 }
 
 /// A parsed `datasets.toml`, with entry paths made absolute.
@@ -145,6 +161,8 @@ struct RegistryFile {
 pub struct Registry {
     pub file: PathBuf,
     pub entries: Vec<RegistryEntry>,
+    /// The study's checkpoints (`[[model]]`).
+    pub models: Vec<ModelEntry>,
     /// Where fetched datasets live, once [`Registry::use_data_folder`] ran.
     pub data_folder: Option<PathBuf>,
 }
@@ -294,15 +312,44 @@ impl Registry {
                 });
             }
         }
+        let models = parsed.model;
+        for (i, model) in models.iter().enumerate() {
+            let valid_hub = model.hub.split_once('/').is_some_and(|(org, name)| {
+                !org.is_empty() && !name.is_empty() && !name.contains('/')
+            });
+            if !valid_hub {
+                return Err(EngineError::Registry {
+                    file: file.to_path_buf(),
+                    detail: format!(
+                        "model #{} (`{}`): hub must be ORG/NAME, got `{}`",
+                        i + 1,
+                        model.name,
+                        model.hub
+                    ),
+                });
+            }
+            if models[..i].iter().any(|m| m.name == model.name) {
+                return Err(EngineError::Registry {
+                    file: file.to_path_buf(),
+                    detail: format!("model `{}` is listed twice", model.name),
+                });
+            }
+        }
         Ok(Registry {
             file: file.to_path_buf(),
             entries,
+            models,
             data_folder: None,
         })
     }
 
     pub fn get(&self, name: &str) -> Option<&RegistryEntry> {
         self.entries.iter().find(|e| e.name == name)
+    }
+
+    /// The `[[model]]` entry named `name`.
+    pub fn model(&self, name: &str) -> Option<&ModelEntry> {
+        self.models.iter().find(|m| m.name == name)
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -443,6 +490,23 @@ kind = "text"
         let repo = Registry::load(&file).unwrap();
         assert_eq!(built_in.names(), repo.names());
         assert!(built_in.get("scifact").unwrap().fetchable());
+        assert_eq!(built_in.models.len(), 8, "the study's eight checkpoints");
+        let vl = built_in.model("qwen2.5-vl-7b-instruct").unwrap();
+        assert_eq!(vl.hub, "Qwen/Qwen2.5-VL-7B-Instruct");
+        assert_eq!(vl.architecture, "qwen2_5_vl");
+        let family_names = families();
+        for model in &built_in.models {
+            assert!(
+                family_names.contains(&model.family),
+                "{}: {}",
+                model.name,
+                model.family
+            );
+        }
+    }
+
+    fn families() -> Vec<String> {
+        quarry_encoder::prompt::PromptTemplate::available().0
     }
 
     #[test]

@@ -435,3 +435,31 @@ fn train_logs_a_line_per_step_when_stderr_is_not_a_terminal() {
     assert_eq!(summary["step_losses"].as_array().unwrap().len(), 2);
     assert!(output.join("adapter_model.safetensors").is_file());
 }
+
+#[test]
+fn the_study_models_are_listed_and_taken_by_name() {
+    let cwd = tempfile::tempdir().unwrap();
+    let listing = run(registered(cwd.path()), &["datasets", "--json"])
+        .ok()
+        .json();
+    let models = listing["models"].as_array().unwrap();
+    assert_eq!(models.len(), 8);
+    assert!(models
+        .iter()
+        .any(|m| m["hub"] == "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"));
+    // The name stands for its hub id: offline with an empty cache, the error names the repo.
+    let mut command = registered(cwd.path());
+    command.env("HF_HOME", cwd.path().join("hf"));
+    run(
+        command,
+        &[
+            "build",
+            "--model",
+            "qwen2.5-7b-instruct",
+            "--dataset",
+            "nfcorpus",
+        ],
+    )
+    .exit(1)
+    .has(Stderr, &["Qwen/Qwen2.5-7B-Instruct"]);
+}
