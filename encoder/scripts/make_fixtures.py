@@ -153,11 +153,21 @@ def make_qwen2(name, tie, rope_theta, seed):
     write_reference(folder, reference_hidden(run, sequences, pad_id=0))
 
 
-def make_qwen2_5_vl(seed):
+# The image/video marker tokens of the tiny Qwen2.5-VL (above the ids the text sequences use).
+VL_MARKERS = dict(
+    image_token_id=90,
+    video_token_id=91,
+    vision_start_token_id=92,
+    vision_end_token_id=93,
+)
+
+
+def tiny_qwen2_5_vl_settings():
+    """The tiny Qwen2.5-VL's text settings, with M-RoPE sections as in Qwen2.5-VL-7B-Instruct's
+    config.json (head_dim 16 here: 2 + 3 + 3 = 16 / 2), and its one-block vision tower. Shared
+    by this script (nested config) and make_qwen2_5_vl_flat_fixture.py (flat config)."""
     text = tiny_qwen2_text_settings(1_000_000.0)
     text["rope_scaling"] = {"type": "mrope", "mrope_section": [2, 3, 3]}
-    text["bos_token_id"] = 94
-    text["eos_token_id"] = 95
     vision = dict(
         depth=1,
         hidden_size=32,
@@ -171,13 +181,17 @@ def make_qwen2_5_vl(seed):
         temporal_patch_size=2,
         in_chans=3,
     )
+    return text, vision
+
+
+def make_qwen2_5_vl(seed):
+    text, vision = tiny_qwen2_5_vl_settings()
+    text["bos_token_id"] = 94
+    text["eos_token_id"] = 95
     config = transformers.Qwen2_5_VLConfig(
         text_config=text,
         vision_config=vision,
-        image_token_id=90,
-        video_token_id=91,
-        vision_start_token_id=92,
-        vision_end_token_id=93,
+        **VL_MARKERS,
         tie_word_embeddings=False,
     )
     model, folder = save_random_model(

@@ -29,7 +29,8 @@ from make_fixtures import (
     reference_hidden,
     save_random_model,
     sequences_for,
-    tiny_qwen2_text_settings,
+    tiny_qwen2_5_vl_settings,
+    VL_MARKERS,
     write_reference,
 )
 
@@ -45,30 +46,12 @@ def main():
         )
     torch.set_num_threads(1)
     seed = 41
-    text = tiny_qwen2_text_settings(1_000_000.0)
-    # As in Qwen2.5-VL-7B-Instruct's config.json (head_dim 16 here: 2 + 3 + 3 = 16 / 2).
-    text["rope_scaling"] = {"type": "mrope", "mrope_section": [2, 3, 3]}
-    vision = dict(
-        depth=1,
-        hidden_size=32,
-        intermediate_size=48,
-        num_heads=2,
-        out_hidden_size=64,
-        fullatt_block_indexes=[0],
-        window_size=28,
-        patch_size=14,
-        spatial_merge_size=2,
-        temporal_patch_size=2,
-        in_chans=3,
-        initializer_range=INIT_RANGE,
-    )
+    text, vision = tiny_qwen2_5_vl_settings()
+    vision["initializer_range"] = INIT_RANGE
     config = transformers.Qwen2_5_VLConfig(
         **text,
         vision_config=vision,
-        image_token_id=90,
-        video_token_id=91,
-        vision_start_token_id=92,
-        vision_end_token_id=93,
+        **VL_MARKERS,
         bos_token_id=94,
         eos_token_id=95,
         tie_word_embeddings=False,
