@@ -162,6 +162,32 @@ fn flipped_byte_is_caught_by_verification() {
 }
 
 #[test]
+fn a_failed_full_check_drops_the_verification_stamp() {
+    let tmp = tempfile::tempdir().unwrap();
+    small_index(tmp.path());
+    let path = only_shard(tmp.path());
+    // Flip a byte in place and put the mtime back: size, mtime and inode all
+    // match the stamp, so an open that trusts it does not notice.
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 0x01;
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.seek(SeekFrom::Start(100)).unwrap();
+        file.write_all(&bytes[100..101]).unwrap();
+        file.set_modified(modified).unwrap();
+    }
+    let index = DenseIndex::open(tmp.path()).unwrap();
+    assert_eq!(index.shard_status(), &[ShardStatus::VerifiedBefore]);
+    drop(index);
+    // `quarry index verify` checks in full and fails; from then on every open
+    // re-checks and refuses the shard.
+    expect_corruption(tmp.path(), Verify::Always, "checksum mismatch");
+    expect_corruption(tmp.path(), Verify::Once, "checksum mismatch");
+}
+
+#[test]
 fn truncated_shard_wrong_magic_unknown_version() {
     let tmp = tempfile::tempdir().unwrap();
     small_index(tmp.path());

@@ -107,7 +107,15 @@ impl DenseIndex {
             let known = verified.is_verified(dir, &entry.file, &entry.checksum);
             let st = match (verify, known) {
                 (Verify::Always, _) | (Verify::Once, false) => {
-                    shard.verify()?;
+                    if let Err(err) = shard.verify() {
+                        // A failed full check drops the shard's stamp, so later opens
+                        // checksum it again (and refuse it) rather than trusting a
+                        // stamp that an in-place edit kept (same size, mtime, inode).
+                        if verified.forget(&entry.file) {
+                            let _ = verified.store(dir);
+                        }
+                        return Err(err);
+                    }
                     verified.mark(dir, &entry.file, &entry.checksum);
                     verified_changed = true;
                     ShardStatus::VerifiedNow

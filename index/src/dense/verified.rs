@@ -73,6 +73,11 @@ impl VerifiedSet {
         }
     }
 
+    /// Drops `file`'s stamp (after a full check failed); true when it had one.
+    pub fn forget(&mut self, file: &str) -> bool {
+        self.files.remove(file).is_some()
+    }
+
     pub fn mark(&mut self, dir: &Path, file: &str, checksum: &str) {
         if let Some(stamp) = FileStamp::of(&dir.join(file), checksum) {
             self.files.insert(file.to_string(), stamp);

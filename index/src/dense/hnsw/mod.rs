@@ -279,7 +279,15 @@ impl HnswIndex {
             return Ok(());
         };
         let path = graph_path(index.dir(), &entry);
-        MappedGraph::open(&path)?.verify(&path)
+        let checked = MappedGraph::open(&path).and_then(|graph| graph.verify(&path));
+        if checked.is_err() {
+            // As for shards: a failed full check drops the graph's stamp.
+            let mut verified = VerifiedSet::load(index.dir());
+            if verified.forget(&format!("{}/{}", entry.dir, entry.basename)) {
+                let _ = verified.store(index.dir());
+            }
+        }
+        checked
     }
 
     pub fn entry(&self) -> &HnswEntry {
