@@ -282,15 +282,19 @@ const QUERY_ROW: &str = r#"a JSON object with string fields "_id" and "text""#;
 
 pub fn read_corpus_file(path: &Path) -> Result<Corpus> {
     let mut reader = LineReader::open_hashing(path)?;
-    let docs = read_json_rows(&mut reader, CORPUS_ROW, "doc id", |row: &CorpusRow| &row.id)?
-        .into_iter()
-        .map(|row| Document {
-            id: row.id,
-            title: row.title,
-            text: row.text,
-        })
-        .collect();
+    let docs: Vec<Document> =
+        read_json_rows(&mut reader, CORPUS_ROW, "doc id", |row: &CorpusRow| &row.id)?
+            .into_iter()
+            .map(|row| Document {
+                id: row.id,
+                title: row.title,
+                text: row.text,
+            })
+            .collect();
     let sha256 = reader.finish_sha256()?.expect("opened with hashing");
+    if docs.is_empty() {
+        return Err(empty(path, "documents"));
+    }
     Ok(Corpus {
         path: path.to_path_buf(),
         docs,
@@ -301,6 +305,9 @@ pub fn read_corpus_file(path: &Path) -> Result<Corpus> {
 pub fn read_queries_file(path: &Path) -> Result<Vec<Query>> {
     let mut reader = LineReader::open(path)?;
     let rows = read_json_rows(&mut reader, QUERY_ROW, "query id", |row: &QueryRow| &row.id)?;
+    if rows.is_empty() {
+        return Err(empty(path, "queries"));
+    }
     Ok(rows
         .into_iter()
         .map(|row| Query {
@@ -308,6 +315,13 @@ pub fn read_queries_file(path: &Path) -> Result<Vec<Query>> {
             text: row.text,
         })
         .collect())
+}
+
+pub(crate) fn empty(path: &Path, what: &'static str) -> EngineError {
+    EngineError::EmptyInput {
+        file: path.to_path_buf(),
+        what,
+    }
 }
 
 /// One JSON object a line (`expected` says which, for errors), each with an id that
@@ -415,8 +429,8 @@ pub fn read_qrels_file(path: &Path) -> Result<Qrels> {
             .or_default()
             .insert(doc_id.to_string(), grade);
     }
-    if layout.is_none() {
-        return Err(EngineError::malformed(path, 1, QRELS_FIRST_LINE));
+    if by_query.is_empty() {
+        return Err(empty(path, "judgments"));
     }
     Ok(Qrels {
         path: path.to_path_buf(),
@@ -576,12 +590,29 @@ mod tests {
             "{err}"
         );
 
-        let empty = write(dir.path(), "empty.txt", "\n");
-        let err = read_qrels_file(&empty).unwrap_err().to_string();
-        assert!(
-            err.contains("empty.txt:1") && err.contains("header"),
-            "{err}"
-        );
+        // No judgments (nothing, or a header alone) is an error, not a score of 0.
+        for (name, text) in [
+            ("empty.txt", "\n"),
+            ("header.tsv", "query-id\tcorpus-id\tscore\n"),
+        ] {
+            let empty = write(dir.path(), name, text);
+            let err = read_qrels_file(&empty).unwrap_err().to_string();
+            assert!(err.contains(name) && err.contains("no judgments"), "{err}");
+        }
+    }
+
+    #[test]
+    fn empty_corpus_queries_and_runs_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = write(dir.path(), "corpus.jsonl", "\n");
+        let err = read_corpus_file(&corpus).unwrap_err().to_string();
+        assert!(err.contains("corpus.jsonl: no documents"), "{err}");
+        let queries = write(dir.path(), "queries.jsonl", "");
+        let err = read_queries_file(&queries).unwrap_err().to_string();
+        assert!(err.contains("queries.jsonl: no queries"), "{err}");
+        let run = write(dir.path(), "run.trec", "\n\n");
+        let err = crate::run::Run::read(&run).unwrap_err().to_string();
+        assert!(err.contains("run.trec: no run lines"), "{err}");
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub enum EngineError {
     #[error("bad metric `{input}`: {detail}")]
     MetricSpec { input: String, detail: String },
 
+    /// A data file with no records: an error, never a score of zero.
+    #[error("{file}: no {what} in the file (an empty input cannot be evaluated)")]
+    EmptyInput { file: PathBuf, what: &'static str },
+
     /// Data that parses but contradicts itself (duplicate ids, ...).
     #[error("{file}: corrupt data: {detail}")]
     DataCorruption { file: PathBuf, detail: String },

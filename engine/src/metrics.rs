@@ -168,7 +168,8 @@ pub fn score_query(
             .enumerate()
             .filter(|(_, &g)| g > 0)
             .map(|(i, &g)| f64::from(g) / ((i + 2) as f64).log2())
-            .sum()
+            // fold from +0.0: `sum()` of nothing is -0.0, which printed as `-0.0000`.
+            .fold(0.0, |total, gain| total + gain)
     };
 
     metrics

@@ -87,6 +87,9 @@ impl Run {
                     score,
                 });
         }
+        if by_query.is_empty() {
+            return Err(crate::dataset::empty(path, "run lines"));
+        }
         Ok(Run { by_query })
     }
 
