@@ -276,3 +276,33 @@ fn an_index_whose_records_disagree_on_the_encoder_is_refused() {
     set_encoder_fingerprint(&tiny.index_dir().join("manifest.json"), &other);
     eval().exit(1).has(Either, &["records disagree"]);
 }
+
+#[test]
+fn a_second_build_of_one_index_waits_for_the_first() {
+    let t = TinyDense::new(12);
+    let index = index_dir(&t.home);
+    std::fs::create_dir_all(index.parent().unwrap()).unwrap();
+    // Another build, as far as quarry can tell: a process holding the index's
+    // lock (flock(1), the same kernel lock fd-lock takes) for two seconds.
+    let lock = index.with_file_name("tiny-bert@tiny.lock");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "2"])
+        .spawn()
+        .expect("flock(1) from util-linux");
+    // Give flock the lock before quarry asks for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    t.build()
+        .ok()
+        .has(Stderr, &["waiting for another quarry build of this index"]);
+    // The build could only go on once the holder let go: by now it has exited.
+    assert!(
+        holder.try_wait().unwrap().is_some(),
+        "the build finished while another held the lock"
+    );
+    t.eval(DENSE, &[]).ok();
+}

@@ -34,6 +34,7 @@ pub mod build_info;
 pub mod chunks;
 pub mod devices;
 pub mod encoder;
+pub mod lock;
 pub mod query_cache;
 pub mod shards;
 
@@ -122,6 +123,11 @@ pub fn build_dense(
     let prepared = PreparedEncoder::prepare(&request.encoder)?;
     let name = index_name(request, &prepared);
     let dir = catalog.dense_dir(&name, &dataset.name);
+    ensure_parent(&dir).map_err(|e| EngineError::io(&dir, e))?;
+    // Held until the build returns: a second build of this index waits here, then
+    // sees what the first one wrote.
+    let mut lock = lock::BuildLock::open(&dir)?;
+    let _held = lock.acquire(progress)?;
     let existing = Manifest::load(&dir).map_err(|e| stale_format(&dir, e))?;
     if let Some(manifest) = &existing {
         refuse_if_changed(manifest, &prepared, &corpus, request, &name, dataset, &dir)?;
@@ -137,7 +143,6 @@ pub fn build_dense(
         return Ok(outcome);
     }
 
-    ensure_parent(&dir).map_err(|e| EngineError::io(&dir, e))?;
     let model = prepared.load()?;
     if model.dimension() != prepared.dim {
         return Err(EngineError::Build {
