@@ -182,10 +182,17 @@ impl Shell<'_> {
     }
 
     fn scripted(&mut self) -> Result<()> {
+        use std::io::BufRead;
         let stdin = std::io::stdin().lock();
-        for (number, line) in stdin.lines().enumerate() {
-            let line = line.with_context(|| format!("reading stdin line {}", number + 1))?;
-            if !self.handle_line(&line)? {
+        // Bytes, not `lines()`: a line that is not UTF-8 is a mistake in that
+        // line (reported, skipped), not the end of the shell.
+        for (number, line) in stdin.split(b'\n').enumerate() {
+            let bytes = line.with_context(|| format!("reading stdin line {}", number + 1))?;
+            let Ok(line) = std::str::from_utf8(&bytes) else {
+                eprintln!("error: stdin line {}: not UTF-8 text; skipped", number + 1);
+                continue;
+            };
+            if !self.handle_line(line.strip_suffix('\r').unwrap_or(line))? {
                 break;
             }
         }

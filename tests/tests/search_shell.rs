@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use common::Stream::{Stderr, Stdout};
 use common::{
     assert_matches_pyserini, pyserini_run, quarry_command, registry_arg, repo_root, result_blocks,
-    run_with_stdin, Ran,
+    run_with_stdin, run_with_stdin_bytes, Ran,
 };
 
 mod common;
@@ -178,4 +178,25 @@ fn eval_of_rrf_of_bm25_with_itself_equals_pyserini_bm25() {
     let report = quarry("eval", &args, "").ok().json();
     assert_eq!(report["source"]["retriever"], "hybrid:rrf(k=60,bm25,bm25)");
     assert_matches_pyserini(&report, &metrics, 1e-9);
+}
+
+#[test]
+fn a_line_that_is_not_utf8_is_skipped_and_the_shell_goes_on() {
+    let _one_at_a_time = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let registry = registry_arg();
+    let args = [
+        "search",
+        "--dataset",
+        "nfcorpus",
+        "--k",
+        "1",
+        "--registry",
+        &registry,
+        "--home",
+        home().to_str().unwrap(),
+    ];
+    let ran = run_with_stdin_bytes(quarry_command(), &args, b"caf\xe9 latte\nstatin\n");
+    ran.ok()
+        .has(Stderr, &["stdin line 1: not UTF-8 text; skipped"])
+        .has(Stdout, &["statin"]);
 }

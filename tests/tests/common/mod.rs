@@ -91,7 +91,12 @@ pub fn run(mut command: Command, args: &[&str]) -> Ran {
 }
 
 /// Runs `command` with `args` added and `input` on its stdin (then closed).
-pub fn run_with_stdin(mut command: Command, args: &[&str], input: &str) -> Ran {
+pub fn run_with_stdin(command: Command, args: &[&str], input: &str) -> Ran {
+    run_with_stdin_bytes(command, args, input.as_bytes())
+}
+
+/// Runs `command` with `args` added and `input` (any bytes) on its stdin (then closed).
+pub fn run_with_stdin_bytes(mut command: Command, args: &[&str], input: &[u8]) -> Ran {
     command.args(args);
     let line = command_line(&command);
     let mut child = match command
@@ -103,12 +108,7 @@ pub fn run_with_stdin(mut command: Command, args: &[&str], input: &str) -> Ran {
         Ok(child) => child,
         Err(e) => panic!("`{line}` did not start: {e}"),
     };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     Ran {
         output: child.wait_with_output().unwrap(),
         line,
