@@ -182,7 +182,6 @@ impl Shell<'_> {
     }
 
     fn scripted(&mut self) -> Result<()> {
-        use std::io::BufRead;
         let stdin = std::io::stdin().lock();
         // Bytes, not `lines()`: a line that is not UTF-8 is a mistake in that
         // line (reported, skipped), not the end of the shell.
