@@ -165,14 +165,12 @@ fn list(session: &Session, args: &DatasetsArgs) -> Result<()> {
 fn status(entry: &RegistryEntry, verify: bool) -> DatasetStatus {
     let dataset = Dataset::from_entry(entry);
     let corpus = dataset.find_corpus();
-    let mut state = fetch::state(entry);
+    // One look at fetched.json: its count stands for the corpus' (no re-count).
+    let state = fetch::state(entry, verify);
     let mut problems = Vec::new();
     let mut docs = None;
-    if state == State::Fetched {
-        match fetch::check_fetched(&dataset.root, verify) {
-            Ok(record) => docs = Some(record.docs),
-            Err(why) => state = State::Corrupt(why),
-        }
+    if let State::Fetched { docs: fetched } = state {
+        docs = Some(fetched);
     } else if let Some(path) = &corpus {
         match count_lines(path) {
             Ok(n) => docs = Some(n),
@@ -191,7 +189,7 @@ fn status(entry: &RegistryEntry, verify: bool) -> DatasetStatus {
         (None, None)
     };
     let (state_name, corrupt) = match state {
-        State::Fetched => ("fetched", None),
+        State::Fetched { .. } => ("fetched", None),
         State::Bundled => ("bundled", None),
         State::Fetchable => ("fetchable", None),
         State::Corrupt(why) => ("corrupt", Some(why)),

@@ -131,10 +131,12 @@ fn copy_lines(reader: impl Read, label: &Path, target: &Path) -> Result<FileReco
         // qrels headers are records of no one: keep them uncounted.
         let header = first && line.starts_with("query-id");
         first = false;
-        match () {
-            _ if line.trim().is_empty() => Ok(()),
-            _ if header => sink.push_header(line),
-            _ => sink.push(line),
+        if line.trim().is_empty() {
+            Ok(())
+        } else if header {
+            sink.push_header(line)
+        } else {
+            sink.push(line)
         }
     })?;
     sink.finish()

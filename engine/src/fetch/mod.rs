@@ -106,8 +106,8 @@ impl<R: Read> Read for ProgressReader<'_, R> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase", tag = "state", content = "detail")]
 pub enum State {
-    /// A complete fetched copy in the data folder.
-    Fetched,
+    /// A complete fetched copy in the data folder, with its documents.
+    Fetched { docs: u64 },
     /// The registry's own folder has the corpus.
     Bundled,
     /// Not here (or only queries and qrels), but `fetch` can get it.
@@ -162,12 +162,12 @@ pub fn check_fetched(dir: &Path, deep: bool) -> std::result::Result<FetchedRecor
     Ok(record)
 }
 
-/// Where a registry entry stands.
-pub fn state(entry: &RegistryEntry) -> State {
+/// Where a registry entry stands; `deep` re-hashes a fetched copy's files.
+pub fn state(entry: &RegistryEntry, deep: bool) -> State {
     if let Some(dir) = &entry.fetch_dir {
         if dir.join(FETCHED_MARKER).is_file() {
-            return match check_fetched(dir, false) {
-                Ok(_) => State::Fetched,
+            return match check_fetched(dir, deep) {
+                Ok(record) => State::Fetched { docs: record.docs },
                 Err(why) => State::Corrupt(why),
             };
         }
