@@ -6,8 +6,8 @@ two runs (seeded random rankings, distinct scores, partly overlapping docs)
 and ranx's fused scores for RRF (k = 60, 10) and min-max normalised weighted
 sum (ranx `wsum`, weights [alpha, 1 - alpha]).
 
-    python3 -m venv /work/venvs/ranx && /work/venvs/ranx/bin/pip install ranx
-    /work/venvs/ranx/bin/python scripts/ranx_fusion_reference.py
+    scripts/make_ranx_venv.sh            # .venv-ranx in the checkout
+    .venv-ranx/bin/python scripts/ranx_fusion_reference.py
 """
 import json
 import random

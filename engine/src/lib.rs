@@ -27,6 +27,7 @@
 //!   LoRA contrastive fine-tuning (`quarry mine`, `quarry train`).
 //! - [`inspect`]: a dense index folder verified and searched as it is.
 //! - [`bench`]: GPU encoding throughput (`quarry bench encode`).
+//! - [`stats`]: paired significance tests, Holm/Bonferroni, confidence intervals.
 //! - [`textio`]: line reading of plain, `.gz` and `.zst` files.
 
 pub mod bench;
@@ -45,6 +46,7 @@ pub mod registry;
 pub mod retriever;
 pub mod run;
 pub mod split;
+pub mod stats;
 pub mod textio;
 pub mod train;
 pub mod train_data;
