@@ -53,6 +53,12 @@ pub struct EvalArgs {
     /// Print JSON instead of a table
     #[arg(long)]
     pub json: bool,
+
+    /// Also give every query's values: as `trec_eval -q` prints them
+    /// (measure, query, value; `all` for the means), or under `per_query`
+    /// with --json
+    #[arg(long)]
+    pub per_query: bool,
 }
 
 /// Where the run to score comes from.
@@ -74,6 +80,7 @@ pub struct EvalConfig {
     pub split: Option<String>,
     pub metrics: Vec<Metric>,
     pub json: bool,
+    pub per_query: bool,
 }
 
 impl EvalArgs {
@@ -112,6 +119,7 @@ impl EvalArgs {
             split: self.split,
             metrics,
             json: self.json,
+            per_query: self.per_query,
         })
     }
 }
@@ -135,6 +143,10 @@ struct Report {
     run_queries_without_qrels: usize,
     warnings: Vec<String>,
     timings_s: Timings,
+    /// With `--per-query`: query id → metric → value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_query:
+        Option<std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
 }
 
 #[derive(Serialize)]
@@ -299,7 +311,7 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
     }
     timings.total = total_started.elapsed().as_secs_f64();
 
-    let report = build_report(
+    let mut report = build_report(
         &dataset,
         split,
         source,
@@ -310,9 +322,58 @@ pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
         warnings,
         timings,
     );
+    if config.per_query && config.json {
+        report.per_query = Some(per_query_json(&evaluation));
+    }
+    if config.per_query && !config.json {
+        // stdout holds only trec_eval's lines, for scripts that parse them.
+        for warning in &report.warnings {
+            eprintln!("warning: {warning}");
+        }
+        let mut out = std::io::stdout().lock();
+        print_per_query(&mut out, &evaluation)?;
+        return out.flush().map_err(Into::into);
+    }
     print_report(config.json, &report, |out, report| {
         print_table(out, report, &evaluation)
     })
+}
+
+/// Query id → metric name → value.
+fn per_query_json(
+    evaluation: &Evaluation,
+) -> std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
+    evaluation
+        .per_query
+        .iter()
+        .map(|(query, values)| {
+            let values = evaluation
+                .metrics
+                .iter()
+                .zip(values)
+                .map(|(metric, value)| (metric.to_string(), serde_json::json!(value)))
+                .collect();
+            (query.clone(), values)
+        })
+        .collect()
+}
+
+/// `trec_eval -q`'s layout: `measure<TAB>query<TAB>value` for every query
+/// (in trec_eval's query order: ids as strings) and measure, then the means
+/// as query `all`; values to 4 decimals as trec_eval prints them. The
+/// measure is quarry's name (`ndcg@10`; `--json` has full precision).
+fn print_per_query(out: &mut impl Write, evaluation: &Evaluation) -> std::io::Result<()> {
+    let names: Vec<String> = evaluation.metrics.iter().map(Metric::to_string).collect();
+    for (query, values) in &evaluation.per_query {
+        for (name, value) in names.iter().zip(values) {
+            writeln!(out, "{name:<22}\t{query}\t{value:.4}")?;
+        }
+    }
+    writeln!(out, "{:<22}\tall\t{}", "num_q", evaluation.num_queries())?;
+    for (name, value) in names.iter().zip(&evaluation.means) {
+        writeln!(out, "{name:<22}\tall\t{value:.4}")?;
+    }
+    Ok(())
 }
 
 /// Runs one retriever over the split's queries: BM25 (built in the catalog
@@ -378,6 +439,7 @@ fn build_report(
         run_queries_without_qrels: evaluation.run_queries_without_qrels,
         warnings,
         timings_s: timings,
+        per_query: None,
     }
 }
 

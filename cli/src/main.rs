@@ -91,7 +91,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => eval::run(&session, args.validate()?),
         Command::Search(args) => search::run(&session, args),
         Command::Build(args) => build::run(&session, args),
-        Command::Compare(args) => compare::run(&session, args),
+        Command::Compare(args) => {
+            let (request, output) = args.validate()?;
+            compare::run(&session, request, output)
+        }
         Command::Mine(args) => mine::run(&session, args),
         Command::Bench(args) => bench::run(&session, args),
         Command::Index(_) | Command::Train(_) => unreachable!("handled above"),

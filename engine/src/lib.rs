@@ -20,6 +20,8 @@
 //!   query embeddings.
 //! - [`retriever`]: BM25, dense (exact / HNSW) and hybrid retrievers opened
 //!   from a spec; a batch of queries → [`run::Run`], one query → ranked hits.
+//! - [`compare`]: several retrievers × datasets × metrics with intervals,
+//!   significance against a baseline and published values; tables, plots, reports.
 //! - [`fusion`]: reciprocal rank fusion and score interpolation of two rankings.
 //! - [`run`]: TREC run files, read and written.
 //! - [`metrics`]: nDCG, MRR, recall, P and MAP as trec_eval computes them.
@@ -33,6 +35,7 @@
 pub mod bench;
 pub mod build;
 pub mod catalog;
+pub mod compare;
 pub mod dataset;
 pub mod device;
 pub mod error;

@@ -147,6 +147,22 @@ pub struct ModelEntry {
     pub architecture: String,
 }
 
+/// One `[[published]]` table: a value a paper reports for a retriever on a
+/// dataset, printed beside quarry's by `quarry compare --paper`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedValue {
+    /// Where the number is printed (e.g. `arXiv:2507.03958 Table 1`).
+    pub source: String,
+    /// The retriever as `quarry compare --retrievers` names it (`bm25`,
+    /// `dense:qwen2.5-7b`).
+    pub retriever: String,
+    pub dataset: String,
+    /// A metric as `--metrics` takes it (`ndcg@10`).
+    pub metric: String,
+    pub value: f64,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RegistryFile {
@@ -154,6 +170,8 @@ struct RegistryFile {
     dataset: Vec<RegistryEntry>,
     #[serde(default)]
     model: Vec<ModelEntry>,
+    #[serde(default)]
+    published: Vec<PublishedValue>,
 }
 
 /// A parsed `datasets.toml`, with entry paths made absolute.
@@ -163,6 +181,8 @@ pub struct Registry {
     pub entries: Vec<RegistryEntry>,
     /// The study's checkpoints (`[[model]]`).
     pub models: Vec<ModelEntry>,
+    /// Published values (`[[published]]`).
+    pub published: Vec<PublishedValue>,
     /// Where fetched datasets live, once [`Registry::use_data_folder`] ran.
     pub data_folder: Option<PathBuf>,
 }
@@ -335,10 +355,36 @@ impl Registry {
                 });
             }
         }
+        let published = parsed.published;
+        for (i, value) in published.iter().enumerate() {
+            let bad = |detail: String| EngineError::Registry {
+                file: file.to_path_buf(),
+                detail: format!("published #{}: {detail}", i + 1),
+            };
+            // The metric name is checked where it is read (`compare::published`):
+            // parsing it here would make the registry depend on the metrics.
+            if !value.value.is_finite() {
+                return Err(bad(format!("value must be a number, got {}", value.value)));
+            }
+            if [
+                &value.retriever,
+                &value.dataset,
+                &value.source,
+                &value.metric,
+            ]
+            .iter()
+            .any(|field| field.is_empty())
+            {
+                return Err(bad(
+                    "source, retriever, dataset and metric must not be empty".into(),
+                ));
+            }
+        }
         Ok(Registry {
             file: file.to_path_buf(),
             entries,
             models,
+            published,
             data_folder: None,
         })
     }

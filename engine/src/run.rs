@@ -134,17 +134,31 @@ impl Run {
     }
 }
 
-/// The shortest decimal that reads back to the score's own precision:
-/// retrievers score in f32, so an f32 score prints as f32 ("4.3627", not
-/// "4.36269998550415"); anything else prints as f64. Shortest round-trip
-/// decimals keep distinct values distinct and in order, and equal values
-/// equal, so trec_eval's ranking of the written file equals the in-memory one.
+/// A score as a run file holds it: six decimals, as Pyserini writes them,
+/// wherever six decimals read back to the very same score; otherwise the
+/// shortest decimal that does. Retrievers score in f32, so an f32 score is
+/// read back as f32 ("4.362700"; "0.83423245" where six decimals would
+/// round a cosine), anything else as f64. Reading back exactly keeps distinct
+/// values distinct and in order, and equal values equal, so trec_eval's
+/// ranking of the written file equals the in-memory one: a fixed six
+/// decimals alone would merge dense scores one f32 step apart into ties that
+/// trec_eval then breaks by doc id.
 pub fn format_score(score: f64) -> String {
     let narrow = score as f32;
     if f64::from(narrow) == score {
-        narrow.to_string()
+        let six = format!("{narrow:.6}");
+        if six.parse::<f32>() == Ok(narrow) {
+            six
+        } else {
+            narrow.to_string()
+        }
     } else {
-        score.to_string()
+        let six = format!("{score:.6}");
+        if six.parse::<f64>() == Ok(score) {
+            six
+        } else {
+            score.to_string()
+        }
     }
 }
 
@@ -173,7 +187,7 @@ mod tests {
         run.write(&path, "quarry-bm25").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.starts_with("q1 Q0 d1 1 9.589801 quarry-bm25\nq1 Q0 d2 2 9.5898 quarry-bm25\n"),
+            text.starts_with("q1 Q0 d1 1 9.589801 quarry-bm25\nq1 Q0 d2 2 9.589800 quarry-bm25\n"),
             "{text}"
         );
         let back = Run::read(&path).unwrap();
@@ -188,6 +202,25 @@ mod tests {
             assert_eq!(order(hits), order(&back.by_query[query]), "{query}");
         }
         assert_eq!(back.by_query["q1"][1].score, back.by_query["q1"][2].score);
+    }
+
+    #[test]
+    fn scores_have_six_decimals_unless_six_would_change_them() {
+        assert_eq!(format_score(f64::from(4.3627f32)), "4.362700");
+        assert_eq!(format_score(-1.0), "-1.000000");
+        assert_eq!(format_score(0.25), "0.250000");
+        // A cosine one f32 step above 0.8: six decimals would merge the two.
+        let cosine = 0.8f32;
+        let next = f32::from_bits(cosine.to_bits() + 1);
+        assert_eq!(format!("{cosine:.6}"), format!("{next:.6}"));
+        assert_eq!(format_score(f64::from(cosine)), "0.800000");
+        assert_eq!(format_score(f64::from(next)), "0.8000001");
+        // An f64 score (a fusion) keeps its f64 precision.
+        assert_eq!(format_score(0.1 + 0.2).parse::<f64>(), Ok(0.1 + 0.2));
+        assert_eq!(
+            format_score(1.0 / 61.0 + 1.0 / 62.0).parse::<f64>(),
+            Ok(1.0 / 61.0 + 1.0 / 62.0)
+        );
     }
 
     #[test]

@@ -90,10 +90,15 @@ fn build_then_eval_then_rebuild_is_a_no_op() {
     ];
     let csv = tiny.quarry(&compare).ok().stdout();
     // The hybrid's own commas do not split the list; CSV quotes its name.
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{csv}");
     assert!(
-        csv.starts_with(
-            "dataset,bm25,dense:tiny-bert,\"hybrid:rrf(k=60,bm25,dense:tiny-bert)\"\ntiny,"
-        ),
+        lines[1].starts_with("tiny,test,other,6,bm25,ndcg@10,"),
+        "{csv}"
+    );
+    assert!(
+        lines[3]
+            .starts_with("tiny,test,other,6,\"hybrid:rrf(k=60,bm25,dense:tiny-bert)\",ndcg@10,"),
         "{csv}"
     );
 

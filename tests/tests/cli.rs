@@ -135,6 +135,70 @@ fn eval_scores_the_pyserini_nfcorpus_run_like_pytrec_eval() {
         .has(Stdout, &["ndcg@10", "0.3218", "323 queries"]);
 }
 
+#[test]
+fn per_query_values_equal_pytrec_eval_in_json_and_trec_eval_layout() {
+    let cwd = tempfile::tempdir().unwrap();
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            repo_root().join("tests/fixtures/reference/pytrec_eval_metrics.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let case = fixture["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "nfcorpus-pyserini-bm25-top10")
+        .unwrap();
+    let expected = case["per_query"].as_object().unwrap();
+    let metrics = "ndcg@10,mrr@10,p@5,map,recall@100";
+    let eval = |rest: &[&str]| {
+        let mut args = vec!["--metrics", metrics, "--per-query"];
+        args.extend_from_slice(rest);
+        eval_run(registered(cwd.path()), "nfcorpus", &pyserini_run(), &args)
+    };
+
+    let report = eval(&["--json"]).ok().json();
+    let per_query = report["per_query"].as_object().unwrap();
+    assert_eq!(per_query.len(), 323);
+    assert_eq!(
+        per_query.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (query, values) in per_query {
+        for metric in metrics.split(',') {
+            let ours = values[metric].as_f64().unwrap();
+            let theirs = expected[query][metric].as_f64().unwrap();
+            assert!(
+                (ours - theirs).abs() < 1e-9,
+                "{query} {metric}: {ours} vs {theirs}"
+            );
+        }
+    }
+
+    // Text: trec_eval -q's lines only (warnings go to stderr), query order as
+    // trec_eval's (ids as strings), then `all`.
+    let ran = eval(&[]);
+    let text = ran.ok().stdout();
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 323 * 5 + 6, "{text}");
+    assert!(lines.iter().all(|l| l.len() == 3), "{text}");
+    let first_query = expected.keys().next().unwrap();
+    assert_eq!(lines[0][0].trim_end(), "ndcg@10");
+    assert_eq!(lines[0][1], first_query);
+    let value: f64 = lines[0][2].parse().unwrap();
+    assert!((value - expected[first_query]["ndcg@10"].as_f64().unwrap()).abs() <= 5e-5);
+    assert_eq!(lines[323 * 5], ["num_q                 ", "all", "323"]);
+    assert_eq!(
+        lines[323 * 5 + 1],
+        ["ndcg@10               ", "all", "0.3218"]
+    );
+    // The run is a top-10 cut: the warning about recall@100 is on stderr.
+    ran.has(Stderr, &["warning", "recall@100"])
+        .lacks(Stdout, &["warning"]);
+}
+
 /// Replaces `dir/name` by `dir/name.gz` or `dir/name.zst` with the same content.
 fn compress(dir: &Path, name: &str, suffix: &str) -> PathBuf {
     let plain = dir.join(name);
