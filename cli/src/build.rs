@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 use quarry_engine::build::{
-    build_dense, BuildMode, BuildRequest, ElementType, EncoderSpec, DEFAULT_CHUNK_DOCS,
+    build_dense, BuildMode, BuildRequest, ElementType, EncoderSpec, Slice, DEFAULT_CHUNK_DOCS,
     DEFAULT_SHARD_ROWS,
 };
 use quarry_engine::dataset::Dataset;
@@ -87,6 +87,13 @@ pub struct BuildArgs {
     #[arg(long)]
     pub name: Option<String>,
 
+    /// Encode only slice I of N (I from 0): N processes, on one machine or on many
+    /// sharing the data home, each run `--shard $I/$N`; the last to finish merges
+    /// the slices into the index, which equals a one-process build byte for byte
+    /// (docs/scale.md: Slurm and Kubernetes)
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Slice>,
+
     /// Rows per shard file (the unit of resumption)
     #[arg(long, env = "QUARRY_SHARD_ROWS", hide = true, default_value_t = DEFAULT_SHARD_ROWS)]
     pub shard_rows: usize,
@@ -151,6 +158,7 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
         hnsw: args.hnsw,
         command,
         extra_devices: devices[1..].to_vec(),
+        slice: args.shard,
     };
     let progress = Progress::new("encoding", "docs", false);
     let outcome =
@@ -162,6 +170,25 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
         })?;
     progress.finish();
     let name = outcome.name.clone();
+    if let (Some(slice), Some(finished)) = (args.shard, outcome.slices_finished) {
+        if finished < slice.count {
+            println!(
+                "slice {slice} of dense:{name} for {}: {} docs encoded in {:.1}s; {finished} of {} slices finished \
+                 (the last to finish merges them into {})",
+                dataset.name,
+                outcome.docs_encoded,
+                outcome.encode_time.as_secs_f64(),
+                slice.count,
+                outcome.dir.display()
+            );
+            return Ok(());
+        }
+        println!(
+            "all {} slices finished: merged into {}",
+            slice.count,
+            outcome.dir.display()
+        );
+    }
     if outcome.up_to_date {
         println!(
             "up to date: dense:{name} for {} ({}) — nothing to encode ({:.2}s)",

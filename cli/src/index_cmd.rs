@@ -55,6 +55,15 @@ pub enum IndexCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Merge the slices of a sharded build (`quarry build --shard I/N`) into the
+    /// index; the last slice's build does this itself, so this is for a merge
+    /// that build could not do (it was killed, or ran elsewhere).
+    #[command(after_help = "Example:
+  quarry index merge .quarry/dense/all-minilm-l6-v2@nfcorpus")]
+    Merge {
+        /// Index directory (holds slices/I-of-N/ folders).
+        dir: PathBuf,
+    },
     /// Build (or rebuild) the HNSW graph next to the shards and report recall@10 vs exact.
     Hnsw {
         dir: PathBuf,
@@ -212,6 +221,18 @@ pub fn run(args: IndexArgs) -> Result<()> {
             ef,
             json,
         ),
+        IndexCommand::Merge { dir } => {
+            let progress = indicatif::ProgressBar::hidden();
+            let manifest = quarry_engine::build::slices::merge_by_hand(&dir, &progress)
+                .with_context(|| format!("merging the slices of {}", dir.display()))?;
+            println!(
+                "merged {} shards ({} rows) into {}; queries are encoded by the next `quarry build` or `eval` of this index",
+                manifest.shards.len(),
+                manifest.total_rows(),
+                dir.display()
+            );
+            Ok(())
+        }
         IndexCommand::Hnsw {
             dir,
             m,

@@ -116,6 +116,10 @@ fn log_lines(bar: &ProgressBar, what: String, unit: Unit) -> (mpsc::Sender<()>, 
     let thread = std::thread::spawn(move || {
         let mut last = None;
         let mut last_line = std::time::Instant::now();
+        // The rate is the average since the first line: indicatif's own
+        // estimate decays between the rare, large steps of a build (a chunk
+        // of documents at a time) and reads 0/s with an ETA of centuries.
+        let mut baseline: Option<(u64, std::time::Instant)> = None;
         loop {
             let done = !matches!(
                 stopped.recv_timeout(LOG_EVERY),
@@ -123,25 +127,37 @@ fn log_lines(bar: &ProgressBar, what: String, unit: Unit) -> (mpsc::Sender<()>, 
             );
             let position = bar.position();
             let length = bar.length().unwrap_or(0);
+            let (start, since) = *baseline.get_or_insert((position, std::time::Instant::now()));
+            let elapsed = since.elapsed().as_secs_f64();
+            let rate = if elapsed > 0.0 {
+                position.saturating_sub(start) as f64 / elapsed
+            } else {
+                0.0
+            };
+            let eta = if rate > 0.0 {
+                indicatif::HumanDuration(std::time::Duration::from_secs_f64(
+                    length.saturating_sub(position) as f64 / rate,
+                ))
+                .to_string()
+            } else {
+                "unknown".to_string()
+            };
             let due = last != Some(position) || last_line.elapsed() >= LOG_ANYWAY;
             if length > 0 && due {
                 last = Some(position);
                 last_line = std::time::Instant::now();
                 let message = bar.message();
                 let amounts = match unit {
-                    Unit::Count(unit) => {
-                        format!("{position}/{length} {unit}, {:.1} {unit}/s", bar.per_sec())
-                    }
+                    Unit::Count(unit) => format!("{position}/{length} {unit}, {rate:.1} {unit}/s"),
                     Unit::Bytes => format!(
                         "{}/{}, {}/s",
                         indicatif::DecimalBytes(position),
                         indicatif::DecimalBytes(length),
-                        indicatif::DecimalBytes(bar.per_sec() as u64)
+                        indicatif::DecimalBytes(rate as u64)
                     ),
                 };
                 eprintln!(
-                    "{what}: {amounts}, ETA {}{}{}",
-                    indicatif::HumanDuration(bar.eta()),
+                    "{what}: {amounts}, ETA {eta}{}{}",
                     if message.is_empty() { "" } else { ", " },
                     message
                 );

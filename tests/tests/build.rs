@@ -167,6 +167,94 @@ fn an_interrupted_build_resumes_to_the_same_bytes() {
     assert_eq!(content(&index_dir(&home)), content(&index_dir(&whole)));
 }
 
+/// `quarry build --shard I/N`: N processes side by side, each a slice of
+/// whole shards; the last to finish merges. Chunks (12 docs) straddle the
+/// slice ends (multiples of 16 rows), so each boundary chunk is encoded by
+/// both neighbours. The index, its query cache included, equals a
+/// one-process build byte for byte.
+#[test]
+fn a_sharded_build_in_separate_processes_equals_one_process() {
+    let tiny = TinyDense::new(300);
+    let args = tiny.build_args();
+    let small = |home: &Path| -> Command {
+        let mut command = quarry_at_home(home);
+        command
+            .env("QUARRY_SHARD_ROWS", "16")
+            .env("QUARRY_CHUNK_DOCS", "12");
+        command
+    };
+    let whole = tiny.path("whole");
+    run(small(&whole), &args).ok();
+
+    let home = tiny.path("sharded");
+    // One slice alone: the index is not there yet, and a hand merge says
+    // which slices are missing.
+    let mut first = args.to_vec();
+    first.extend(["--shard", "0/3"]);
+    run(small(&home), &first)
+        .ok()
+        .has(Either, &["slice 0/3", "1 of 3 slices finished"]);
+    assert!(!index_dir(&home).join("manifest.json").exists());
+    let dir = index_dir(&home);
+    run(small(&home), &["index", "merge", dir.to_str().unwrap()])
+        .exit(1)
+        .has(Either, &["1 of 3 slices are finished", "1/3, 2/3"]);
+    // The other two at once.
+    let children: Vec<_> = ["1/3", "2/3"]
+        .iter()
+        .map(|slice| {
+            small(&home)
+                .args(args)
+                .args(["--shard", slice])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{text}");
+            text
+        })
+        .collect();
+    assert_eq!(
+        outputs.iter().filter(|o| o.contains("merged into")).count(),
+        1,
+        "exactly one process merges: {outputs:?}"
+    );
+    assert_eq!(content(&dir), content(&index_dir(&whole)));
+    assert!(
+        !dir.join("slices").exists(),
+        "the slices are gone once merged"
+    );
+    let info = read_json(&dir.join("build.json"));
+    assert_eq!(info["docs"], 300);
+    tiny.quarry(&["index", "verify", dir.to_str().unwrap()])
+        .ok();
+    // A rerun of any slice finds the index built.
+    run(small(&home), &first).ok().has(Either, &["up to date"]);
+    let score = |home: &Path| {
+        let ran = run(
+            small(home),
+            &[
+                "eval",
+                "--dataset",
+                tiny.data(),
+                "--retriever",
+                DENSE,
+                "--json",
+            ],
+        );
+        metric(&ran.ok().json(), "ndcg@10")
+    };
+    assert_eq!(score(&home), score(&whole));
+}
+
 /// `--device cuda:all` hands corpus chunks to one thread per device and writes
 /// them in corpus order; with the CPU standing in for three devices the index
 /// must be byte-identical to a one-device build.
@@ -196,6 +284,7 @@ fn a_build_split_over_several_devices_writes_the_same_index() {
         chunk_docs: 8,
         hnsw: false,
         command: vec!["quarry".into()],
+        slice: None,
         extra_devices,
     };
     let progress = indicatif::ProgressBar::hidden();

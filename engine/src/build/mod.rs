@@ -37,6 +37,7 @@ pub mod encoder;
 pub mod lock;
 pub mod query_cache;
 pub mod shards;
+pub mod slices;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -54,6 +55,7 @@ pub use encoder::{
     default_index_name, precision_name, BuildMode, EncoderSpec, PreparedEncoder, CPU_BATCH_TOKENS,
 };
 pub use query_cache::{query_key, QueryCache, QUERY_CACHE_DIR};
+pub use slices::Slice;
 
 use crate::catalog::{ensure_parent, Catalog};
 use crate::dataset::{Corpus, Dataset, Query};
@@ -75,6 +77,8 @@ pub struct BuildRequest {
     /// (`--device cuda:all`): one model copy and one thread per device, the
     /// chunks written in corpus order by one writer. Queries stay on the first.
     pub extra_devices: Vec<ComputeDevice>,
+    /// `--shard I/N`: encode slice I of N only (see [`slices`]).
+    pub slice: Option<Slice>,
 }
 
 #[derive(Debug)]
@@ -91,6 +95,9 @@ pub struct BuildOutcome {
     pub encode_time: Duration,
     pub total_time: Duration,
     pub fingerprint: String,
+    /// A sharded build: slices finished (of `--shard`'s N) when this process
+    /// was done with its own; `Some(N)` means this process merged them.
+    pub slices_finished: Option<usize>,
 }
 
 impl BuildOutcome {
@@ -106,6 +113,7 @@ impl BuildOutcome {
             encode_time: Duration::ZERO,
             total_time: Duration::ZERO,
             fingerprint,
+            slices_finished: None,
         }
     }
 }
@@ -124,11 +132,38 @@ pub fn build_dense(
     let name = index_name(request, &prepared);
     let dir = catalog.dense_dir(&name, &dataset.name);
     ensure_parent(&dir).map_err(|e| EngineError::io(&dir, e))?;
+    let mut outcome = BuildOutcome::new(dir.clone(), name.clone(), prepared.fingerprint.clone());
+    let mut model = None;
+    if let Some(slice) = request.slice {
+        let encoded = encode_slice(
+            &prepared, &mut model, &corpus, dataset, &name, &dir, slice, request, progress,
+        )?;
+        if let Some((resumed, docs, tokens, time)) = encoded {
+            outcome.resumed_rows = resumed;
+            outcome.docs_encoded = docs;
+            outcome.tokens_encoded = tokens;
+            outcome.encode_time = time;
+        }
+    }
     // Held until the build returns: a second build of this index waits here, then
     // sees what the first one wrote.
     let mut lock = lock::BuildLock::open(&dir)?;
     let _held = lock.acquire(progress)?;
-    let existing = Manifest::load(&dir).map_err(|e| stale_format(&dir, e))?;
+    let mut existing = Manifest::load(&dir).map_err(|e| stale_format(&dir, e))?;
+    if let Some(slice) = request
+        .slice
+        .filter(|_| !existing.as_ref().is_some_and(|m| m.complete))
+    {
+        let finished = slices::finished(&dir, slice.count)?;
+        outcome.slices_finished = Some(finished);
+        if finished < slice.count {
+            // The last slice to finish merges and encodes the queries.
+            outcome.total_time = started.elapsed();
+            return Ok(outcome);
+        }
+        progress.set_message("merging the slices");
+        existing = Some(slices::merge(&dir, slice.count, corpus.docs.len())?);
+    }
     if let Some(manifest) = &existing {
         refuse_if_changed(manifest, &prepared, &corpus, request, &name, dataset, &dir)?;
     }
@@ -136,24 +171,13 @@ pub fn build_dense(
         && BuildInfo::load(&dir)?.is_some()
         && (!request.hnsw || existing.as_ref().is_some_and(|m| m.hnsw.is_some()));
     let mut cache = QueryCache::open(&dir, &prepared.fingerprint)?;
-    let mut outcome = BuildOutcome::new(dir.clone(), name.clone(), prepared.fingerprint.clone());
     if corpus_done && cache.missing(&queries).is_empty() {
-        outcome.up_to_date = true;
+        outcome.up_to_date = outcome.docs_encoded == 0 && outcome.slices_finished.is_none();
         outcome.total_time = started.elapsed();
         return Ok(outcome);
     }
 
-    let model = prepared.load()?;
-    if model.dimension() != prepared.dim {
-        return Err(EngineError::Build {
-            path: request.encoder.model.clone(),
-            detail: format!(
-                "the model produces {} dimensions, its config says {}",
-                model.dimension(),
-                prepared.dim
-            ),
-        });
-    }
+    let model = loaded(&mut model, &prepared, request)?;
     let encode_started = Instant::now();
     if !existing.as_ref().is_some_and(|m| m.complete) {
         let mut extra_models = Vec::with_capacity(request.extra_devices.len());
@@ -162,9 +186,10 @@ pub fn build_dense(
             extra_models.push(prepared.load_on(device)?);
         }
         let models: Vec<&EmbeddingModel> =
-            std::iter::once(&model).chain(extra_models.iter()).collect();
+            std::iter::once(model).chain(extra_models.iter()).collect();
+        let rows = (0, corpus.docs.len());
         let (resumed, tokens) =
-            encode_corpus(&prepared, &models, &corpus, &dir, request, progress)?;
+            encode_corpus(&prepared, &models, &corpus, &dir, rows, request, progress)?;
         outcome.resumed_rows = resumed;
         outcome.docs_encoded = corpus.docs.len() - resumed as usize;
         outcome.tokens_encoded = tokens;
@@ -174,8 +199,55 @@ pub fn build_dense(
         let index = DenseIndex::open(&dir)?;
         HnswIndex::build(&index, HnswParams::default(), &[], 10)?;
     }
-    outcome.encode_time = encode_started.elapsed();
-    let info = BuildInfo {
+    outcome.encode_time += encode_started.elapsed();
+    let encode_seconds = match BuildInfo::load(&dir)? {
+        Some(old) if outcome.docs_encoded == 0 || outcome.slices_finished.is_some() => {
+            old.encode_seconds
+        }
+        _ => outcome.encode_time.as_secs_f64(),
+    };
+    build_info(request, &prepared, dataset, &corpus, name, encode_seconds).store(&dir)?;
+    progress.set_message("encoding queries");
+    let all: Vec<&Query> = queries.iter().collect();
+    outcome.queries_encoded = cache.ensure(&all, &prepared, Some(model))?;
+    outcome.total_time = started.elapsed();
+    Ok(outcome)
+}
+
+/// The model, loaded on first use (a sharded build may need it for its
+/// slice, then again for the queries).
+fn loaded<'m>(
+    slot: &'m mut Option<EmbeddingModel>,
+    prepared: &PreparedEncoder,
+    request: &BuildRequest,
+) -> Result<&'m EmbeddingModel> {
+    if slot.is_none() {
+        let model = prepared.load()?;
+        if model.dimension() != prepared.dim {
+            return Err(EngineError::Build {
+                path: request.encoder.model.clone(),
+                detail: format!(
+                    "the model produces {} dimensions, its config says {}",
+                    model.dimension(),
+                    prepared.dim
+                ),
+            });
+        }
+        *slot = Some(model);
+    }
+    Ok(slot.as_ref().expect("loaded above"))
+}
+
+/// `build.json` of an index (or of a slice) of `dataset` built by `request`.
+fn build_info(
+    request: &BuildRequest,
+    prepared: &PreparedEncoder,
+    dataset: &Dataset,
+    corpus: &Corpus,
+    name: String,
+    encode_seconds: f64,
+) -> BuildInfo {
+    BuildInfo {
         name,
         dataset: dataset.name.clone(),
         encoder: request.encoder.clone(),
@@ -189,17 +261,68 @@ pub fn build_dense(
         docs: corpus.docs.len(),
         dim: prepared.dim,
         command: request.command.clone(),
-        encode_seconds: match BuildInfo::load(&dir)? {
-            Some(old) if outcome.docs_encoded == 0 => old.encode_seconds,
-            _ => outcome.encode_time.as_secs_f64(),
-        },
-    };
-    info.store(&dir)?;
-    progress.set_message("encoding queries");
-    let all: Vec<&Query> = queries.iter().collect();
-    outcome.queries_encoded = cache.ensure(&all, &prepared, Some(&model))?;
-    outcome.total_time = started.elapsed();
-    Ok(outcome)
+        encode_seconds,
+    }
+}
+
+/// Encodes this process's slice of a sharded build into its own folder
+/// (under the slice's lock), unless the index is complete already. Returns
+/// (rows found stored, docs encoded, tokens, time) when it encoded.
+#[allow(clippy::too_many_arguments)]
+fn encode_slice(
+    prepared: &PreparedEncoder,
+    model: &mut Option<EmbeddingModel>,
+    corpus: &Corpus,
+    dataset: &Dataset,
+    name: &str,
+    dir: &Path,
+    slice: Slice,
+    request: &BuildRequest,
+    progress: &ProgressBar,
+) -> Result<Option<(u64, usize, usize, Duration)>> {
+    if Manifest::load(dir)
+        .map_err(|e| stale_format(dir, e))?
+        .is_some_and(|m| m.complete)
+    {
+        return Ok(None);
+    }
+    let folder = slices::slice_dir(dir, slice);
+    let mut lock = slices::slice_lock(dir, slice)?;
+    let _held = lock.acquire(progress)?;
+    if Manifest::load(&folder)?.is_some_and(|m| m.complete) && BuildInfo::load(&folder)?.is_some() {
+        return Ok(None);
+    }
+    let rows = quarry_index::dense::slice_rows(
+        corpus.docs.len(),
+        request.shard_rows,
+        slice.index,
+        slice.count,
+    );
+    let model = loaded(model, prepared, request)?;
+    let mut extra_models = Vec::with_capacity(request.extra_devices.len());
+    for &device in &request.extra_devices {
+        extra_models.push(prepared.load_on(device)?);
+    }
+    let models: Vec<&EmbeddingModel> = std::iter::once(model).chain(extra_models.iter()).collect();
+    let started = Instant::now();
+    let (resumed, tokens) =
+        encode_corpus(prepared, &models, corpus, &folder, rows, request, progress)?;
+    let time = started.elapsed();
+    let info = build_info(
+        request,
+        prepared,
+        dataset,
+        corpus,
+        name.to_string(),
+        time.as_secs_f64(),
+    );
+    info.store(&folder)?;
+    Ok(Some((
+        resumed,
+        rows.1 - rows.0 - resumed as usize,
+        tokens,
+        time,
+    )))
 }
 
 /// The index name: `--name`, else the model's (plus the adapter's, since a
@@ -254,13 +377,20 @@ fn refuse_if_changed(
     })
 }
 
-/// Encodes the documents not yet stored and finishes the index. Returns
-/// (rows found already stored, tokens encoded).
+/// Encodes the documents of corpus rows `[start, end)` not yet stored in
+/// the index at `dir` and finishes it. Returns (rows found already stored,
+/// tokens encoded).
+///
+/// Chunks are cut over the whole corpus whatever the rows asked for, so a
+/// document is encoded in the same batch by a slice as by a whole build: a
+/// chunk that straddles the rows' ends is encoded whole and the writer keeps
+/// only the rows inside.
 fn encode_corpus(
     prepared: &PreparedEncoder,
     models: &[&EmbeddingModel],
     corpus: &Corpus,
     dir: &Path,
+    (start, end): (usize, usize),
     request: &BuildRequest,
     progress: &ProgressBar,
 ) -> Result<(u64, usize)> {
@@ -271,9 +401,17 @@ fn encode_corpus(
         element_type: request.store,
         shard_rows: request.shard_rows,
     };
-    let mut sink = ShardSink::open(dir, spec, corpus, progress)?;
+    let mut sink = ShardSink::open(dir, spec, corpus, (start, end), progress)?;
     let done = sink.rows_done();
-    let plan = chunks::chunk_plan(done, corpus.docs.len(), request.chunk_docs, models.len());
+    let plan: Vec<(usize, usize)> = chunks::chunk_plan(
+        start + done,
+        corpus.docs.len(),
+        request.chunk_docs,
+        models.len(),
+    )
+    .into_iter()
+    .filter(|&(chunk_start, chunk_end)| chunk_start < end && chunk_end > start + done)
+    .collect();
     let encode_chunk = |model: &EmbeddingModel, &(start, end): &(usize, usize)| {
         let docs = &corpus.docs[start..end];
         let titles: Vec<&str> = docs.iter().map(|d| d.title.as_str()).collect();

@@ -1,6 +1,7 @@
 //! Shard writing: encoded chunks go to the index writer in corpus order
 //! (which publishes whole shards atomically), skipping the rows an
-//! interrupted build already stored.
+//! interrupted build already stored and, for a slice of a sharded build
+//! (`--shard I/N`), the rows outside the slice.
 
 use std::path::Path;
 use std::time::Instant;
@@ -16,6 +17,8 @@ pub struct ShardSink<'a> {
     writer: IndexWriter,
     corpus: &'a Corpus,
     progress: &'a ProgressBar,
+    /// The corpus rows `[start, end)` this index holds (all of them, or a slice).
+    rows: (usize, usize),
     /// Rows stored before this run started.
     done: usize,
     started: Instant,
@@ -23,20 +26,22 @@ pub struct ShardSink<'a> {
 }
 
 impl<'a> ShardSink<'a> {
-    /// Opens (or resumes) the index writer at `dir`.
+    /// Opens (or resumes) the index writer at `dir` for the corpus rows
+    /// `[start, end)`.
     pub fn open(
         dir: &Path,
         spec: IndexSpec,
         corpus: &'a Corpus,
+        rows: (usize, usize),
         progress: &'a ProgressBar,
     ) -> Result<ShardSink<'a>> {
         let writer = IndexWriter::create_or_resume(dir, spec)?;
         let done = writer.rows_done() as usize;
-        let total = corpus.docs.len();
+        let total = rows.1 - rows.0;
         if done > total {
             return Err(EngineError::DataCorruption {
                 file: dir.to_path_buf(),
-                detail: format!("the index holds {done} rows, the corpus has {total} documents"),
+                detail: format!("the index holds {done} rows, it should hold {total} documents"),
             });
         }
         progress.set_length(total as u64);
@@ -46,6 +51,7 @@ impl<'a> ShardSink<'a> {
             writer,
             corpus,
             progress,
+            rows,
             done,
             started: Instant::now(),
             tokens: 0,
@@ -63,22 +69,31 @@ impl<'a> ShardSink<'a> {
     }
 
     /// Appends the vectors of documents `[start, end)` (one per document,
-    /// in corpus order), leaving out those stored before.
+    /// in corpus order), leaving out those stored before and those outside
+    /// this index's rows.
     pub fn write_chunk(
         &mut self,
         (start, end): (usize, usize),
         vectors: Vec<Vec<f32>>,
         chunk_tokens: usize,
     ) -> Result<()> {
-        let skip = self.done.saturating_sub(start);
-        let ids: Vec<&str> = self.corpus.docs[start + skip..end]
-            .iter()
-            .map(|d| d.id.as_str())
-            .collect();
-        let flat: Vec<f32> = vectors[skip..].iter().flatten().copied().collect();
-        self.writer.push_batch(&ids, &flat)?;
+        let from = start.max(self.rows.0 + self.done);
+        let to = end.min(self.rows.1);
         self.tokens += chunk_tokens;
-        self.progress.set_position(end as u64);
+        if from < to {
+            let ids: Vec<&str> = self.corpus.docs[from..to]
+                .iter()
+                .map(|d| d.id.as_str())
+                .collect();
+            let flat: Vec<f32> = vectors[from - start..to - start]
+                .iter()
+                .flatten()
+                .copied()
+                .collect();
+            self.writer.push_batch(&ids, &flat)?;
+        }
+        self.progress
+            .set_position(to.saturating_sub(self.rows.0) as u64);
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
         self.progress
             .set_message(format!("{:.0} tokens/s", self.tokens as f64 / secs));

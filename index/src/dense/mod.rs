@@ -36,6 +36,7 @@ pub mod hit;
 pub mod hnsw;
 pub mod kernels;
 pub mod manifest;
+pub mod merge;
 pub mod npy;
 pub mod quant;
 pub mod reader;
@@ -47,6 +48,7 @@ pub use format::ElementType;
 pub use hit::Hit;
 pub use hnsw::{HnswIndex, HnswParams};
 pub use manifest::{HnswEntry, Manifest, ShardEntry};
+pub use merge::{merge_slices, slice_rows};
 pub use reader::{DenseIndex, ShardStatus, Verify};
 
 /// The old home of [`Hit`] and of the dense top-k collector, kept so that
