@@ -27,6 +27,17 @@ fn open(width: f64, height: f64, title: &str) -> String {
     )
 }
 
+/// A round upper bound for an axis and the step of its grid lines: steps
+/// of 0.02, 0.05, 0.1, 0.2 or 0.25, at most seven of them.
+fn axis(max: f64) -> (f64, f64) {
+    let max = max.clamp(0.0, 1.0);
+    let step = [0.02, 0.05, 0.1, 0.2, 0.25]
+        .into_iter()
+        .find(|step| (max / step).ceil() <= 7.0)
+        .unwrap_or(0.25);
+    (((max / step).ceil() * step).max(step), step)
+}
+
 /// A round upper bound for an axis (0.1 steps below 1).
 fn axis_max(max: f64) -> f64 {
     if max <= 0.0 {
@@ -90,21 +101,25 @@ pub fn bars(t: &Comparison, m: usize) -> String {
     let width =
         (left + group_w * groups.len() as f64 + 20.0).max(left + 60.0 + 7.0 * longest as f64);
     let legend_h = 18.0 * n as f64;
-    let height = top + plot_h + 46.0 + legend_h + 30.0;
+    let note = super::columns::legend(t).map_or_else(String::new, |l| format!("▲/▼: {l}"));
+    // About 6 px a character at font size 10.
+    let note_lines = wrap(&note, ((width - left - 16.0) / 6.0) as usize);
+    let height = top + plot_h + 46.0 + legend_h + 16.0 + 14.0 * note_lines.len() as f64;
     let max = groups
         .iter()
         .flat_map(|g| g.bars.iter().flatten())
         .map(|(mean, ci, _)| ci.map_or(*mean, |c| c.1))
         .fold(0.0f64, f64::max);
-    let scale = axis_max(max.min(1.0));
+    let (scale, step) = axis(max);
     let y = |v: f64| top + plot_h - (v.clamp(0.0, scale) / scale) * plot_h;
     let mut s = open(
         width,
         height,
         &format!("{} (mean and 95% confidence interval)", t.metrics[m]),
     );
-    for i in 0..=5 {
-        let v = scale * f64::from(i) / 5.0;
+    let lines = (scale / step).round() as u32;
+    for i in 0..=lines {
+        let v = step * f64::from(i);
         let yy = y(v);
         let _ = write!(
             s,
@@ -192,14 +207,41 @@ pub fn bars(t: &Comparison, m: usize) -> String {
             xml_escape(name)
         );
     }
-    let note = super::columns::legend(t).map_or_else(String::new, |l| format!("▲/▼: {l}"));
-    let _ = writeln!(
-        s,
-        "<text x=\"{left}\" y=\"{:.1}\" font-size=\"10\" fill=\"#555\">{}</text>\n</svg>",
-        height - 10.0,
-        xml_escape(&note)
-    );
+    for (i, line) in note_lines.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "<text x=\"{left}\" y=\"{:.1}\" font-size=\"10\" fill=\"#555\">{}</text>",
+            top + plot_h + 46.0 + legend_h + 12.0 + 14.0 * i as f64,
+            xml_escape(line)
+        );
+    }
+    s.push_str("</svg>\n");
     s
+}
+
+/// "= 0.034", or "< 0.001" where three decimals would print zero.
+fn p_label(p: f64) -> String {
+    if p < 0.001 {
+        "< 0.001".to_string()
+    } else {
+        format!("= {p:.3}")
+    }
+}
+
+/// `text` cut at spaces into lines of at most `width` characters (a longer
+/// word stays whole on its own line).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width.max(1) => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
 }
 
 /// Per-query differences (retriever − reference) on dataset `d` under
@@ -242,8 +284,8 @@ pub fn differences(t: &Comparison, d: usize, m: usize) -> Option<String> {
         diffs.sort_by(|a, b| b.total_cmp(a));
         let span = diffs.iter().fold(0.0f64, |a, d| a.max(d.abs()));
         let span = axis_max(span.min(1.0));
-        let y0 = top + p as f64 * panel_h + 26.0;
-        let h = panel_h - 44.0;
+        let y0 = top + p as f64 * panel_h + 40.0;
+        let h = panel_h - 58.0;
         let mid = y0 + h / 2.0;
         let y = |v: f64| mid - v / span * (h / 2.0);
         let (wins, ties, losses) = diffs.iter().fold((0, 0, 0), |(w, t, l), d| {
@@ -256,16 +298,22 @@ pub fn differences(t: &Comparison, d: usize, m: usize) -> Option<String> {
             }
         });
         let mean = diffs.iter().sum::<f64>() / diffs.len() as f64;
-        let p_text = cell
-            .p_adjusted
-            .or(cell.p_value)
-            .map_or_else(String::new, |p| format!(", p = {p:.3}"));
+        let p_text = match (cell.p_value, cell.p_adjusted) {
+            (Some(p), Some(adjusted)) if adjusted != p => {
+                format!(", p {} (adjusted {})", p_label(p), p_label(adjusted))
+            }
+            (Some(p), _) => format!(", p {}", p_label(p)),
+            _ => String::new(),
+        };
         let _ = writeln!(
             s,
-            "<text x=\"{left}\" y=\"{:.1}\" font-size=\"12\">{} − {}: mean {mean:+.4}{p_text}; better on {wins}, equal on {ties}, worse on {losses} queries</text>",
-            y0 - 8.0,
+            "<text x=\"{left}\" y=\"{:.1}\" font-size=\"12\" font-weight=\"bold\">{} − {}</text>\n\
+             <text x=\"{left}\" y=\"{:.1}\" font-size=\"11\" fill=\"#333\">mean {mean:+.4}{p_text}; \
+             better on {wins}, equal on {ties}, worse on {losses} queries</text>",
+            y0 - 22.0,
             xml_escape(&t.retrievers[r]),
-            xml_escape(&t.retrievers[reference])
+            xml_escape(&t.retrievers[reference]),
+            y0 - 8.0,
         );
         for v in [span, span / 2.0, 0.0, -span / 2.0, -span] {
             let yy = y(v);
