@@ -137,6 +137,12 @@ fn load_query_encoders(retriever: &Retriever) -> Result<()> {
     match retriever {
         Retriever::Bm25(_) => Ok(()),
         Retriever::Dense(dense, _) => Ok(dense.load_query_encoder()?),
+        // The shell searches free text, which a run file has no ranking for.
+        Retriever::RunFile(run) => Err(crate::args::UsageError(format!(
+            "run:{} ranks only the queries it holds; the search shell needs bm25, dense:NAME or a hybrid of them",
+            run.path().display()
+        ))
+        .into()),
         Retriever::Hybrid { first, second, .. } => {
             load_query_encoders(first)?;
             load_query_encoders(second)

@@ -25,57 +25,27 @@ mod tiny_fixtures;
 
 /// A registry naming the tiny dataset four times (two `text`, two `code`
 /// entries over the same folder), with published values for `tiny-a`.
-const REGISTRY: &str = r#"
-[[dataset]]
-name = "tiny-a"
-path = "tiny"
-split = "test"
-remove_self = false
-corpus_sha256 = ""
-url = ""
-kind = "text"
-
-[[dataset]]
-name = "tiny-b"
-path = "tiny"
-split = "test"
-remove_self = false
-corpus_sha256 = ""
-url = ""
-kind = "text"
-
-[[dataset]]
-name = "tiny-c"
-path = "tiny"
-split = "test"
-remove_self = false
-corpus_sha256 = ""
-url = ""
-kind = "code"
-
-[[dataset]]
-name = "tiny-d"
-path = "tiny"
-split = "test"
-remove_self = false
-corpus_sha256 = ""
-url = ""
-kind = "code"
-
-[[published]]
-source = "Example et al. 2025, Table 1"
-retriever = "bm25"
-dataset = "tiny-a"
-metric = "ndcg@10"
-value = 0.5
-
-[[published]]
-source = "Example et al. 2025, Table 1"
-retriever = "dense:tiny-bert"
-dataset = "tiny-a"
-metric = "ndcg@10"
-value = 0.25
-"#;
+fn registry() -> String {
+    let mut toml = String::new();
+    for (name, kind) in [
+        ("tiny-a", "text"),
+        ("tiny-b", "text"),
+        ("tiny-c", "code"),
+        ("tiny-d", "code"),
+    ] {
+        toml += &format!(
+            "[[dataset]]\nname = \"{name}\"\npath = \"tiny\"\nsplit = \"test\"\nremove_self = false\n\
+             corpus_sha256 = \"\"\nurl = \"\"\nkind = \"{kind}\"\n\n"
+        );
+    }
+    for (retriever, value) in [("bm25", 0.5), ("dense:tiny-bert", 0.25)] {
+        toml += &format!(
+            "[[published]]\nsource = \"Example et al. 2025, Table 1\"\nretriever = \"{retriever}\"\n\
+             dataset = \"tiny-a\"\nmetric = \"ndcg@10\"\nvalue = {value}\n\n"
+        );
+    }
+    toml
+}
 
 /// The tiny model, the tiny dataset, the registry above, and a data home
 /// where the tiny model's index of `tiny-a` is built.
@@ -88,7 +58,7 @@ impl Setup {
         let tmp = tempfile::tempdir().unwrap();
         let model = tiny_model(tmp.path());
         tiny_dataset(tmp.path(), 40);
-        write_file(tmp.path(), "registry.toml", REGISTRY);
+        write_file(tmp.path(), "registry.toml", &registry());
         let setup = Setup { tmp };
         setup
             .quarry(&[
@@ -408,7 +378,7 @@ fn groups_are_averaged_and_published_values_shown() {
     let bad = setup.path("bad.toml");
     std::fs::write(
         &bad,
-        REGISTRY.replace(
+        registry().replace(
             "metric = \"ndcg@10\"\nvalue = 0.25",
             "metric = \"ndcg10\"\nvalue = 0.25",
         ),
@@ -479,4 +449,95 @@ fn contradictory_flags_are_usage_errors() {
         ])
         .exit(2)
         .has(Either, &["at least two retrievers"]);
+}
+
+/// `run:PATH` puts another tool's run beside quarry's retrievers: Pyserini's
+/// BM25 run of nfcorpus (its top 10) scores exactly as quarry's BM25 on
+/// ndcg@10, query by query, so the test finds no difference; a hybrid fuses it.
+#[test]
+fn run_files_are_retrievers_in_compare_eval_and_hybrids() {
+    let home = tempfile::tempdir().unwrap();
+    let pyserini = common::pyserini_run();
+    let run_spec = format!("run:{}", pyserini.display());
+    let retrievers = format!("bm25,{run_spec},hybrid:rrf(bm25,{run_spec})");
+    let json = common::quarry_home(
+        home.path(),
+        &[
+            "compare",
+            "--datasets",
+            "nfcorpus",
+            "--retrievers",
+            &retrievers,
+            "--metrics",
+            "ndcg@10",
+            "--baseline",
+            "bm25",
+            "--format",
+            "json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(json["retrievers"][1], run_spec.as_str());
+    let cells = &json["rows"][0]["cells"];
+    let mean = |r: usize| cells[r][0]["mean"].as_f64().unwrap();
+    assert!((mean(0) - 0.3218).abs() < 5e-5, "{}", mean(0));
+    assert_eq!(mean(1), mean(0), "Pyserini's top 10 equals quarry's BM25");
+    assert_eq!(cells[1][0]["p_value"], 1.0);
+    assert_eq!(cells[1][0]["verdict"], "same");
+    assert!(cells[2][0]["mean"].as_f64().unwrap() > 0.0);
+
+    // eval --retriever run:PATH scores what eval --run PATH scores.
+    let by_spec = common::quarry_home(
+        home.path(),
+        &[
+            "eval",
+            "--dataset",
+            "nfcorpus",
+            "--retriever",
+            &run_spec,
+            "--metrics",
+            "ndcg@10,mrr@10",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    let by_flag = common::quarry_home(
+        home.path(),
+        &[
+            "eval",
+            "--dataset",
+            "nfcorpus",
+            "--run",
+            pyserini.to_str().unwrap(),
+            "--metrics",
+            "ndcg@10,mrr@10",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(by_spec["metrics"], by_flag["metrics"]);
+
+    // A run file that is not there is an error naming it.
+    common::quarry_home(
+        home.path(),
+        &[
+            "compare",
+            "--datasets",
+            "nfcorpus",
+            "--retrievers",
+            "bm25,run:/no/such.trec",
+        ],
+    )
+    .exit(1)
+    .has(Either, &["/no/such.trec"]);
+    // The search shell takes free text, which a run file cannot rank.
+    common::quarry_home(
+        home.path(),
+        &["search", "--dataset", "nfcorpus", "--retriever", &run_spec],
+    )
+    .exit(2)
+    .has(Either, &["ranks only the queries it holds"]);
 }

@@ -2,7 +2,7 @@
 //! metric (as the study's tables group theirs), inside it one column per
 //! dataset and then the group averages; one row per retriever.
 
-use super::{Cell, Comparison};
+use super::{Cell, Comparison, Verdict};
 
 /// What a column shows.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +44,60 @@ impl Column {
         (0..t.retrievers.len())
             .filter_map(|r| self.value(t, r).0)
             .reduce(f64::max)
+    }
+}
+
+/// How a table format writes the parts of a cell.
+pub struct CellStyle {
+    /// The cell of a retriever that could not run.
+    pub missing: &'static str,
+    /// The best value of a column, given its text.
+    pub bold: fn(&str) -> String,
+    pub better: &'static str,
+    pub worse: &'static str,
+    /// The published value after quarry's, given its text.
+    pub published: fn(&str) -> String,
+}
+
+/// One row of a table: the text of `retriever`'s cell in every column,
+/// each column's best value in bold (when there are several retrievers),
+/// the verdict's marker and the published value.
+pub fn row_cells(
+    t: &Comparison,
+    columns: &[Column],
+    retriever: usize,
+    style: &CellStyle,
+) -> Vec<String> {
+    columns
+        .iter()
+        .map(|column| {
+            let (value, cell) = column.value(t, retriever);
+            let Some(value) = value else {
+                return style.missing.to_string();
+            };
+            let mut text = format!("{value:.4}");
+            if t.retrievers.len() > 1 && Some(value) == column.best(t) {
+                text = (style.bold)(&text);
+            }
+            match cell.and_then(|c| c.verdict) {
+                Some(Verdict::Better) => text += style.better,
+                Some(Verdict::Worse) => text += style.worse,
+                _ => {}
+            }
+            if let Some(published) = cell.and_then(|c| c.published) {
+                text += &(style.published)(&format!("{published:.4}"));
+            }
+            text
+        })
+        .collect()
+}
+
+/// A retriever's label, marked when it is the baseline.
+pub fn row_label(t: &Comparison, retriever: usize, name: String) -> String {
+    if t.baseline.as_deref() == Some(t.retrievers[retriever].as_str()) {
+        format!("{name} (baseline)")
+    } else {
+        name
     }
 }
 

@@ -5,8 +5,8 @@
 
 use std::io::Write;
 
-use super::columns::{columns, legend, query_counts};
-use super::{Comparison, Verdict};
+use super::columns::{columns, legend, query_counts, row_cells, row_label, CellStyle};
+use super::Comparison;
 
 /// Escapes LaTeX's special characters in a name.
 pub fn escape(text: &str) -> String {
@@ -55,35 +55,16 @@ pub fn write(out: &mut (impl Write + ?Sized), t: &Comparison) -> std::io::Result
     let labels: Vec<String> = columns.iter().map(|c| escape(&c.label)).collect();
     writeln!(out, "Retriever & {} \\\\", labels.join(" & "))?;
     writeln!(out, "\\midrule")?;
-    let best: Vec<Option<f64>> = columns.iter().map(|c| c.best(t)).collect();
+    let style = CellStyle {
+        missing: "--",
+        bold: |text| format!("\\textbf{{{text}}}"),
+        better: "$^{\\uparrow}$",
+        worse: "$^{\\downarrow}$",
+        published: |text| format!(" {{\\scriptsize({text})}}"),
+    };
     for (r, name) in t.retrievers.iter().enumerate() {
-        let cells: Vec<String> = columns
-            .iter()
-            .zip(&best)
-            .map(|(column, best)| {
-                let (value, cell) = column.value(t, r);
-                let Some(value) = value else {
-                    return "--".to_string();
-                };
-                let mut text = format!("{value:.4}");
-                if t.retrievers.len() > 1 && Some(value) == *best {
-                    text = format!("\\textbf{{{text}}}");
-                }
-                match cell.and_then(|c| c.verdict) {
-                    Some(Verdict::Better) => text += "$^{\\uparrow}$",
-                    Some(Verdict::Worse) => text += "$^{\\downarrow}$",
-                    _ => {}
-                }
-                if let Some(published) = cell.and_then(|c| c.published) {
-                    text += &format!(" {{\\scriptsize({published:.4})}}");
-                }
-                text
-            })
-            .collect();
-        let mut label = escape(name);
-        if t.baseline.as_deref() == Some(name.as_str()) {
-            label += " (baseline)";
-        }
+        let cells = row_cells(t, &columns, r, &style);
+        let label = row_label(t, r, escape(name));
         writeln!(out, "{label} & {} \\\\", cells.join(" & "))?;
     }
     writeln!(out, "\\bottomrule")?;

@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
-use super::columns::{columns, legend, query_counts};
-use super::{Comparison, Verdict};
+use super::columns::{columns, legend, query_counts, row_cells, row_label, CellStyle};
+use super::Comparison;
 
 pub fn write(out: &mut (impl Write + ?Sized), t: &Comparison) -> std::io::Result<()> {
     let columns = columns(t);
@@ -27,36 +27,16 @@ pub fn write(out: &mut (impl Write + ?Sized), t: &Comparison) -> std::io::Result
     };
     writeln!(out, "| {corner} | {} |", headers.join(" | "))?;
     writeln!(out, "|---|{}", "---:|".repeat(columns.len()))?;
-    let best: Vec<Option<f64>> = columns.iter().map(|c| c.best(t)).collect();
+    let style = CellStyle {
+        missing: "—",
+        bold: |text| format!("**{text}**"),
+        better: "▲",
+        worse: "▼",
+        published: |text| format!(" ({text})"),
+    };
     for (r, name) in t.retrievers.iter().enumerate() {
-        let label = if t.baseline.as_deref() == Some(name.as_str()) {
-            format!("{name} (baseline)")
-        } else {
-            name.clone()
-        };
-        let cells: Vec<String> = columns
-            .iter()
-            .zip(&best)
-            .map(|(column, best)| {
-                let (value, cell) = column.value(t, r);
-                let Some(value) = value else {
-                    return "—".to_string();
-                };
-                let mut text = format!("{value:.4}");
-                if t.retrievers.len() > 1 && Some(value) == *best {
-                    text = format!("**{text}**");
-                }
-                match cell.and_then(|c| c.verdict) {
-                    Some(Verdict::Better) => text.push('▲'),
-                    Some(Verdict::Worse) => text.push('▼'),
-                    _ => {}
-                }
-                if let Some(published) = cell.and_then(|c| c.published) {
-                    text += &format!(" ({published:.4})");
-                }
-                text
-            })
-            .collect();
+        let label = row_label(t, r, name.clone());
+        let cells = row_cells(t, &columns, r, &style);
         writeln!(out, "| {label} | {} |", cells.join(" | "))?;
     }
     writeln!(out)?;

@@ -16,6 +16,7 @@
 
 pub mod bm25;
 pub mod dense;
+pub mod run_file;
 pub mod spec;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,6 +28,7 @@ use indicatif::ProgressBar;
 
 pub use bm25::Bm25Retriever;
 pub use dense::{DenseRetriever, DenseSearch};
+pub use run_file::RunFileRetriever;
 pub use spec::{split_top_level, RetrieverSpec, SpecError};
 
 use crate::catalog::Catalog;
@@ -45,6 +47,7 @@ pub const SEARCH_FUSION_DEPTH: usize = 100;
 pub enum Retriever {
     Bm25(Rc<Bm25Retriever>),
     Dense(Rc<DenseRetriever>, DenseSearch),
+    RunFile(Rc<RunFileRetriever>),
     Hybrid {
         fusion: Fusion,
         first: Box<Retriever>,
@@ -95,6 +98,7 @@ impl Retriever {
             Retriever::Dense(dense, DenseSearch::Hnsw) => {
                 RetrieverSpec::Hnsw(dense.name().to_string())
             }
+            Retriever::RunFile(run) => RetrieverSpec::RunFile(run.path().to_path_buf()),
             Retriever::Hybrid {
                 fusion,
                 first,
@@ -125,6 +129,14 @@ impl Retriever {
                 let dir = dense.dir().to_path_buf();
                 (lists, dir, true, dense.open_time, encoded, encode_time)
             }
+            Retriever::RunFile(run) => (
+                run.retrieve(queries, k),
+                run.path().to_path_buf(),
+                true,
+                run.open_time,
+                0,
+                Duration::ZERO,
+            ),
             Retriever::Hybrid {
                 fusion,
                 first,
@@ -159,6 +171,7 @@ impl Retriever {
                 let (hits, encode) = dense.search(text, k, *how)?;
                 Ok((hits, encode, started.elapsed() - encode))
             }
+            Retriever::RunFile(run) => Ok((run.search()?, Duration::ZERO, Duration::ZERO)),
             Retriever::Hybrid {
                 fusion,
                 first,
@@ -221,6 +234,7 @@ pub struct Retrievers {
     build_progress: ProgressBar,
     bm25: Option<Rc<Bm25Retriever>>,
     dense: BTreeMap<String, Rc<DenseRetriever>>,
+    runs: BTreeMap<PathBuf, Rc<RunFileRetriever>>,
 }
 
 impl Retrievers {
@@ -239,6 +253,7 @@ impl Retrievers {
             build_progress,
             bm25: None,
             dense: BTreeMap::new(),
+            runs: BTreeMap::new(),
         }
     }
 
@@ -256,6 +271,7 @@ impl Retrievers {
             RetrieverSpec::Bm25 => Retriever::Bm25(self.bm25()?),
             RetrieverSpec::Dense(name) => Retriever::Dense(self.dense(name)?, DenseSearch::Exact),
             RetrieverSpec::Hnsw(name) => Retriever::Dense(self.dense(name)?, DenseSearch::Hnsw),
+            RetrieverSpec::RunFile(path) => Retriever::RunFile(self.run_file(path)?),
             RetrieverSpec::Hybrid {
                 fusion,
                 first,
@@ -293,6 +309,15 @@ impl Retrievers {
             name,
         )?);
         self.dense.insert(name.to_string(), Rc::clone(&opened));
+        Ok(opened)
+    }
+
+    fn run_file(&mut self, path: &std::path::Path) -> Result<Rc<RunFileRetriever>> {
+        if let Some(open) = self.runs.get(path) {
+            return Ok(Rc::clone(open));
+        }
+        let opened = Rc::new(RunFileRetriever::open(path)?);
+        self.runs.insert(path.to_path_buf(), Rc::clone(&opened));
         Ok(opened)
     }
 

@@ -12,6 +12,8 @@ use crate::fusion::{Fusion, DEFAULT_RRF_K};
 /// - `hybrid:rrf(A,B)` or `hybrid:rrf(k=K,A,B)`: reciprocal rank fusion of
 ///   two retrievers (k = 60 by default)
 /// - `hybrid:interp(ALPHA,A,B)`: min-max score interpolation, ALPHA on A
+/// - `run:PATH`: the rankings of a TREC run file (another tool's), which may
+///   not hold a comma or a parenthesis in a list
 ///
 /// A and B are retriever specs themselves, so hybrids nest.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,6 +21,7 @@ pub enum RetrieverSpec {
     Bm25,
     Dense(String),
     Hnsw(String),
+    RunFile(std::path::PathBuf),
     Hybrid {
         fusion: Fusion,
         first: Box<RetrieverSpec>,
@@ -28,7 +31,7 @@ pub enum RetrieverSpec {
 
 /// Why a retriever spec did not parse; the message names the offending part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("retriever `{spec}`: {detail} (expected bm25, dense:NAME, hnsw:NAME, hybrid:rrf(A,B), hybrid:rrf(k=60,A,B) or hybrid:interp(0.5,A,B))")]
+#[error("retriever `{spec}`: {detail} (expected bm25, dense:NAME, hnsw:NAME, run:PATH, hybrid:rrf(A,B), hybrid:rrf(k=60,A,B) or hybrid:interp(0.5,A,B))")]
 pub struct SpecError {
     pub spec: String,
     pub detail: String,
@@ -43,6 +46,13 @@ impl RetrieverSpec {
         let text = spec.trim();
         if text == "bm25" {
             return Ok(RetrieverSpec::Bm25);
+        }
+        if let Some(path) = text.strip_prefix("run:") {
+            let path = path.trim();
+            if path.is_empty() {
+                return Err(fail("run: needs the path of a TREC run file".into()));
+            }
+            return Ok(RetrieverSpec::RunFile(path.into()));
         }
         for (prefix, make) in [
             (
@@ -136,7 +146,7 @@ impl RetrieverSpec {
     /// Every dense index name the spec uses.
     pub fn dense_names(&self) -> Vec<&str> {
         match self {
-            RetrieverSpec::Bm25 => Vec::new(),
+            RetrieverSpec::Bm25 | RetrieverSpec::RunFile(_) => Vec::new(),
             RetrieverSpec::Dense(name) | RetrieverSpec::Hnsw(name) => vec![name.as_str()],
             RetrieverSpec::Hybrid { first, second, .. } => {
                 let mut names = first.dense_names();
@@ -153,6 +163,7 @@ impl std::fmt::Display for RetrieverSpec {
             RetrieverSpec::Bm25 => f.write_str("bm25"),
             RetrieverSpec::Dense(name) => write!(f, "dense:{name}"),
             RetrieverSpec::Hnsw(name) => write!(f, "hnsw:{name}"),
+            RetrieverSpec::RunFile(path) => write!(f, "run:{}", path.display()),
             RetrieverSpec::Hybrid {
                 fusion: Fusion::Rrf { k },
                 first,
