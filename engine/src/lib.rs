@@ -50,6 +50,7 @@ pub mod retriever;
 pub mod run;
 pub mod split;
 pub mod stats;
+pub mod svg;
 pub mod textio;
 pub mod train;
 pub mod train_data;

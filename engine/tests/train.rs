@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use indicatif::ProgressBar;
 use quarry_encoder::lora::{LoraAdapter, ADAPTER_WEIGHTS_FILE};
 use quarry_encoder::ComputeDevice;
-use quarry_engine::train::{train, TrainJob, TrainSettings, CHECKPOINT_FILE};
+use quarry_engine::train::{train, TrainJob, TrainSettings, CHECKPOINT_FILE, LOSS_PLOT_FILE};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/lora")
@@ -52,6 +52,8 @@ fn resumed_run_ends_with_the_bytes_of_an_uninterrupted_one() {
     assert_eq!(summary.step, 4);
     assert!(summary.last_loss.unwrap().is_finite());
     let expected = std::fs::read(whole.output.join(ADAPTER_WEIGHTS_FILE)).unwrap();
+    let whole_curve = summary.loss_curve.clone();
+    assert_eq!(whole_curve, summary.step_losses);
 
     let mut first_half = job(&dir.path().join("halves"));
     first_half.stop_after = Some(2);
@@ -78,6 +80,11 @@ fn resumed_run_ends_with_the_bytes_of_an_uninterrupted_one() {
     let summary = train(&again, &hidden).unwrap();
     assert_eq!(summary.resumed_from_step, Some(3));
     assert!(summary.finished);
+    // The loss curve spans the resumes and equals the uninterrupted one's.
+    assert_eq!(summary.loss_curve.len(), 4);
+    assert_eq!(summary.loss_curve, whole_curve);
+    let picture = std::fs::read_to_string(again.output.join(LOSS_PLOT_FILE)).unwrap();
+    assert!(picture.contains("4 of 4 steps") && picture.contains("resumed after step 3"));
     let resumed = std::fs::read(again.output.join(ADAPTER_WEIGHTS_FILE)).unwrap();
     assert!(
         expected == resumed,

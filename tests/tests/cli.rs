@@ -446,6 +446,108 @@ fn bm25_on_nfcorpus_matches_pyserini_and_reuses_its_index() {
     assert_eq!(rescored["metrics"], built["metrics"]);
 }
 
+/// kill -9 in the middle of `quarry train` (checkpoints after every step, each written
+/// atomically) loses at most the step under way: `--resume` ends with the adapter bytes and
+/// the loss curve of an uninterrupted run.
+#[test]
+fn a_training_killed_mid_run_resumes_to_the_same_adapter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixtures = repo_root().join("tests/fixtures/lora");
+    let args = |output: &Path| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "train",
+            "--model",
+            fixtures.join("tiny_qwen2").to_str().unwrap(),
+            "--train",
+            fixtures.join("train.jsonl").to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(
+            [
+                "--rank",
+                "4",
+                "--batch",
+                "4",
+                "--micro-batch",
+                "2",
+                "--group-size",
+                "3",
+                "--query-max-len",
+                "32",
+                "--passage-max-len",
+                "64",
+                "--epochs",
+                "4",
+                "--checkpoint-every",
+                "1",
+                "--json",
+            ]
+            .map(String::from),
+        );
+        args
+    };
+    let whole = tmp.path().join("whole");
+    let whole_args = args(&whole);
+    let split: Vec<&str> = whole_args.iter().map(String::as_str).collect();
+    let whole_summary = run(in_dir(tmp.path()), &split).ok().json();
+    let steps = whole_summary["total_steps"].as_u64().unwrap();
+    assert_eq!(steps, 16);
+    let expected = std::fs::read(whole.join("adapter_model.safetensors")).unwrap();
+
+    let killed = tmp.path().join("killed");
+    let killed_args = args(&killed);
+    let mut child = in_dir(tmp.path())
+        .args(&killed_args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = killed.join("checkpoint.safetensors");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        // Killed a little after the first checkpoint: somewhere in steps 2 to 16.
+        if checkpoint.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            child.kill().unwrap();
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 120 s"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "training finished before it could be killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.wait().unwrap();
+    assert!(!killed.join("adapter_model.safetensors").exists());
+
+    let mut resume_args = killed_args.clone();
+    resume_args.push("--resume".into());
+    let split: Vec<&str> = resume_args.iter().map(String::as_str).collect();
+    let resumed = run(in_dir(tmp.path()), &split).ok().json();
+    let from = resumed["resumed_from_step"].as_u64().unwrap();
+    assert!((1..steps).contains(&from), "resumed from step {from}");
+    assert_eq!(resumed["finished"], true);
+    assert_eq!(resumed["loss_curve"], whole_summary["loss_curve"]);
+    let adapter = std::fs::read(killed.join("adapter_model.safetensors")).unwrap();
+    assert!(
+        adapter == expected,
+        "the resumed adapter differs from the uninterrupted one"
+    );
+    let picture = std::fs::read_to_string(killed.join("loss.svg")).unwrap();
+    assert!(
+        picture.contains(&format!("resumed after step {from}")),
+        "{picture}"
+    );
+}
+
 /// Without a terminal `quarry train` logs a line per micro-batch of its first step and a line
 /// per step on stderr (the bar would not draw in a batch job's log), and `--json` prints the
 /// summary with its loss curve.
@@ -497,6 +599,12 @@ fn train_logs_a_line_per_step_when_stderr_is_not_a_terminal() {
         .lacks(Stderr, &["step 2 micro-batch"]);
     let summary = trained.json();
     assert_eq!(summary["step_losses"].as_array().unwrap().len(), 2);
+    assert_eq!(summary["loss_curve"], summary["step_losses"]);
+    let picture = std::fs::read_to_string(output.join("loss.svg")).unwrap();
+    assert!(
+        picture.starts_with("<svg ") && picture.contains("2 of 2 steps"),
+        "{picture}"
+    );
     assert!(output.join("adapter_model.safetensors").is_file());
 }
 

@@ -5,47 +5,11 @@
 use std::fmt::Write as _;
 
 use super::{Comparison, Verdict};
+use crate::svg;
 
 const COLORS: [&str; 8] = [
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f",
 ];
-
-pub fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn open(width: f64, height: f64, title: &str) -> String {
-    format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
-         viewBox=\"0 0 {width:.0} {height:.0}\" font-family=\"DejaVu Sans, Arial, sans-serif\" \
-         font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"16\" y=\"22\" font-size=\"14\" font-weight=\"bold\">{}</text>\n",
-        xml_escape(title)
-    )
-}
-
-/// A round upper bound for an axis and the step of its grid lines: steps
-/// of 0.02, 0.05, 0.1, 0.2 or 0.25, at most seven of them.
-fn axis(max: f64) -> (f64, f64) {
-    let max = max.clamp(0.0, 1.0);
-    let step = [0.02, 0.05, 0.1, 0.2, 0.25]
-        .into_iter()
-        .find(|step| (max / step).ceil() <= 7.0)
-        .unwrap_or(0.25);
-    (((max / step).ceil() * step).max(step), step)
-}
-
-/// A round upper bound for an axis (0.1 steps below 1).
-fn axis_max(max: f64) -> f64 {
-    if max <= 0.0 {
-        1.0
-    } else {
-        ((max * 10.0).ceil() / 10.0).max(0.1)
-    }
-}
 
 /// Grouped bars for metric `m`: one group per dataset and per average, one
 /// bar per retriever, 95% intervals as whiskers, ▲/▼ over a bar that is
@@ -103,16 +67,16 @@ pub fn bars(t: &Comparison, m: usize) -> String {
     let legend_h = 18.0 * n as f64;
     let note = super::columns::legend(t).map_or_else(String::new, |l| format!("▲/▼: {l}"));
     // About 6 px a character at font size 10.
-    let note_lines = wrap(&note, ((width - left - 16.0) / 6.0) as usize);
+    let note_lines = svg::wrap(&note, ((width - left - 16.0) / 6.0) as usize);
     let height = top + plot_h + 46.0 + legend_h + 16.0 + 14.0 * note_lines.len() as f64;
     let max = groups
         .iter()
         .flat_map(|g| g.bars.iter().flatten())
         .map(|(mean, ci, _)| ci.map_or(*mean, |c| c.1))
         .fold(0.0f64, f64::max);
-    let (scale, step) = axis(max);
+    let (scale, step) = svg::axis(max.clamp(0.0, 1.0));
     let y = |v: f64| top + plot_h - (v.clamp(0.0, scale) / scale) * plot_h;
-    let mut s = open(
+    let mut s = svg::open(
         width,
         height,
         &format!("{} (mean and 95% confidence interval)", t.metrics[m]),
@@ -150,7 +114,7 @@ pub fn bars(t: &Comparison, m: usize) -> String {
                 y(*mean),
                 top + plot_h - y(*mean),
                 COLORS[i % COLORS.len()],
-                xml_escape(&t.retrievers[i])
+                svg::xml_escape(&t.retrievers[i])
             );
             let mut label_y = y(*mean) - 4.0;
             if let Some((low, high)) = ci {
@@ -180,7 +144,7 @@ pub fn bars(t: &Comparison, m: usize) -> String {
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             x0 + bar_w * n as f64 / 2.0 - 2.0,
             top + plot_h + 16.0,
-            xml_escape(&group.label)
+            svg::xml_escape(&group.label)
         );
     }
     let _ = writeln!(
@@ -204,7 +168,7 @@ pub fn bars(t: &Comparison, m: usize) -> String {
             yy - 10.0,
             COLORS[i % COLORS.len()],
             left + 18.0,
-            xml_escape(name)
+            svg::xml_escape(name)
         );
     }
     for (i, line) in note_lines.iter().enumerate() {
@@ -212,7 +176,7 @@ pub fn bars(t: &Comparison, m: usize) -> String {
             s,
             "<text x=\"{left}\" y=\"{:.1}\" font-size=\"10\" fill=\"#555\">{}</text>",
             top + plot_h + 46.0 + legend_h + 12.0 + 14.0 * i as f64,
-            xml_escape(line)
+            svg::xml_escape(line)
         );
     }
     s.push_str("</svg>\n");
@@ -226,22 +190,6 @@ fn p_label(p: f64) -> String {
     } else {
         format!("= {p:.3}")
     }
-}
-
-/// `text` cut at spaces into lines of at most `width` characters (a longer
-/// word stays whole on its own line).
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines: Vec<String> = Vec::new();
-    for word in text.split_whitespace() {
-        match lines.last_mut() {
-            Some(line) if line.chars().count() + 1 + word.chars().count() <= width.max(1) => {
-                line.push(' ');
-                line.push_str(word);
-            }
-            _ => lines.push(word.to_string()),
-        }
-    }
-    lines
 }
 
 /// Per-query differences (retriever − reference) on dataset `d` under
@@ -265,7 +213,7 @@ pub fn differences(t: &Comparison, d: usize, m: usize) -> Option<String> {
     let (left, top, panel_h, plot_w) = (58.0, 44.0, 170.0, 640.0);
     let width = left + plot_w + 24.0;
     let height = top + panel_h * others.len() as f64 + 12.0;
-    let mut s = open(
+    let mut s = svg::open(
         width,
         height,
         &format!(
@@ -283,7 +231,7 @@ pub fn differences(t: &Comparison, d: usize, m: usize) -> Option<String> {
             .collect();
         diffs.sort_by(|a, b| b.total_cmp(a));
         let span = diffs.iter().fold(0.0f64, |a, d| a.max(d.abs()));
-        let span = axis_max(span.min(1.0));
+        let span = svg::axis(span.min(1.0)).0;
         let y0 = top + p as f64 * panel_h + 40.0;
         let h = panel_h - 58.0;
         let mid = y0 + h / 2.0;
@@ -311,8 +259,8 @@ pub fn differences(t: &Comparison, d: usize, m: usize) -> Option<String> {
              <text x=\"{left}\" y=\"{:.1}\" font-size=\"11\" fill=\"#333\">mean {mean:+.4}{p_text}; \
              better on {wins}, equal on {ties}, worse on {losses} queries</text>",
             y0 - 22.0,
-            xml_escape(&t.retrievers[r]),
-            xml_escape(&t.retrievers[reference]),
+            svg::xml_escape(&t.retrievers[r]),
+            svg::xml_escape(&t.retrievers[reference]),
             y0 - 8.0,
         );
         for v in [span, span / 2.0, 0.0, -span / 2.0, -span] {

@@ -38,6 +38,8 @@ pub(super) struct Checkpoint {
     pub moments: HashMap<String, HostMoments>,
     /// Real tokens forwarded up to `step`.
     pub tokens: u64,
+    /// The loss of every step up to `step` (the whole loss curve across resumes).
+    pub losses: Vec<f64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -45,6 +47,9 @@ struct CheckpointState {
     step: usize,
     settings: TrainSettings,
     tokens: u64,
+    /// Absent from checkpoints written before the loss curve was kept.
+    #[serde(default)]
+    losses: Vec<f64>,
 }
 
 /// The PEFT names of a module's lora_A and lora_B, the keys of its tensors on disk.
@@ -127,6 +132,7 @@ pub(super) fn write_checkpoint(
         step: checkpoint.step,
         settings: settings.clone(),
         tokens: checkpoint.tokens,
+        losses: checkpoint.losses.clone(),
     };
     let mut metadata = HashMap::new();
     metadata.insert(
@@ -178,6 +184,7 @@ fn read_checkpoint(path: &Path, settings: &TrainSettings) -> Result<Checkpoint> 
         adapter,
         moments,
         tokens: state.tokens,
+        losses: state.losses,
     })
 }
 

@@ -30,6 +30,7 @@
 
 mod batch;
 mod checkpoint;
+mod loss_plot;
 mod model;
 mod optimizer;
 mod report;
@@ -55,6 +56,8 @@ pub use settings::TrainSettings;
 
 /// File of the output folder with the run's summary.
 pub const SUMMARY_FILE: &str = "training_summary.json";
+/// File of the output folder with the loss curve of every step so far (SVG).
+pub const LOSS_PLOT_FILE: &str = "loss.svg";
 
 /// One `quarry train` invocation.
 #[derive(Debug, Clone)]
@@ -100,8 +103,10 @@ pub struct TrainSummary {
     /// Wall seconds of each step of this invocation (the first ones include GPU kernel
     /// tuning of new shapes; the rest are the steady state).
     pub step_seconds: Vec<f64>,
-    /// Loss of each step of this invocation (the loss curve).
+    /// Loss of each step of this invocation.
     pub step_losses: Vec<f64>,
+    /// Loss of every step so far, the steps before a resume included (drawn in `loss.svg`).
+    pub loss_curve: Vec<f64>,
     pub settings: TrainSettings,
 }
 

@@ -20,7 +20,10 @@ use super::report::{StepProgress, TrainReport};
 use super::sampling::{require_negatives, step_sample, SampledGroup};
 use super::schedule::{dropout_seed, Schedule};
 use super::settings::validate_job;
-use super::{train_error, write_atomically, TrainJob, TrainSummary, CHECKPOINT_FILE, SUMMARY_FILE};
+use super::{
+    loss_plot, train_error, write_atomically, TrainJob, TrainSummary, CHECKPOINT_FILE,
+    LOSS_PLOT_FILE, SUMMARY_FILE,
+};
 use crate::error::{EngineError, Result};
 use crate::train_data::{load_train_groups, TrainGroup};
 
@@ -53,6 +56,8 @@ struct Run<'a, B: AutodiffBackend> {
     /// The step of the checkpoint this run resumed from, and the tokens forwarded up to it.
     resumed_from_step: Option<usize>,
     tokens_before: u64,
+    /// The losses of the steps before this invocation (from the checkpoint).
+    losses_before: Vec<f64>,
     /// The step of the newest checkpoint on disk (named when the loss diverges).
     last_checkpoint: Option<usize>,
     ran: Tally,
@@ -103,7 +108,8 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
             optimizer,
             checkpoint_path,
             resumed_from_step,
-            tokens_before: resumed.map_or(0, |c| c.tokens),
+            tokens_before: resumed.as_ref().map_or(0, |c| c.tokens),
+            losses_before: resumed.map_or_else(Vec::new, |c| c.losses),
             last_checkpoint: resumed_from_step,
             ran: Tally {
                 started: Instant::now(),
@@ -245,13 +251,24 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
             adapter,
             moments: self.optimizer.host_moments()?,
             tokens: self.tokens_before + self.ran.tokens,
+            losses: self.loss_curve(),
         };
         write_checkpoint(&self.checkpoint_path, &checkpoint, &self.job.settings)?;
         self.last_checkpoint = Some(step);
         Ok(())
     }
 
-    /// Writes the adapter if the schedule is done, and the summary in any case.
+    /// The loss of every step so far, this invocation's after the checkpoint's.
+    fn loss_curve(&self) -> Vec<f64> {
+        self.losses_before
+            .iter()
+            .chain(&self.ran.losses)
+            .copied()
+            .collect()
+    }
+
+    /// Writes the adapter if the schedule is done, and the summary and the loss curve
+    /// (`loss.svg`) in any case.
     fn finish(mut self) -> Result<TrainSummary> {
         let step = self.start_step() + self.ran.step_seconds.len();
         let finished = step >= self.schedule.total_steps;
@@ -259,6 +276,9 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
             let adapter = self.model.lora_adapter(&self.job.settings.lora_config())?;
             adapter.save(&self.job.output, &self.job.model.display().to_string())?;
         }
+        let curve = self.loss_curve();
+        let svg = loss_plot::loss_svg(&curve, self.resumed_from_step, self.schedule.total_steps);
+        write_atomically(&self.job.output.join(LOSS_PLOT_FILE), svg.as_bytes())?;
         let summary_path = self.job.output.join(SUMMARY_FILE);
         let summary = self.summary(step, finished);
         let mut json = serde_json::to_vec_pretty(&summary).expect("serialises");
@@ -268,6 +288,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
     }
 
     fn summary(self, step: usize, finished: bool) -> TrainSummary {
+        let loss_curve = self.loss_curve();
         let job = self.job;
         let Tally {
             started,
@@ -293,6 +314,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
             tokens_per_second: tokens as f64 / seconds.max(1e-9),
             step_seconds,
             step_losses: losses,
+            loss_curve,
             settings: job.settings.clone(),
         }
     }
