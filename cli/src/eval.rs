@@ -18,6 +18,9 @@ use crate::args::{parse_retriever, print_report, RetrieverSpec, UsageError, DEFA
 use crate::progress::Progress;
 use crate::session::Session;
 
+/// `--metrics` when not given (those deeper than `--k` left out).
+const DEFAULT_METRICS: &str = "ndcg@10,mrr@10,recall@100,recall@1000,map";
+
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["retriever", "run"])))]
 pub struct EvalArgs {
@@ -38,9 +41,10 @@ pub struct EvalArgs {
     #[arg(long)]
     pub split: Option<String>,
 
-    /// Comma-separated metrics: ndcg@K, mrr@K, recall@K, p@K, map
-    #[arg(long, default_value = "ndcg@10,mrr@10,recall@100,recall@1000,map")]
-    pub metrics: String,
+    /// Comma-separated metrics: ndcg@K, mrr@K, recall@K, p@K, map [default:
+    /// ndcg@10,mrr@10,recall@100,recall@1000,map, without those deeper than --k]
+    #[arg(long)]
+    pub metrics: Option<String>,
 
     /// Write the retrieved run to this TREC run file
     #[arg(long, value_name = "FILE")]
@@ -85,10 +89,19 @@ pub struct EvalConfig {
 
 impl EvalArgs {
     pub fn validate(self) -> Result<EvalConfig, UsageError> {
-        let metrics = parse_metric_list(&self.metrics).map_err(|e| UsageError(e.to_string()))?;
+        let k = self.k.map_or(DEFAULT_K, |k| k as usize);
+        let metrics = match &self.metrics {
+            Some(list) => parse_metric_list(list).map_err(|e| UsageError(e.to_string()))?,
+            // The defaults fit the hits asked for: `--k 100` drops recall@1000
+            // rather than refusing a metric the user never named.
+            None => parse_metric_list(DEFAULT_METRICS)
+                .expect("the default metrics parse")
+                .into_iter()
+                .filter(|m| self.run.is_some() || m.depth().is_none_or(|d| d <= k))
+                .collect(),
+        };
         let source = match (self.retriever, self.run) {
             (Some(kind), None) => {
-                let k = self.k.map_or(DEFAULT_K, |k| k as usize);
                 if let Some(metric) = metrics.iter().find(|m| m.depth().is_some_and(|d| d > k)) {
                     return Err(UsageError(format!(
                         "{metric} looks deeper than the {k} hits retrieved (--k {k}); raise --k or drop the metric"

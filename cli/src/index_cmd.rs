@@ -1,14 +1,15 @@
-//! `quarry index …`: inspect, verify and query a dense embedding index
-//! directory (see `index/FORMAT.md`) without a dataset or model
-//! (`quarry_engine::inspect` does the work; this module prints).
+//! `quarry index …`: list the dense indexes of the data home, and inspect,
+//! verify and query one (a folder, or `NAME@DATASET` in the home; see
+//! `index/FORMAT.md`) without a dataset or model (`quarry_engine::inspect`
+//! does the work; this module prints).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use quarry_engine::inspect::{
-    build_hnsw, open_index, read_query_vectors, search_vectors, verify_index, DenseIndex,
-    HnswParams, ShardStatus, Verify,
+    build_hnsw, list_indexes, open_index, read_query_vectors, resolve_index_dir, search_vectors,
+    verify_index, DenseIndex, HnswParams, ShardStatus, Verify,
 };
 
 #[derive(Args, Debug)]
@@ -18,10 +19,22 @@ pub struct IndexArgs {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(after_help = "Examples:
+  quarry index list
+  quarry index info all-minilm-l6-v2@nfcorpus
+  quarry index verify .quarry/dense/all-minilm-l6-v2@nfcorpus
+  quarry index search all-minilm-l6-v2@nfcorpus --row 0 -k 5
+
+DIR is an index folder, or NAME@DATASET in the data home (--home).")]
 pub enum IndexCommand {
-    /// Rows, dimension, element type, encoder fingerprint, size, checksum status.
+    /// The dense indexes of the data home: name, rows, dimension, storage, size, model.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rows, dimension, element type, encoder fingerprint, model, size, checksum status.
     Info {
-        /// Index directory (holds manifest.json).
+        /// Index directory (holds manifest.json), or NAME@DATASET in the data home.
         dir: PathBuf,
         #[arg(long)]
         json: bool,
@@ -76,6 +89,48 @@ pub enum IndexCommand {
     },
 }
 
+fn list(home: &Path, json: bool) -> Result<()> {
+    let listings = list_indexes(home)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&listings)?);
+        return Ok(());
+    }
+    if listings.is_empty() {
+        println!(
+            "no dense indexes in {} (build one with `quarry build`)",
+            home.join("dense").display()
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<40} {:>10} {:>5} {:>5} {:>10}  model, mode, max length",
+        "NAME@DATASET (dense:NAME)", "rows", "dim", "store", "MiB"
+    );
+    for l in &listings {
+        let state = if l.pending_slices > 0 {
+            format!("  [{} slices waiting to be merged]", l.pending_slices)
+        } else if !l.complete {
+            "  [incomplete: rerun its build to resume]".to_string()
+        } else {
+            String::new()
+        };
+        let model = match (&l.model, &l.mode, l.max_length) {
+            (Some(model), Some(mode), Some(max)) => format!("{model}, {mode}, {max}"),
+            _ => "-".to_string(),
+        };
+        println!(
+            "{:<40} {:>10} {:>5} {:>5} {:>10.1}  {model}{}{state}",
+            l.name,
+            l.rows,
+            l.dim,
+            l.element_type,
+            l.bytes as f64 / (1 << 20) as f64,
+            if l.hnsw { " (+hnsw)" } else { "" }
+        );
+    }
+    Ok(())
+}
+
 fn status_name(s: &ShardStatus) -> &'static str {
     match s {
         ShardStatus::VerifiedNow => "verified now",
@@ -118,6 +173,15 @@ fn info(dir: &Path, json: bool, index: &DenseIndex) -> Result<()> {
     println!("encoder          {}", m.encoder_fingerprint);
     println!("corpus checksum  {}", m.corpus_checksum);
     println!("complete         {}", m.complete);
+    if let Ok(Some(build)) = quarry_engine::build::BuildInfo::load(dir) {
+        println!("model            {}", build.encoder.model.display());
+        println!(
+            "mode             {} ({})",
+            build.template_mode, build.family
+        );
+        println!("max length       {} tokens", build.max_length);
+        println!("dataset          {} ({} docs)", build.dataset, build.docs);
+    }
     println!(
         "size on disk     {} bytes ({:.1} MiB)",
         index.size_on_disk(),
@@ -192,10 +256,16 @@ fn search(
     Ok(())
 }
 
-pub fn run(args: IndexArgs) -> Result<()> {
+pub fn run(args: IndexArgs, home: &Path) -> Result<()> {
+    let resolve = |dir: &Path| -> Result<PathBuf> { Ok(resolve_index_dir(home, dir)?) };
     match args.command {
-        IndexCommand::Info { dir, json } => info(&dir, json, &open(&dir, Verify::Never)?),
+        IndexCommand::List { json } => list(home, json),
+        IndexCommand::Info { dir, json } => {
+            let dir = resolve(&dir)?;
+            info(&dir, json, &open(&dir, Verify::Never)?)
+        }
         IndexCommand::Verify { dir, json } => {
+            let dir = resolve(&dir)?;
             // Every shard, the HNSW graph and the query cache checksummed; the
             // first mismatch is the error.
             let (index, _) =
@@ -212,7 +282,7 @@ pub fn run(args: IndexArgs) -> Result<()> {
             ef,
             json,
         } => search(
-            &dir,
+            &resolve(&dir)?,
             query_file.as_deref(),
             row,
             k,
@@ -222,6 +292,7 @@ pub fn run(args: IndexArgs) -> Result<()> {
             json,
         ),
         IndexCommand::Merge { dir } => {
+            let dir = resolve(&dir)?;
             let progress = indicatif::ProgressBar::hidden();
             let manifest = quarry_engine::build::slices::merge_by_hand(&dir, &progress)
                 .with_context(|| format!("merging the slices of {}", dir.display()))?;
@@ -239,7 +310,7 @@ pub fn run(args: IndexArgs) -> Result<()> {
             ef_construction,
             ef_search,
         } => {
-            let index = open(&dir, Verify::Once)?;
+            let index = open(&resolve(&dir)?, Verify::Once)?;
             let params = HnswParams {
                 m,
                 ef_construction,

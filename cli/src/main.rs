@@ -76,9 +76,11 @@ pub enum Command {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    // `quarry index` works on an index directory alone: no registry or catalog.
+    // `quarry index` works on an index directory alone (or names one in the
+    // data home): no registry.
     if let Command::Index(args) = cli.command {
-        return index_cmd::run(args);
+        let home = cli.home.clone().unwrap_or_else(args::default_home);
+        return index_cmd::run(args, &home);
     }
     // `quarry train` reads its model and training file alone.
     if let Command::Train(args) = cli.command {

@@ -129,3 +129,112 @@ pub fn read_query_vectors(path: &Path, dim: usize) -> Result<Vec<f32>> {
     }
     Ok(values)
 }
+
+/// One dense index of a data home, as `quarry index list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IndexListing {
+    /// `NAME@DATASET`: what `--retriever dense:NAME` on DATASET opens.
+    pub name: String,
+    pub dir: PathBuf,
+    pub rows: u64,
+    pub dim: usize,
+    pub element_type: String,
+    pub complete: bool,
+    /// Files of the index on disk (shards, manifest, graph), in bytes.
+    pub bytes: u64,
+    pub hnsw: bool,
+    /// From `build.json`, when the index has one.
+    pub model: Option<String>,
+    pub mode: Option<String>,
+    pub max_length: Option<usize>,
+    /// Sharded-build slices waiting to be merged (`slices/I-of-N`).
+    pub pending_slices: usize,
+}
+
+/// The dense indexes under `<home>/dense`, by name. A folder whose manifest
+/// cannot be read is listed as an error naming it.
+pub fn list_indexes(home: &Path) -> Result<Vec<IndexListing>> {
+    let dense = home.join("dense");
+    let entries = match std::fs::read_dir(&dense) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(EngineError::io(&dense, e)),
+    };
+    let mut listings = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| EngineError::io(&dense, e))?;
+        let dir = entry.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let slices = dir.join("slices");
+        let pending_slices = std::fs::read_dir(&slices)
+            .map(|e| e.flatten().filter(|e| e.path().is_dir()).count())
+            .unwrap_or(0);
+        let Some(manifest) = Manifest::load(&dir)? else {
+            if pending_slices == 0 {
+                continue;
+            }
+            listings.push(IndexListing {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                dir,
+                rows: 0,
+                dim: 0,
+                element_type: String::new(),
+                complete: false,
+                bytes: 0,
+                hnsw: false,
+                model: None,
+                mode: None,
+                max_length: None,
+                pending_slices,
+            });
+            continue;
+        };
+        let info = crate::build::BuildInfo::load(&dir)?;
+        let bytes = manifest.shards.iter().map(|s| s.bytes).sum::<u64>()
+            + std::fs::metadata(Manifest::path(&dir)).map_or(0, |m| m.len());
+        listings.push(IndexListing {
+            name: entry.file_name().to_string_lossy().into_owned(),
+            rows: manifest.total_rows(),
+            dim: manifest.dim,
+            element_type: manifest.element_type.name().to_string(),
+            complete: manifest.complete,
+            bytes,
+            hnsw: manifest.hnsw.is_some(),
+            model: info.as_ref().map(|i| i.encoder.model.display().to_string()),
+            mode: info.as_ref().map(|i| i.template_mode.clone()),
+            max_length: info.as_ref().map(|i| i.max_length),
+            pending_slices,
+            dir,
+        });
+    }
+    listings.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(listings)
+}
+
+/// An index argument: a folder as given, else `NAME@DATASET` (or `NAME`)
+/// under `<home>/dense`. The error lists the indexes the home holds.
+pub fn resolve_index_dir(home: &Path, arg: &Path) -> Result<PathBuf> {
+    if arg.is_dir() {
+        return Ok(arg.to_path_buf());
+    }
+    let name = arg.to_string_lossy();
+    let in_home = home.join("dense").join(name.as_ref());
+    if !name.contains(['/', '\\']) && in_home.is_dir() {
+        return Ok(in_home);
+    }
+    let known: Vec<String> = list_indexes(home)?.into_iter().map(|l| l.name).collect();
+    Err(EngineError::Build {
+        path: arg.to_path_buf(),
+        detail: format!(
+            "no such index folder, and no index of that name in {} (it holds: {})",
+            home.join("dense").display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ),
+    })
+}

@@ -60,6 +60,20 @@ fn build_then_eval_then_rebuild_is_a_no_op() {
 
     let report = tiny.eval(DENSE, &["--json"]).ok().json();
     assert_eq!(report["queries_evaluated"], 6);
+
+    // The home lists it, and `quarry index` takes its name instead of its folder.
+    let listed = tiny.quarry(&["index", "list", "--json"]).ok().json();
+    assert_eq!(listed[0]["name"], "tiny-bert@tiny");
+    assert_eq!(listed[0]["rows"], 30);
+    assert_eq!(listed[0]["complete"], true);
+    assert_eq!(listed[0]["mode"], "sentence-embedding");
+    tiny.quarry(&["index", "info", "tiny-bert@tiny"]).ok().has(
+        Either,
+        &["rows             30", "mode             sentence-embedding"],
+    );
+    tiny.quarry(&["index", "info", "other@tiny"])
+        .exit(1)
+        .has(Either, &["it holds: tiny-bert@tiny"]);
     let ndcg = metric(&report, "ndcg@10");
     assert!((0.0..=1.0).contains(&ndcg), "{ndcg}");
 

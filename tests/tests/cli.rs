@@ -392,7 +392,7 @@ fn usage_errors_exit_with_2() {
         "eval --dataset nfcorpus",
         "eval --dataset nfcorpus --run r.trec --retriever bm25",
         "eval --dataset nfcorpus --run r.trec --metrics ndcg@0",
-        "eval --dataset nfcorpus --retriever bm25 --k 10",
+        "eval --dataset nfcorpus --retriever bm25 --k 10 --metrics recall@100",
         "eval --dataset nfcorpus --retriever tfidf",
         "frobnicate",
     ] {
@@ -444,6 +444,13 @@ fn bm25_on_nfcorpus_matches_pyserini_and_reuses_its_index() {
     // The written run scores the same when read back.
     let rescored = eval(&["--run", run_out.to_str().unwrap()]);
     assert_eq!(rescored["metrics"], built["metrics"]);
+
+    // Without --metrics, the defaults deeper than --k are left out (not refused).
+    let shallow = eval(&["--retriever", "bm25", "--k", "100"]);
+    let mut names: Vec<&String> = shallow["metrics"].as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(names, ["map", "mrr@10", "ndcg@10", "recall@100"]);
+    assert_eq!(shallow["metrics"]["ndcg@10"], built["metrics"]["ndcg@10"]);
 }
 
 /// kill -9 in the middle of `quarry train` (checkpoints after every step, each written
