@@ -11,6 +11,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How often a log line is written when stderr is not a terminal.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// How often the log thread looks at the bar (to see when the work starts).
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// How often a line is written even when nothing moved.
 const LOG_ANYWAY: Duration = Duration::from_secs(60);
 
@@ -116,25 +118,46 @@ fn log_lines(bar: &ProgressBar, what: String, unit: Unit) -> (mpsc::Sender<()>, 
     let thread = std::thread::spawn(move || {
         let mut last = None;
         let mut last_line = std::time::Instant::now();
-        // The rate is the average since the first line: indicatif's own
-        // estimate decays between the rare, large steps of a build (a chunk
-        // of documents at a time) and reads 0/s with an ETA of centuries.
+        // The rate is the average since the bar got its length (the work's
+        // start; a resumed build's stored rows are already in the position
+        // then, and do not count): indicatif's own estimate decays between
+        // the rare, large steps of a build (a chunk of documents at a time)
+        // and read 0/s with an ETA of centuries. The bar is looked at often
+        // so that start is seen; lines are written every LOG_EVERY.
         let mut baseline: Option<(u64, std::time::Instant)> = None;
         loop {
             let done = !matches!(
-                stopped.recv_timeout(LOG_EVERY),
+                stopped.recv_timeout(SAMPLE_EVERY),
                 Err(RecvTimeoutError::Timeout)
             );
             let position = bar.position();
             let length = bar.length().unwrap_or(0);
+            if length == 0 {
+                if done {
+                    break;
+                }
+                continue;
+            }
             let (start, since) = *baseline.get_or_insert((position, std::time::Instant::now()));
+            let moved = last != Some(position);
+            let due = (moved && last_line.elapsed() >= LOG_EVERY)
+                || last_line.elapsed() >= LOG_ANYWAY
+                || (done && moved);
+            if !due {
+                if done {
+                    break;
+                }
+                continue;
+            }
             let elapsed = since.elapsed().as_secs_f64();
             let rate = if elapsed > 0.0 {
                 position.saturating_sub(start) as f64 / elapsed
             } else {
                 0.0
             };
-            let eta = if rate > 0.0 {
+            let eta = if position >= length {
+                "0s".to_string()
+            } else if rate > 0.0 {
                 indicatif::HumanDuration(std::time::Duration::from_secs_f64(
                     length.saturating_sub(position) as f64 / rate,
                 ))
@@ -142,26 +165,23 @@ fn log_lines(bar: &ProgressBar, what: String, unit: Unit) -> (mpsc::Sender<()>, 
             } else {
                 "unknown".to_string()
             };
-            let due = last != Some(position) || last_line.elapsed() >= LOG_ANYWAY;
-            if length > 0 && due {
-                last = Some(position);
-                last_line = std::time::Instant::now();
-                let message = bar.message();
-                let amounts = match unit {
-                    Unit::Count(unit) => format!("{position}/{length} {unit}, {rate:.1} {unit}/s"),
-                    Unit::Bytes => format!(
-                        "{}/{}, {}/s",
-                        indicatif::DecimalBytes(position),
-                        indicatif::DecimalBytes(length),
-                        indicatif::DecimalBytes(rate as u64)
-                    ),
-                };
-                eprintln!(
-                    "{what}: {amounts}, ETA {eta}{}{}",
-                    if message.is_empty() { "" } else { ", " },
-                    message
-                );
-            }
+            last = Some(position);
+            last_line = std::time::Instant::now();
+            let message = bar.message();
+            let amounts = match unit {
+                Unit::Count(unit) => format!("{position}/{length} {unit}, {rate:.1} {unit}/s"),
+                Unit::Bytes => format!(
+                    "{}/{}, {}/s",
+                    indicatif::DecimalBytes(position),
+                    indicatif::DecimalBytes(length),
+                    indicatif::DecimalBytes(rate as u64)
+                ),
+            };
+            eprintln!(
+                "{what}: {amounts}, ETA {eta}{}{}",
+                if message.is_empty() { "" } else { ", " },
+                message
+            );
             if done {
                 break;
             }

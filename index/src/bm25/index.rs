@@ -36,6 +36,7 @@ use super::build::build_in_place;
 use super::layout::{Manifest, FIELD_CONTENTS, FIELD_ID, FIELD_NORM};
 use super::query::{LuceneBm25Query, LuceneBm25Scorer, SegmentNorms, TermCursor};
 use super::similarity::Bm25Similarity;
+use crate::dense::verified::VerifiedSet;
 use crate::error::{corrupt, io_err, tantivy_err, IndexError};
 use crate::topk::{Ranked, TopK};
 
@@ -73,6 +74,48 @@ impl IdTable {
         let start = if ord == 0 { 0 } else { self.ends[ord - 1] };
         &self.text[start..self.ends[ord]]
     }
+}
+
+/// What the verification stamps of tantivy's files record as their checksum:
+/// the checksums themselves live in each file's own footer.
+const TANTIVY_FOOTER: &str = "tantivy-footer";
+
+/// Every segment file's footer checksum is checked once, on the first open
+/// after the file was written (or changed): tantivy does not check them when
+/// it opens an index, and a flipped byte in a postings list would change
+/// scores silently. Later opens find the files' stamps in `verified.json`
+/// (size, modification time, inode; the dense index's cache) and skip the
+/// read. A mismatch is an error naming the file.
+fn verify_segment_files(dir: &Path, index: &Index) -> Result<(), IndexError> {
+    let mut files: Vec<String> = index
+        .directory()
+        .list_managed_files()
+        .into_iter()
+        .filter(|file| dir.join(file).is_file())
+        .map(|file| file.to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut verified = VerifiedSet::load(dir);
+    if files
+        .iter()
+        .all(|file| verified.is_verified(dir, file, TANTIVY_FOOTER))
+    {
+        return Ok(());
+    }
+    let damaged = index.validate_checksum().map_err(tantivy_err(dir))?;
+    if let Some(file) = damaged.iter().min() {
+        return Err(corrupt(
+            &dir.join(file),
+            "checksum mismatch: the file changed after quarry built the index; delete the \
+             index folder and quarry builds it again",
+        ));
+    }
+    for file in &files {
+        verified.mark(dir, file, TANTIVY_FOOTER);
+    }
+    // A cache: an index on read-only storage is checked at every open instead.
+    let _ = verified.store(dir);
+    Ok(())
 }
 
 /// A BM25 index opened for searching.
@@ -128,6 +171,7 @@ impl Bm25Index {
 
     fn open(dir: &Path, manifest: Manifest) -> Result<Bm25Index, IndexError> {
         let index = Index::open_in_dir(dir).map_err(tantivy_err(dir))?;
+        verify_segment_files(dir, &index)?;
         index
             .tokenizers()
             .register(ANALYZER_NAME, english_analyzer());
