@@ -202,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_metrics_and_too_shallow_k_are_usage_errors() {
+    fn bad_metrics_and_a_named_metric_deeper_than_k_are_usage_errors() {
         let err = eval_args(&[
             "eval",
             "--dataset",
@@ -223,9 +223,25 @@ mod tests {
             "bm25",
             "--k",
             "100",
+            "--metrics",
+            "ndcg@10,recall@1000",
         ])
         .validate()
         .unwrap_err();
         assert!(err.0.contains("recall@1000"), "{err}");
+        // Without --metrics the defaults deeper than --k are left out.
+        let config = eval_args(&[
+            "eval",
+            "--dataset",
+            "d",
+            "--retriever",
+            "bm25",
+            "--k",
+            "100",
+        ])
+        .validate()
+        .unwrap();
+        let names: Vec<String> = config.metrics.iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["ndcg@10", "mrr@10", "recall@100", "map"]);
     }
 }

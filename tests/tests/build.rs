@@ -12,36 +12,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Stream::{Either, Stderr};
-use common::{metric, quarry_at_home, quarry_home, read_json, run};
+use common::{index_content, metric, quarry_at_home, quarry_home, read_json, run};
 use serde_json::Value;
 use tiny_fixtures::{index_dir, TinyDense, DENSE};
 
 mod common;
 mod tiny_fixtures;
-
-/// Content files of an index (what must be byte-identical between builds):
-/// everything but the checksum cache and the build record (timings, argv).
-fn content(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if name == "verified.json" || name == "build.json" {
-                continue;
-            }
-            let rel = path.strip_prefix(dir).unwrap().display().to_string();
-            files.push((rel, std::fs::read(&path).unwrap()));
-        }
-    }
-    files.sort();
-    files
-}
 
 #[test]
 fn build_then_eval_then_rebuild_is_a_no_op() {
@@ -56,7 +32,7 @@ fn build_then_eval_then_rebuild_is_a_no_op() {
     let manifest = read_json(&tiny.index_dir().join("manifest.json"));
     assert_eq!(manifest["complete"], true);
     assert_eq!(manifest["dim"], 48);
-    let before = content(&tiny.index_dir());
+    let before = index_content(&tiny.index_dir());
 
     let report = tiny.eval(DENSE, &["--json"]).ok().json();
     assert_eq!(report["queries_evaluated"], 6);
@@ -87,7 +63,7 @@ fn build_then_eval_then_rebuild_is_a_no_op() {
     tiny.build().ok().has(Either, &["up to date"]);
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(
-        content(&tiny.index_dir()),
+        index_content(&tiny.index_dir()),
         before,
         "a no-op build changed the index"
     );
@@ -178,7 +154,10 @@ fn an_interrupted_build_resumes_to_the_same_bytes() {
     run(small(&home), &args)
         .ok()
         .has(Either, &["resumed after"]);
-    assert_eq!(content(&index_dir(&home)), content(&index_dir(&whole)));
+    assert_eq!(
+        index_content(&index_dir(&home)),
+        index_content(&index_dir(&whole))
+    );
 }
 
 /// `quarry build --shard I/N`: N processes side by side, each a slice of
@@ -241,7 +220,7 @@ fn a_sharded_build_in_separate_processes_equals_one_process() {
         1,
         "exactly one process merges: {outputs:?}"
     );
-    assert_eq!(content(&dir), content(&index_dir(&whole)));
+    assert_eq!(index_content(&dir), index_content(&index_dir(&whole)));
     assert!(
         !dir.join("slices").exists(),
         "the slices are gone once merged"
@@ -313,7 +292,10 @@ fn a_build_split_over_several_devices_writes_the_same_index() {
     )
     .unwrap();
     assert_eq!(outcome.docs_encoded, 300);
-    assert_eq!(content(&index_dir(&three)), content(&index_dir(&one)));
+    assert_eq!(
+        index_content(&index_dir(&three)),
+        index_content(&index_dir(&one))
+    );
 }
 
 #[test]

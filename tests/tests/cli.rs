@@ -453,49 +453,48 @@ fn bm25_on_nfcorpus_matches_pyserini_and_reuses_its_index() {
     assert_eq!(shallow["metrics"]["ndcg@10"], built["metrics"]["ndcg@10"]);
 }
 
+/// `quarry train` of the tiny Qwen2 fixture on its 16 groups into `output`,
+/// with small settings, then `rest`.
+fn tiny_train_args(output: &Path, rest: &[&str]) -> Vec<String> {
+    let fixtures = repo_root().join("tests/fixtures/lora");
+    let mut args: Vec<String> = vec![
+        "train".into(),
+        "--model".into(),
+        fixtures.join("tiny_qwen2").display().to_string(),
+        "--train".into(),
+        fixtures.join("train.jsonl").display().to_string(),
+        "--output".into(),
+        output.display().to_string(),
+    ];
+    let settings = [
+        "--rank",
+        "4",
+        "--batch",
+        "4",
+        "--micro-batch",
+        "2",
+        "--group-size",
+        "3",
+        "--query-max-len",
+        "32",
+        "--passage-max-len",
+        "64",
+    ];
+    args.extend(settings.iter().chain(rest).map(|s| s.to_string()));
+    args
+}
+
 /// kill -9 in the middle of `quarry train` (checkpoints after every step, each written
 /// atomically) loses at most the step under way: `--resume` ends with the adapter bytes and
 /// the loss curve of an uninterrupted run.
 #[test]
 fn a_training_killed_mid_run_resumes_to_the_same_adapter() {
     let tmp = tempfile::tempdir().unwrap();
-    let fixtures = repo_root().join("tests/fixtures/lora");
-    let args = |output: &Path| -> Vec<String> {
-        let mut args: Vec<String> = [
-            "train",
-            "--model",
-            fixtures.join("tiny_qwen2").to_str().unwrap(),
-            "--train",
-            fixtures.join("train.jsonl").to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(
-            [
-                "--rank",
-                "4",
-                "--batch",
-                "4",
-                "--micro-batch",
-                "2",
-                "--group-size",
-                "3",
-                "--query-max-len",
-                "32",
-                "--passage-max-len",
-                "64",
-                "--epochs",
-                "4",
-                "--checkpoint-every",
-                "1",
-                "--json",
-            ]
-            .map(String::from),
-        );
-        args
+    let args = |output: &Path| {
+        tiny_train_args(
+            output,
+            &["--epochs", "4", "--checkpoint-every", "1", "--json"],
+        )
     };
     let whole = tmp.path().join("whole");
     let whole_args = args(&whole);
@@ -561,37 +560,10 @@ fn a_training_killed_mid_run_resumes_to_the_same_adapter() {
 #[test]
 fn train_logs_a_line_per_step_when_stderr_is_not_a_terminal() {
     let tmp = tempfile::tempdir().unwrap();
-    let fixtures = repo_root().join("tests/fixtures/lora");
-    let model = fixtures.join("tiny_qwen2");
-    let train_file = fixtures.join("train.jsonl");
     let output = tmp.path().join("adapter");
-    let trained = run(
-        in_dir(tmp.path()),
-        &[
-            "train",
-            "--model",
-            model.to_str().unwrap(),
-            "--train",
-            train_file.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            "--rank",
-            "4",
-            "--batch",
-            "4",
-            "--micro-batch",
-            "2",
-            "--group-size",
-            "3",
-            "--query-max-len",
-            "32",
-            "--passage-max-len",
-            "64",
-            "--max-steps",
-            "2",
-            "--json",
-        ],
-    );
+    let args = tiny_train_args(&output, &["--max-steps", "2", "--json"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let trained = run(in_dir(tmp.path()), &args);
     trained
         .ok()
         .has(

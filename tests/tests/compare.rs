@@ -488,36 +488,20 @@ fn run_files_are_retrievers_in_compare_eval_and_hybrids() {
     assert!(cells[2][0]["mean"].as_f64().unwrap() > 0.0);
 
     // eval --retriever run:PATH scores what eval --run PATH scores.
-    let by_spec = common::quarry_home(
-        home.path(),
-        &[
+    let eval = |source: &[&str]| {
+        let mut args = vec![
             "eval",
             "--dataset",
             "nfcorpus",
-            "--retriever",
-            &run_spec,
             "--metrics",
             "ndcg@10,mrr@10",
             "--json",
-        ],
-    )
-    .ok()
-    .json();
-    let by_flag = common::quarry_home(
-        home.path(),
-        &[
-            "eval",
-            "--dataset",
-            "nfcorpus",
-            "--run",
-            pyserini.to_str().unwrap(),
-            "--metrics",
-            "ndcg@10,mrr@10",
-            "--json",
-        ],
-    )
-    .ok()
-    .json();
+        ];
+        args.extend_from_slice(source);
+        common::quarry_home(home.path(), &args).ok().json()
+    };
+    let by_spec = eval(&["--retriever", &run_spec]);
+    let by_flag = eval(&["--run", pyserini.to_str().unwrap()]);
     assert_eq!(by_spec["metrics"], by_flag["metrics"]);
 
     // A run file that is not there is an error naming it.

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{quarry_at_home, run, Ran};
+use common::{files_below, index_content, quarry_at_home, run, Ran};
 use serde_json::Value;
 use tiny_fixtures::{index_dir, TinyDense, DENSE};
 
@@ -56,37 +56,8 @@ fn small(home: &Path) -> Command {
     command
 }
 
-/// Every file below `dir` (relative path, bytes), sorted; the verification
-/// stamps and the build record are left out (they record times).
-fn content(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    files(dir)
-        .into_iter()
-        .filter(|(rel, _)| !rel.ends_with("verified.json") && !rel.ends_with("build.json"))
-        .map(|(rel, path)| (rel, std::fs::read(path).unwrap()))
-        .collect()
-}
-
-/// Every file below `dir`: (path relative to `dir`, path), sorted.
-fn files(dir: &Path) -> Vec<(String, PathBuf)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).unwrap().display().to_string();
-                out.push((rel, path));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn copy_dir(from: &Path, to: &Path) {
-    for (rel, path) in files(from) {
+    for (rel, path) in files_below(from) {
         let target = to.join(&rel);
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         std::fs::copy(&path, &target).unwrap();
@@ -101,7 +72,7 @@ fn twenty_kills_at_seeded_points_resume_to_identical_bytes() {
     let started = Instant::now();
     run(small(&whole), &args).ok();
     let undisturbed = started.elapsed();
-    let expected = content(&index_dir(&whole));
+    let expected = index_content(&index_dir(&whole));
 
     let home = tiny.path("killed");
     let manifest = index_dir(&home).join("manifest.json");
@@ -147,7 +118,7 @@ fn twenty_kills_at_seeded_points_resume_to_identical_bytes() {
         .ok()
         .has(common::Stream::Either, &["resumed after"]);
     assert_eq!(
-        content(&index_dir(&home)),
+        index_content(&index_dir(&home)),
         expected,
         "the index after {kills} kills differs from an undisturbed build"
     );
@@ -202,12 +173,12 @@ fn flipped_bytes_and_truncations_are_refused_or_harmless() {
 
     // Which retriever reads each file.
     let mut targets: Vec<(PathBuf, usize)> = Vec::new();
-    for (rel, _) in files(&home.join("bm25")) {
+    for (rel, _) in files_below(&home.join("bm25")) {
         targets.push((PathBuf::from("bm25").join(rel), 0));
     }
     let dense_dir = index_dir(&home);
     let dense_rel = dense_dir.strip_prefix(&home).unwrap().to_path_buf();
-    for (rel, _) in files(&dense_dir) {
+    for (rel, _) in files_below(&dense_dir) {
         let reader = if rel.starts_with("hnsw") { 2 } else { 1 };
         targets.push((dense_rel.join(rel), reader));
     }
@@ -279,7 +250,7 @@ fn a_full_disk_is_a_clear_error_and_the_build_resumes_to_the_same_bytes() {
     let args = tiny.build_args();
     let whole = tiny.path("whole");
     run(small(&whole), &args).ok();
-    let expected = content(&index_dir(&whole));
+    let expected = index_content(&index_dir(&whole));
 
     // A file-size limit of 4 blocks (2 KiB in dash's 512-byte blocks, 4 KiB
     // in bash's): a shard (8 rows of 48 f32, about 1.8 KiB) fits; the
@@ -301,7 +272,7 @@ fn a_full_disk_is_a_clear_error_and_the_build_resumes_to_the_same_bytes() {
         .env("QUARRY_CHUNK_DOCS", "8")
         .env_remove("QUARRY_REGISTRY");
     let limited = run(command, &[]);
-    let shards_before = files(&index_dir(&home))
+    let shards_before = files_below(&index_dir(&home))
         .iter()
         .filter(|(rel, _)| rel.starts_with("shard-"))
         .count();
@@ -326,7 +297,7 @@ fn a_full_disk_is_a_clear_error_and_the_build_resumes_to_the_same_bytes() {
     assert!(shards_before > 0, "no shard was written before the limit");
     // Every shard written before the error reads back whole.
     run(small(&home), &args).ok();
-    assert_eq!(content(&index_dir(&home)), expected);
+    assert_eq!(index_content(&index_dir(&home)), expected);
     eprintln!(
         "fault suite: a 4-block file-size limit stopped the build with `File too large` after \
          {shards_before} shards; the rerun resumed to an index byte-identical to an undisturbed one"

@@ -340,3 +340,33 @@ pub fn result_blocks(stdout: &str) -> Vec<Vec<String>> {
     blocks.pop();
     blocks
 }
+
+/// Every file below `dir`: (path relative to `dir`, path), sorted.
+pub fn files_below(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, path));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The content files of an index (what must be byte-identical between
+/// builds): every file below `dir` but the checksum cache and the build
+/// record (timings, argv), with its bytes.
+pub fn index_content(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    files_below(dir)
+        .into_iter()
+        .filter(|(rel, _)| !rel.ends_with("verified.json") && !rel.ends_with("build.json"))
+        .map(|(rel, path)| (rel, std::fs::read(path).unwrap()))
+        .collect()
+}
