@@ -58,8 +58,9 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',', required = true)]
     pub datasets: Vec<String>,
 
-    /// Comma-separated retrievers (the rows): bm25, dense:NAME, or a
-    /// hybrid such as hybrid:rrf(bm25,dense:NAME) (its commas don't split)
+    /// Comma-separated retrievers (the rows): bm25, dense:NAME, hnsw:NAME,
+    /// run:PATH (a TREC run file), or a hybrid such as
+    /// hybrid:rrf(bm25,dense:NAME) (its commas don't split)
     #[arg(long, required = true, value_parser = parse_retriever_list)]
     pub retrievers: Vec<RetrieverList>,
 

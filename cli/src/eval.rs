@@ -29,7 +29,8 @@ pub struct EvalArgs {
     pub dataset: String,
 
     /// Retriever to run: bm25 (Lucene-exact, as Pyserini), dense:NAME,
-    /// hybrid:rrf(A,B), hybrid:rrf(k=60,A,B) or hybrid:interp(ALPHA,A,B)
+    /// hnsw:NAME, run:PATH (a TREC run file), hybrid:rrf(A,B),
+    /// hybrid:rrf(k=60,A,B) or hybrid:interp(ALPHA,A,B)
     #[arg(long, value_name = "SPEC", value_parser = parse_retriever)]
     pub retriever: Option<RetrieverSpec>,
 

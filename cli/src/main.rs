@@ -65,7 +65,7 @@ pub enum Command {
     Search(crate::search::SearchArgs),
     /// Encode a dataset's corpus and queries once into a dense index (resumable, idempotent)
     Build(crate::build::BuildArgs),
-    /// Score several retrievers on several datasets: one table (md, csv, json) or an SVG chart
+    /// Compare retrievers on datasets under several metrics, with paired significance tests against a baseline: a table (md, csv, json, LaTeX) or a report folder with pictures
     Compare(crate::compare::CompareArgs),
     /// Mine hard negatives for a train split: Tevatron JSONL training groups for `quarry train`
     Mine(crate::mine::MineArgs),

@@ -19,7 +19,8 @@
 //! - [`build`]: dense indexes: encode a corpus once into shards, cache the
 //!   query embeddings.
 //! - [`retriever`]: BM25, dense (exact / HNSW) and hybrid retrievers opened
-//!   from a spec; a batch of queries → [`run::Run`], one query → ranked hits.
+//!   from a spec (and other tools' run files, `run:PATH`); a batch of queries
+//!   → [`run::Run`], one query → ranked hits.
 //! - [`compare`]: several retrievers × datasets × metrics with intervals,
 //!   significance against a baseline and published values; tables, plots, reports.
 //! - [`fusion`]: reciprocal rank fusion and score interpolation of two rankings.
@@ -30,6 +31,7 @@
 //! - [`inspect`]: a dense index folder verified and searched as it is.
 //! - [`bench`]: GPU encoding throughput (`quarry bench encode`).
 //! - [`stats`]: paired significance tests, Holm/Bonferroni, confidence intervals.
+//! - [`svg`]: what the pictures (compare's plots, training's loss curve) share.
 //! - [`textio`]: line reading of plain, `.gz` and `.zst` files.
 
 pub mod bench;
