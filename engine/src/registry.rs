@@ -18,9 +18,10 @@ use serde::Deserialize;
 use crate::error::{EngineError, Result};
 
 /// What a dataset holds, for grouping results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DatasetKind {
+    #[default]
     Text,
     Code,
 }
@@ -83,10 +84,14 @@ pub struct RegistryEntry {
     pub split: String,
     /// Drop hits whose doc id equals the query id (Pyserini `--remove-query`).
     pub remove_self: bool,
-    /// sha256 of the uncompressed corpus.jsonl; empty when unknown.
+    /// sha256 of the uncompressed corpus.jsonl; empty (the default) when unknown.
+    #[serde(default)]
     pub corpus_sha256: String,
-    /// Where a user with internet reads about the data.
+    /// Where a user with internet reads about the data (optional).
+    #[serde(default)]
     pub url: String,
+    /// `text` unless told (how `compare` groups datasets).
+    #[serde(default)]
     pub kind: DatasetKind,
     /// Which `quarry datasets fetch --group` takes it (`beir`, `coir`, `msmarco`).
     #[serde(default)]
@@ -461,6 +466,17 @@ kind = "text"
             .to_string();
         assert!(err.contains("colour"), "{err}");
         assert!(err.contains("datasets.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_user_entry_needs_only_name_path_split_and_remove_self() {
+        let text =
+            "[[dataset]]\nname = \"mine\"\npath = \"mine\"\nsplit = \"dev\"\nremove_self = false\n";
+        let registry = Registry::parse(Path::new("/r/d.toml"), text).unwrap();
+        let entry = registry.get("mine").unwrap();
+        assert_eq!(entry.kind, DatasetKind::Text);
+        assert!(entry.corpus_sha256.is_empty() && entry.url.is_empty());
+        assert_eq!(entry.path.as_deref(), Some(Path::new("/r/mine")));
     }
 
     #[test]
