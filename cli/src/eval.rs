@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use quarry_engine::dataset::{Corpus, Dataset, MissingQrelsDocs, Query};
+use quarry_engine::dataset::{read_qrels_file, Corpus, Dataset, MissingQrelsDocs, Query};
 use quarry_engine::metrics::{evaluate, parse_metric_list, Evaluation, Metric};
 use quarry_engine::retriever::{Retrieval, Retrievers};
 use quarry_engine::run::Run;
@@ -41,6 +41,11 @@ pub struct EvalArgs {
     /// Qrels split [default: the dataset's, `test` for a bare folder]
     #[arg(long)]
     pub split: Option<String>,
+
+    /// Score against this qrels file instead of the dataset's split: TREC's
+    /// four columns (`qid 0 docid grade`) or BEIR's tsv, optionally .gz/.zst
+    #[arg(long, value_name = "FILE", conflicts_with = "split")]
+    pub qrels: Option<PathBuf>,
 
     /// Comma-separated metrics: ndcg@K, mrr@K, recall@K, p@K, map [default:
     /// ndcg@10,mrr@10,recall@100,recall@1000,map, without those deeper than --k]
@@ -83,6 +88,7 @@ pub struct EvalConfig {
     pub dataset: String,
     pub source: RunSource,
     pub split: Option<String>,
+    pub qrels: Option<PathBuf>,
     pub metrics: Vec<Metric>,
     pub json: bool,
     pub per_query: bool,
@@ -131,6 +137,7 @@ impl EvalArgs {
             dataset: self.dataset,
             source,
             split: self.split,
+            qrels: self.qrels,
             metrics,
             json: self.json,
             per_query: self.per_query,
@@ -191,16 +198,22 @@ struct Timings {
 pub fn run(context: &Session, config: EvalConfig) -> Result<()> {
     let total_started = Instant::now();
     let dataset = Dataset::resolve(&config.dataset, Some(&context.registry))?;
-    let split = config
-        .split
-        .clone()
-        .unwrap_or_else(|| dataset.default_split.clone());
+    let split = match &config.qrels {
+        Some(path) => path.display().to_string(),
+        None => config
+            .split
+            .clone()
+            .unwrap_or_else(|| dataset.default_split.clone()),
+    };
     let mut warnings = Vec::new();
 
     let started = Instant::now();
-    let qrels = dataset
-        .read_qrels(&split)
-        .with_context(|| format!("reading the qrels of {}", dataset.name))?;
+    let qrels = match &config.qrels {
+        Some(path) => read_qrels_file(path).context("reading the qrels file")?,
+        None => dataset
+            .read_qrels(&split)
+            .with_context(|| format!("reading the qrels of {}", dataset.name))?,
+    };
     // The corpus is needed to retrieve; for a run file it only serves the
     // missing-docs check, which is skipped when the corpus is not there.
     let mut corpus: Option<Corpus> = match (&config.source, dataset.find_corpus()) {

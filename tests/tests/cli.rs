@@ -614,3 +614,36 @@ fn the_study_models_are_listed_and_taken_by_name() {
     .exit(1)
     .has(Stderr, &["Qwen/Qwen2.5-7B-Instruct"]);
 }
+
+/// `--qrels FILE` scores against any qrels file: nfcorpus' test qrels in
+/// TREC's four columns give the numbers of the dataset's own split.
+#[test]
+fn eval_takes_a_trec_qrels_file() {
+    let cwd = tempfile::tempdir().unwrap();
+    let beir = repo_root().join("data/nfcorpus/qrels/test.tsv.zst");
+    let text =
+        String::from_utf8(zstd::decode_all(std::fs::File::open(&beir).unwrap()).unwrap()).unwrap();
+    let trec: String = text
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            format!("{} 0 {} {}\n", f[0], f[1], f[2])
+        })
+        .collect();
+    let qrels = write(cwd.path(), "test.qrels", &trec);
+    let eval = |rest: &[&str]| eval_run(registered(cwd.path()), "nfcorpus", &pyserini_run(), rest);
+    let own = eval(&["--metrics", "ndcg@10,p@5", "--json"]).ok().json();
+    let from_file = eval(&[
+        "--metrics",
+        "ndcg@10,p@5",
+        "--json",
+        "--qrels",
+        qrels.to_str().unwrap(),
+    ])
+    .ok()
+    .json();
+    assert_eq!(from_file["metrics"], own["metrics"]);
+    assert_eq!(from_file["queries_evaluated"], 323);
+    eval(&["--qrels", qrels.to_str().unwrap(), "--split", "dev"]).exit(2);
+}
