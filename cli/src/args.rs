@@ -108,6 +108,25 @@ pub fn resolve_model(
     Ok(resolved)
 }
 
+/// `--split NAME` names a qrels file of the dataset folder: never empty and
+/// never a path.
+pub fn check_split(split: &str) -> Result<(), UsageError> {
+    if split.is_empty() || split.contains(['/', '\\']) {
+        return Err(UsageError(format!("--split `{split}` is not a split name")));
+    }
+    Ok(())
+}
+
+/// Every metric looks no deeper than the `k` hits retrieved (`--k`).
+pub fn check_depth(metrics: &[quarry_engine::metrics::Metric], k: usize) -> Result<(), UsageError> {
+    match metrics.iter().find(|m| m.depth().is_some_and(|d| d > k)) {
+        Some(metric) => Err(UsageError(format!(
+            "{metric} looks deeper than the {k} hits retrieved (--k {k}); raise --k or drop the metric"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// `--home`'s default, when neither the flag nor `QUARRY_HOME` is given.
 pub fn default_home() -> PathBuf {
     PathBuf::from(quarry_engine::catalog::Catalog::DEFAULT_HOME)

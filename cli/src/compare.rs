@@ -15,7 +15,8 @@ use quarry_engine::metrics::{parse_metric_list, Metric};
 use quarry_engine::stats::{Correction, PairedTest, DEFAULT_PERMUTATIONS, DEFAULT_SEED};
 
 use crate::args::{
-    parse_retriever, parse_retriever_list, RetrieverList, RetrieverSpec, UsageError, DEFAULT_K,
+    check_depth, check_split, parse_retriever, parse_retriever_list, RetrieverList, RetrieverSpec,
+    UsageError, DEFAULT_K,
 };
 use crate::session::Session;
 
@@ -125,11 +126,7 @@ impl CompareArgs {
         let metrics: Vec<Metric> =
             parse_metric_list(&self.metrics).map_err(|e| UsageError(e.to_string()))?;
         let k = self.k.map_or(DEFAULT_K, |k| k as usize);
-        if let Some(metric) = metrics.iter().find(|m| m.depth().is_some_and(|d| d > k)) {
-            return Err(UsageError(format!(
-                "{metric} looks deeper than the {k} hits retrieved (--k {k}); raise --k or drop the metric"
-            )));
-        }
+        check_depth(&metrics, k)?;
         let retrievers: Vec<RetrieverSpec> = self
             .retrievers
             .into_iter()
@@ -142,9 +139,7 @@ impl CompareArgs {
             )));
         }
         if let Some(split) = &self.split {
-            if split.is_empty() || split.contains(['/', '\\']) {
-                return Err(UsageError(format!("--split `{split}` is not a split name")));
-            }
+            check_split(split)?;
         }
         let significance = match (&self.baseline, self.test) {
             (None, None) => None,

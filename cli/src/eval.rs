@@ -14,7 +14,9 @@ use quarry_engine::run::Run;
 use quarry_engine::split::queries_for_split;
 use serde::Serialize;
 
-use crate::args::{parse_retriever, print_report, RetrieverSpec, UsageError, DEFAULT_K};
+use crate::args::{
+    check_depth, check_split, parse_retriever, print_report, RetrieverSpec, UsageError, DEFAULT_K,
+};
 use crate::progress::Progress;
 use crate::session::Session;
 
@@ -109,11 +111,7 @@ impl EvalArgs {
         };
         let source = match (self.retriever, self.run) {
             (Some(kind), None) => {
-                if let Some(metric) = metrics.iter().find(|m| m.depth().is_some_and(|d| d > k)) {
-                    return Err(UsageError(format!(
-                        "{metric} looks deeper than the {k} hits retrieved (--k {k}); raise --k or drop the metric"
-                    )));
-                }
+                check_depth(&metrics, k)?;
                 RunSource::Retriever {
                     kind,
                     k,
@@ -129,9 +127,7 @@ impl EvalArgs {
             }
         };
         if let Some(split) = &self.split {
-            if split.is_empty() || split.contains(['/', '\\']) {
-                return Err(UsageError(format!("--split `{split}` is not a split name")));
-            }
+            check_split(split)?;
         }
         Ok(EvalConfig {
             dataset: self.dataset,
@@ -373,15 +369,16 @@ fn per_query_json(
     evaluation
         .per_query
         .iter()
-        .map(|(query, values)| {
-            let values = evaluation
-                .metrics
-                .iter()
-                .zip(values)
-                .map(|(metric, value)| (metric.to_string(), serde_json::json!(value)))
-                .collect();
-            (query.clone(), values)
-        })
+        .map(|(query, values)| (query.clone(), by_metric(&evaluation.metrics, values)))
+        .collect()
+}
+
+/// Metric name → value, as the report's JSON holds means and per-query values.
+fn by_metric(metrics: &[Metric], values: &[f64]) -> serde_json::Map<String, serde_json::Value> {
+    metrics
+        .iter()
+        .zip(values)
+        .map(|(metric, value)| (metric.to_string(), serde_json::json!(value)))
         .collect()
 }
 
@@ -439,12 +436,7 @@ fn build_report(
     warnings: Vec<String>,
     timings: Timings,
 ) -> Report {
-    let metrics = evaluation
-        .metrics
-        .iter()
-        .zip(&evaluation.means)
-        .map(|(m, v)| (m.to_string(), serde_json::json!(v)))
-        .collect();
+    let metrics = by_metric(&evaluation.metrics, &evaluation.means);
     let trec_eval_measures = evaluation
         .metrics
         .iter()

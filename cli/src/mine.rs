@@ -20,7 +20,7 @@ use quarry_engine::split::{queries_for_split, read_split};
 use quarry_engine::train_data::file_sha256;
 use serde::Serialize;
 
-use crate::args::{parse_retriever, print_report, RetrieverSpec, UsageError};
+use crate::args::{check_split, parse_retriever, print_report, RetrieverSpec, UsageError};
 use crate::progress::Progress;
 use crate::session::Session;
 
@@ -133,9 +133,7 @@ fn default_output(dataset: &str, split: &str, retriever: &str) -> PathBuf {
 
 pub fn run(context: &Session, args: MineArgs) -> Result<()> {
     let total_started = Instant::now();
-    if args.split.is_empty() || args.split.contains(['/', '\\']) {
-        return Err(UsageError(format!("--split `{}` is not a split name", args.split)).into());
-    }
+    check_split(&args.split)?;
     let depth = args.depth as usize;
     let config = MineConfig {
         negatives: args.negatives as usize,

@@ -131,7 +131,7 @@ pub fn read_query_vectors(path: &Path, dim: usize) -> Result<Vec<f32>> {
 }
 
 /// One dense index of a data home, as `quarry index list` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct IndexListing {
     /// `NAME@DATASET`: what `--retriever dense:NAME` on DATASET opens.
     pub name: String,
@@ -175,19 +175,12 @@ pub fn list_indexes(home: &Path) -> Result<Vec<IndexListing>> {
             if pending_slices == 0 {
                 continue;
             }
+            // Slices of a sharded build, not merged yet: nothing else to say.
             listings.push(IndexListing {
                 name: entry.file_name().to_string_lossy().into_owned(),
                 dir,
-                rows: 0,
-                dim: 0,
-                element_type: String::new(),
-                complete: false,
-                bytes: 0,
-                hnsw: false,
-                model: None,
-                mode: None,
-                max_length: None,
                 pending_slices,
+                ..IndexListing::default()
             });
             continue;
         };

@@ -146,19 +146,23 @@ impl Run {
 pub fn format_score(score: f64) -> String {
     let narrow = score as f32;
     if f64::from(narrow) == score {
-        let six = format!("{narrow:.6}");
-        if six.parse::<f32>() == Ok(narrow) {
-            six
-        } else {
-            narrow.to_string()
-        }
+        six_decimals_or_exact(narrow)
     } else {
-        let six = format!("{score:.6}");
-        if six.parse::<f64>() == Ok(score) {
-            six
-        } else {
-            score.to_string()
-        }
+        six_decimals_or_exact(score)
+    }
+}
+
+/// `value` to six decimals if that reads back as `value`, else its shortest
+/// exact decimal.
+fn six_decimals_or_exact<T>(value: T) -> String
+where
+    T: Copy + PartialEq + std::fmt::Display + std::str::FromStr,
+{
+    let six = format!("{value:.6}");
+    if six.parse::<T>().ok() == Some(value) {
+        six
+    } else {
+        value.to_string()
     }
 }
 

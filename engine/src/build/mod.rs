@@ -154,7 +154,7 @@ pub fn build_dense(
         .slice
         .filter(|_| !existing.as_ref().is_some_and(|m| m.complete))
     {
-        let finished = slices::finished(&dir, slice.count)?;
+        let finished = slice.count - slices::unfinished(&dir, slice.count)?.len();
         outcome.slices_finished = Some(finished);
         if finished < slice.count {
             // The last slice to finish merges and encodes the queries.
@@ -180,16 +180,9 @@ pub fn build_dense(
     let model = loaded(&mut model, &prepared, request)?;
     let encode_started = Instant::now();
     if !existing.as_ref().is_some_and(|m| m.complete) {
-        let mut extra_models = Vec::with_capacity(request.extra_devices.len());
-        for &device in &request.extra_devices {
-            progress.set_message(format!("loading the model on {device:?}"));
-            extra_models.push(prepared.load_on(device)?);
-        }
-        let models: Vec<&EmbeddingModel> =
-            std::iter::once(model).chain(extra_models.iter()).collect();
         let rows = (0, corpus.docs.len());
         let (resumed, tokens) =
-            encode_corpus(&prepared, &models, &corpus, &dir, rows, request, progress)?;
+            encode_corpus(&prepared, model, &corpus, &dir, rows, request, progress)?;
         outcome.resumed_rows = resumed;
         outcome.docs_encoded = corpus.docs.len() - resumed as usize;
         outcome.tokens_encoded = tokens;
@@ -299,14 +292,9 @@ fn encode_slice(
         slice.count,
     );
     let model = loaded(model, prepared, request)?;
-    let mut extra_models = Vec::with_capacity(request.extra_devices.len());
-    for &device in &request.extra_devices {
-        extra_models.push(prepared.load_on(device)?);
-    }
-    let models: Vec<&EmbeddingModel> = std::iter::once(model).chain(extra_models.iter()).collect();
     let started = Instant::now();
     let (resumed, tokens) =
-        encode_corpus(prepared, &models, corpus, &folder, rows, request, progress)?;
+        encode_corpus(prepared, model, corpus, &folder, rows, request, progress)?;
     let time = started.elapsed();
     let info = build_info(
         request,
@@ -378,7 +366,8 @@ fn refuse_if_changed(
 }
 
 /// Encodes the documents of corpus rows `[start, end)` not yet stored in
-/// the index at `dir` and finishes it. Returns (rows found already stored,
+/// the index at `dir` with `model` (and a copy on each of the request's
+/// further devices) and finishes it. Returns (rows found already stored,
 /// tokens encoded).
 ///
 /// Chunks are cut over the whole corpus whatever the rows asked for, so a
@@ -387,7 +376,7 @@ fn refuse_if_changed(
 /// only the rows inside.
 fn encode_corpus(
     prepared: &PreparedEncoder,
-    models: &[&EmbeddingModel],
+    model: &EmbeddingModel,
     corpus: &Corpus,
     dir: &Path,
     (start, end): (usize, usize),
@@ -401,6 +390,13 @@ fn encode_corpus(
         element_type: request.store,
         shard_rows: request.shard_rows,
     };
+    let mut extra_models = Vec::with_capacity(request.extra_devices.len());
+    for &device in &request.extra_devices {
+        progress.set_message(format!("loading the model on {device:?}"));
+        extra_models.push(prepared.load_on(device)?);
+    }
+    let models: Vec<&EmbeddingModel> = std::iter::once(model).chain(&extra_models).collect();
+    let models = models.as_slice();
     let mut sink = ShardSink::open(dir, spec, corpus, (start, end), progress)?;
     let done = sink.rows_done();
     let plan: Vec<(usize, usize)> = chunks::chunk_plan(

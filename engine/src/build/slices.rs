@@ -70,18 +70,20 @@ pub fn slice_lock(dir: &Path, slice: Slice) -> Result<lock::BuildLock> {
     lock::BuildLock::open(&folder)
 }
 
-/// How many of the `count` slices are finished.
-pub fn finished(dir: &Path, count: usize) -> Result<usize> {
-    let mut done = 0;
+/// The slices of `count` not finished yet (a slice is finished once its
+/// manifest is complete and its build record written).
+pub fn unfinished(dir: &Path, count: usize) -> Result<Vec<Slice>> {
+    let mut waiting = Vec::new();
     for index in 0..count {
-        let folder = slice_dir(dir, Slice { index, count });
-        if Manifest::load(&folder)?.is_some_and(|m| m.complete)
-            && BuildInfo::load(&folder)?.is_some()
-        {
-            done += 1;
+        let slice = Slice { index, count };
+        let folder = slice_dir(dir, slice);
+        let done = Manifest::load(&folder)?.is_some_and(|m| m.complete)
+            && BuildInfo::load(&folder)?.is_some();
+        if !done {
+            waiting.push(slice);
         }
     }
-    Ok(done)
+    Ok(waiting)
 }
 
 /// The slice count of the slices under `dir`: one N for every `I-of-N`
@@ -166,30 +168,26 @@ pub fn merge_by_hand(dir: &Path, progress: &indicatif::ProgressBar) -> Result<Ma
         });
     }
     let count = slice_count(dir)?;
-    let finished = finished(dir, count)?;
-    if finished < count {
-        let missing: Vec<String> = (0..count)
-            .filter(|&index| {
-                let folder = slice_dir(dir, Slice { index, count });
-                !matches!(Manifest::load(&folder), Ok(Some(m)) if m.complete)
-            })
-            .map(|index| format!("{index}/{count}"))
-            .collect();
+    let waiting = unfinished(dir, count)?;
+    if !waiting.is_empty() {
+        let names: Vec<String> = waiting.iter().map(Slice::to_string).collect();
         return Err(EngineError::Build {
             path: slices_dir(dir),
             detail: format!(
-                "{finished} of {count} slices are finished; run `quarry build ... --shard I/{count}` for {}",
-                missing.join(", ")
+                "{} of {count} slices are finished; run `quarry build ... --shard I/{count}` for {}",
+                count - waiting.len(),
+                names.join(", ")
             ),
         });
     }
-    let info = BuildInfo::load(&slice_dir(dir, Slice { index: 0, count }))?.ok_or_else(|| {
-        EngineError::Build {
-            path: slice_dir(dir, Slice { index: 0, count }),
+    let first = slice_dir(dir, Slice { index: 0, count });
+    let docs = BuildInfo::load(&first)?
+        .ok_or_else(|| EngineError::Build {
+            path: first.join(BUILD_INFO_FILE),
             detail: "the first slice has no build record".into(),
-        }
-    })?;
-    merge(dir, count, info.docs)
+        })?
+        .docs;
+    merge(dir, count, docs)
 }
 
 #[cfg(test)]

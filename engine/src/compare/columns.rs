@@ -59,35 +59,36 @@ pub struct CellStyle {
     pub published: fn(&str) -> String,
 }
 
-/// One row of a table: the text of `retriever`'s cell in every column,
-/// each column's best value in bold (when there are several retrievers),
-/// the verdict's marker and the published value.
-pub fn row_cells(
-    t: &Comparison,
-    columns: &[Column],
-    retriever: usize,
-    style: &CellStyle,
-) -> Vec<String> {
-    columns
-        .iter()
-        .map(|column| {
-            let (value, cell) = column.value(t, retriever);
-            let Some(value) = value else {
-                return style.missing.to_string();
-            };
-            let mut text = format!("{value:.4}");
-            if t.retrievers.len() > 1 && Some(value) == column.best(t) {
-                text = (style.bold)(&text);
-            }
-            match cell.and_then(|c| c.verdict) {
-                Some(Verdict::Better) => text += style.better,
-                Some(Verdict::Worse) => text += style.worse,
-                _ => {}
-            }
-            if let Some(published) = cell.and_then(|c| c.published) {
-                text += &(style.published)(&format!("{published:.4}"));
-            }
-            text
+/// The text of every cell, a row per retriever: each column's best value in
+/// bold (when there are several retrievers), the verdict's marker and the
+/// published value.
+pub fn table_cells(t: &Comparison, columns: &[Column], style: &CellStyle) -> Vec<Vec<String>> {
+    let best: Vec<Option<f64>> = columns.iter().map(|c| c.best(t)).collect();
+    (0..t.retrievers.len())
+        .map(|retriever| {
+            columns
+                .iter()
+                .zip(&best)
+                .map(|(column, best)| {
+                    let (value, cell) = column.value(t, retriever);
+                    let Some(value) = value else {
+                        return style.missing.to_string();
+                    };
+                    let mut text = format!("{value:.4}");
+                    if t.retrievers.len() > 1 && Some(value) == *best {
+                        text = (style.bold)(&text);
+                    }
+                    match cell.and_then(|c| c.verdict) {
+                        Some(Verdict::Better) => text += style.better,
+                        Some(Verdict::Worse) => text += style.worse,
+                        _ => {}
+                    }
+                    if let Some(published) = cell.and_then(|c| c.published) {
+                        text += &(style.published)(&format!("{published:.4}"));
+                    }
+                    text
+                })
+                .collect()
         })
         .collect()
 }

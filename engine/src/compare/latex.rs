@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use super::columns::{columns, legend, query_counts, row_cells, row_label, CellStyle};
+use super::columns::{columns, legend, query_counts, row_label, table_cells, CellStyle};
 use super::Comparison;
 
 /// Escapes LaTeX's special characters in a name.
@@ -62,8 +62,8 @@ pub fn write(out: &mut (impl Write + ?Sized), t: &Comparison) -> std::io::Result
         worse: "$^{\\downarrow}$",
         published: |text| format!(" {{\\scriptsize({text})}}"),
     };
-    for (r, name) in t.retrievers.iter().enumerate() {
-        let cells = row_cells(t, &columns, r, &style);
+    let rows = table_cells(t, &columns, &style);
+    for (r, (name, cells)) in t.retrievers.iter().zip(rows).enumerate() {
         let label = row_label(t, r, escape(name));
         writeln!(out, "{label} & {} \\\\", cells.join(" & "))?;
     }

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use super::columns::{columns, legend, query_counts, row_cells, row_label, CellStyle};
+use super::columns::{columns, legend, query_counts, row_label, table_cells, CellStyle};
 use super::Comparison;
 
 pub fn write(out: &mut (impl Write + ?Sized), t: &Comparison) -> std::io::Result<()> {
@@ -34,9 +34,9 @@ pub fn write(out: &mut (impl Write + ?Sized), t: &Comparison) -> std::io::Result
         worse: "▼",
         published: |text| format!(" ({text})"),
     };
-    for (r, name) in t.retrievers.iter().enumerate() {
+    let rows = table_cells(t, &columns, &style);
+    for (r, (name, cells)) in t.retrievers.iter().zip(rows).enumerate() {
         let label = row_label(t, r, name.clone());
-        let cells = row_cells(t, &columns, r, &style);
         writeln!(out, "| {label} | {} |", cells.join(" | "))?;
     }
     writeln!(out)?;

@@ -280,15 +280,14 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
         let svg = loss_plot::loss_svg(&curve, self.resumed_from_step, self.schedule.total_steps);
         write_atomically(&self.job.output.join(LOSS_PLOT_FILE), svg.as_bytes())?;
         let summary_path = self.job.output.join(SUMMARY_FILE);
-        let summary = self.summary(step, finished);
+        let summary = self.summary(step, finished, curve);
         let mut json = serde_json::to_vec_pretty(&summary).expect("serialises");
         json.push(b'\n');
         write_atomically(&summary_path, &json)?;
         Ok(summary)
     }
 
-    fn summary(self, step: usize, finished: bool) -> TrainSummary {
-        let loss_curve = self.loss_curve();
+    fn summary(self, step: usize, finished: bool, loss_curve: Vec<f64>) -> TrainSummary {
         let job = self.job;
         let Tally {
             started,
