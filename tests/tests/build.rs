@@ -248,6 +248,33 @@ fn a_sharded_build_in_separate_processes_equals_one_process() {
     assert_eq!(score(&home), score(&whole));
 }
 
+/// A finished slice left by a build of another corpus is refused naming its
+/// folder, instead of being counted (and later merged) as this build's.
+#[test]
+fn a_slice_of_another_corpus_is_refused() {
+    let tiny = TinyDense::new(100);
+    let mut args = tiny.build_args().to_vec();
+    args.extend(["--shard", "0/2"]);
+    let home = tiny.path("home");
+    let small = || {
+        let mut command = quarry_at_home(&home);
+        command
+            .env("QUARRY_SHARD_ROWS", "16")
+            .env("QUARRY_CHUNK_DOCS", "12");
+        command
+    };
+    run(small(), &args)
+        .ok()
+        .has(Either, &["1 of 2 slices finished"]);
+    let corpus = Path::new(tiny.data()).join("corpus.jsonl");
+    let mut text = std::fs::read_to_string(&corpus).unwrap();
+    text += "{\"_id\": \"d-new\", \"title\": \"new\", \"text\": \"a document added later\"}\n";
+    std::fs::write(&corpus, text).unwrap();
+    run(small(), &args)
+        .exit(1)
+        .has(Either, &["0-of-2", "the corpus"]);
+}
+
 /// `--device cuda:all` hands corpus chunks to one thread per device and writes
 /// them in corpus order; with the CPU standing in for three devices the index
 /// must be byte-identical to a one-device build.

@@ -282,8 +282,14 @@ fn encode_slice(
     let folder = slices::slice_dir(dir, slice);
     let mut lock = slices::slice_lock(dir, slice)?;
     let _held = lock.acquire(progress)?;
-    if Manifest::load(&folder)?.is_some_and(|m| m.complete) && BuildInfo::load(&folder)?.is_some() {
-        return Ok(None);
+    let stored = Manifest::load(&folder).map_err(|e| stale_format(&folder, e))?;
+    if let Some(manifest) = &stored {
+        // A slice left by a build of another encoder, corpus or storage type
+        // is refused here, before it is counted as finished or merged.
+        refuse_if_changed(manifest, prepared, corpus, request, name, dataset, &folder)?;
+        if manifest.complete && BuildInfo::load(&folder)?.is_some() {
+            return Ok(None);
+        }
     }
     let rows = quarry_index::dense::slice_rows(
         corpus.docs.len(),
