@@ -394,6 +394,9 @@ fn usage_errors_exit_with_2() {
         "eval --dataset nfcorpus --run r.trec --metrics ndcg@0",
         "eval --dataset nfcorpus --retriever bm25 --k 10 --metrics recall@100",
         "eval --dataset nfcorpus --retriever tfidf",
+        "eval --dataset nfcorpus --retriever run:",
+        "build --model m --dataset nfcorpus --shard 2/2",
+        "build --model m --dataset nfcorpus --shard 1",
         "frobnicate",
     ] {
         let args: Vec<&str> = args.split(' ').collect();
