@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # BM25 throughput: quarry vs Pyserini (Lucene) vs bm25s, same machine, same run.
 #
-# usage: benches/bm25_peers.sh [DATASET_DIR ...]      (default: nfcorpus and cosqa from /work/shared/datasets)
-#   DATASET_DIR: BEIR layout, uncompressed (corpus.jsonl, queries.jsonl, qrels/test.tsv).
-# env:  PYSERINI_VENV (default /work/venvs/pyserini)  PYSERINI_WORK (default /work/venvs/pyserini-work)
-#       BM25S_VENV (default /work/venvs/bm25s; created with `pip install bm25s PyStemmer` if missing)
+# usage: benches/bm25_peers.sh [DATASET_DIR ...]      (default: the repository's data/nfcorpus and data/cosqa)
+#   DATASET_DIR: BEIR layout (corpus.jsonl, queries.jsonl, qrels/test.tsv), plain or .zst/.gz;
+#   compressed files are decompressed into a temporary folder first (benches/plain_beir.sh).
+# env:  PYSERINI_VENV (default .venv-pyserini in the checkout; benches/pyserini_peer.sh creates it)
+#       PYSERINI_WORK (default target/pyserini-work in the checkout)
+#       BM25S_VENV (default .venv-bm25s in the checkout; created with `pip install bm25s PyStemmer` if missing)
 #       THREADS (default: nproc) threads for the batched searches of all three tools
-#       CARGO_TARGET_DIR (default /work/target)
+#       CARGO_TARGET_DIR (default target/ in the checkout)
 #
 # Measures, per dataset: index build in docs/s (corpus already in memory; Pyserini: in-process
 # IndexCollection with a warm JVM, its single-threaded regression setting) and search in queries/s
@@ -17,12 +19,19 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-export PYSERINI_VENV=${PYSERINI_VENV:-/work/venvs/pyserini}
-export PYSERINI_WORK=${PYSERINI_WORK:-/work/venvs/pyserini-work}
-BM25S_VENV=${BM25S_VENV:-/work/venvs/bm25s}
+export PYSERINI_VENV=${PYSERINI_VENV:-$ROOT/.venv-pyserini}
+export PYSERINI_WORK=${PYSERINI_WORK:-$ROOT/target/pyserini-work}
+BM25S_VENV=${BM25S_VENV:-$ROOT/.venv-bm25s}
 THREADS=${THREADS:-$(nproc)}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
-if [ $# -eq 0 ]; then set -- /work/shared/datasets/nfcorpus /work/shared/datasets/cosqa; fi
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+if [ $# -eq 0 ]; then set -- "$ROOT/data/nfcorpus" "$ROOT/data/cosqa"; fi
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+# The peers read plain files: decompress what is compressed into $OUT/data.
+source "$HERE/plain_beir.sh"
+plain=()
+for d in "$@"; do plain+=("$(plain_beir "$d" "$OUT/data")"); done
+set -- "${plain[@]}"
 
 if [ ! -x "$BM25S_VENV/bin/python" ]; then
   python3 -m venv "$BM25S_VENV"
@@ -31,7 +40,6 @@ fi
 (cd "$ROOT" && cargo build --release -q -p quarry-index --example bm25_bench)
 QUARRY="$CARGO_TARGET_DIR/release/examples/bm25_bench"
 
-OUT=$(mktemp -d)
 echo "== machine: $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg), rustc processes: $(pgrep -c rustc || true)"
 for d in "$@"; do
   name=$(basename "$(cd "$d" && pwd)")
@@ -67,4 +75,3 @@ for d in datasets:
               f"{q[key] / pys[key]:10.2f}x {q[key] / b[key]:8.2f}x")
     print(f"  pyserini NDCG@10 {p['metrics_pyserini']['ndcg@10']:.4f} (its own run)")
 PYEOF
-rm -rf "$OUT"

@@ -2,7 +2,8 @@
 """bm25s peer for benches/bm25_peers.sh: index build and search throughput.
 
 usage: python bm25s_peer.py DATASET_DIR [--split test] [--hits 1000] [--repeat 3] [--threads N]
-  DATASET_DIR: BEIR layout, uncompressed (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).
+  DATASET_DIR: BEIR layout, uncompressed (corpus.jsonl, queries.jsonl, qrels/<split>.tsv);
+  benches/bm25_peers.sh decompresses the repository's data/<name>/ for it.
 
 Setup as bm25s' README recommends for BEIR: text = title + " " + text, bm25s.tokenize with English
 stop words and the PyStemmer (Snowball) English stemmer, method "lucene", k1 = 0.9, b = 0.4.
@@ -10,7 +11,7 @@ Timed like quarry's bench: build = tokenize + index (corpus already in memory); 
 queries + retrieve `hits` per query, sequential (n_threads=1) and with --threads workers; best of
 --repeat warm runs. Prints one JSON object.
 
-Venv: python3 -m venv /work/venvs/bm25s && /work/venvs/bm25s/bin/pip install bm25s PyStemmer
+Venv: benches/bm25_peers.sh makes it (.venv-bm25s in the checkout: pip install bm25s PyStemmer).
 """
 import argparse
 import json

@@ -7,8 +7,8 @@
 #   benches/cpu_encode_peer.sh [N] [BATCH_TOKENS]
 #
 # Needs: the model (scripts/fetch_models.sh --only minilm) and a Python with
-# torch + transformers: $BENCH_PYTHON, default /work/venvs/hf/bin/python
-# (python -m venv V && V/bin/pip install torch transformers numpy).
+# torch + transformers: $BENCH_PYTHON, default .venv-hf/bin/python in the checkout
+# (encoder/scripts/make_venv.sh makes it).
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
@@ -16,7 +16,7 @@ count="${1:-300}"
 batch_tokens="${2:-}"
 models_dir="${QUARRY_MODELS:-$repo_root/models}"
 model="$models_dir/all-MiniLM-L6-v2"
-python="${BENCH_PYTHON:-/work/venvs/hf/bin/python}"
+python="${BENCH_PYTHON:-$repo_root/.venv-hf/bin/python}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 

@@ -5,7 +5,7 @@
 #
 # Environment (all optional):
 #   QUARRY     quarry binary built with --features cuda      [.gpu/quarry-perf]
-#   MODEL      real model for the real-document run (GGUF)  [/root/m/q05.gguf]
+#   MODEL      real model for the real-document run (GGUF)  [.gpu/models/q05.gguf]
 #   OUT        folder for logs and JSON results             [$OUT or ./bench-out]
 #   SHAPES     fixed shapes                                 [0.5b,1.5b,7b]
 #   DOCS       nfcorpus documents (0: all 3,633)            [0]
@@ -18,7 +18,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 QUARRY=${QUARRY:-.gpu/quarry-perf}
-MODEL=${MODEL:-/root/m/q05.gguf}
+MODEL=${MODEL:-.gpu/models/q05.gguf}
 OUT=${OUT:-./bench-out}
 SHAPES=${SHAPES:-0.5b,1.5b,7b}
 DOCS=${DOCS:-0}

@@ -1,5 +1,6 @@
 """Peer side of benches/index_peers.sh: data generation, faiss IndexFlatIP,
-hnswlib, and the final ratio report. Run with the /work/venvs/faiss python."""
+hnswlib, and the final ratio report. Run with the python of the venv index_peers.sh makes
+(.venv-faiss in the checkout)."""
 import argparse
 import json
 import os

@@ -3,7 +3,7 @@
 #
 #   benches/index_peers.sh [N_FLAT] [N_HNSW] [PARTS]   (defaults 1000000 200000 "flat open hnsw")
 #
-# 1. creates /work/venvs/faiss (faiss-cpu + hnswlib + numpy) if missing;
+# 1. creates $VENV (default .venv-faiss in the checkout: faiss-cpu + hnswlib + numpy) if missing;
 # 2. flat: N_FLAT × 896 deterministic random unit vectors (numpy PCG64, seed 0)
 #    and query vectors in $WORK/base.npy / queries.npy, written once;
 #    hnsw: N_HNSW × 896 clustered vectors (a 2000-centre Gaussian mixture in a
@@ -18,15 +18,17 @@
 #    is checked, HNSW recall@10 is against the exact scan, swept over ef with
 #    1 thread and with all cores.
 # Memory: at most one 3.6 GB f32 copy of the base per process (mmap where possible).
+# Env: VENV, WORK (vectors and indexes, ~8 GB at the defaults; default target/bench-index in
+# the checkout), CARGO_TARGET_DIR (default target/ in the checkout), DENSE_BENCH.
 set -euo pipefail
 N_FLAT=${1:-1000000}
 N_HNSW=${2:-200000}
 PARTS=${3:-flat open hnsw}
 DIM=896
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-VENV=${VENV:-/work/venvs/faiss}
-WORK=${WORK:-/work/bench-index}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target}
+VENV=${VENV:-$ROOT/.venv-faiss}
+WORK=${WORK:-$ROOT/target/bench-index}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 mkdir -p "$WORK"
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -41,7 +43,7 @@ HW="$WORK/clustered"
 
 # DENSE_BENCH=path skips the build (a binary built earlier from this tree).
 if [ -z "${DENSE_BENCH:-}" ]; then
-  cargo build -q --release -p quarry-index --example dense_bench
+  (cd "$ROOT" && cargo build -q --release -p quarry-index --example dense_bench)
 fi
 BENCH=${DENSE_BENCH:-$CARGO_TARGET_DIR/release/examples/dense_bench}
 

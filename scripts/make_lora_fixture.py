@@ -21,7 +21,7 @@ L2-normalised, scores = q @ p.T / temperature over every passage of the batch, t
 query i = passage i * group_size, cross-entropy averaged over queries. Dropout 0.
 
 Usage (venv made by scripts/make_peft_venv.sh):
-  /work/venvs/hf/bin/python scripts/make_lora_fixture.py
+  .venv-hf/bin/python scripts/make_lora_fixture.py
 """
 
 import json

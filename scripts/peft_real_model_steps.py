@@ -17,7 +17,8 @@ Why: on nfcorpus train the GPU run's loss stayed at ln(64), the value of identic
            so every step of a G-query batch with group size N+1 sees the same batch in quarry)
   run:     python3 peft_real_model_steps.py run MODEL.gguf BATCH.jsonl --lr 1e-3 --steps 8
 
-Needs torch, transformers, peft and gguf (a venv with them: /work/venvs/hf on the build machine).
+Needs torch, transformers, peft and gguf (a venv with them: .venv-hf in the checkout, made by
+scripts/make_peft_venv.sh).
 Prints one JSON line: loss per step, the untrained cosine spread.
 """
 import argparse

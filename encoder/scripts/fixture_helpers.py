@@ -2,14 +2,36 @@
 scripts run in can import it: they run as `python encoder/scripts/<script>.py`, which puts this
 folder on the import path)."""
 
+import contextlib
 import json
 import os
+import subprocess
+
+# The datasets the repository ships (BEIR layout, zstd-compressed): the default DATASETS_DIR.
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "data")
+
+
+@contextlib.contextmanager
+def _lines(path):
+    """The lines of `path`, or of `path`.zst when only that exists (as in data/), decompressed
+    by the `zstd` command (the standard library has no zstd)."""
+    if os.path.exists(path) or not os.path.exists(path + ".zst"):
+        with open(path) as f:
+            yield f
+        return
+    proc = subprocess.Popen(["zstd", "-dcq", path + ".zst"], stdout=subprocess.PIPE, text=True, encoding="utf-8")
+    try:
+        yield proc.stdout
+    finally:
+        proc.stdout.close()
+        proc.kill()
+        proc.wait()
 
 
 def read_jsonl(path, count):
-    """The first `count` rows of a JSON Lines file."""
+    """The first `count` rows of a JSON Lines file (or of its `.zst`)."""
     rows = []
-    with open(path) as f:
+    with _lines(path) as f:
         for line in f:
             rows.append(json.loads(line))
             if len(rows) == count:

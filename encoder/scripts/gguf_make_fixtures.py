@@ -10,7 +10,7 @@ The file holds
     non-square shapes and `qwen2.*` metadata, to test name mapping, shape order and
     config_from_gguf.
 
-Usage: /work/venvs/gguf/bin/python encoder/scripts/gguf_make_fixtures.py
+Usage: .venv-gguf/bin/python encoder/scripts/gguf_make_fixtures.py
 (venv: encoder/scripts/setup_weights_venv.sh).
 """
 from pathlib import Path

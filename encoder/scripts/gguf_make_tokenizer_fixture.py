@@ -8,8 +8,9 @@ tested without the 0.5 GB model (encoder/tests/weights_tokenizer.rs):
   encoder/fixtures/gguf/tiny_qwen2_tokenizer_reference.json
       ids transformers gives (`AutoTokenizer.from_pretrained(dir, gguf_file=...)`)
 
-Usage (needs the real GGUF from scripts/fetch_models.sh and /work/venvs/hf: torch, transformers, gguf):
-  /work/venvs/hf/bin/python encoder/scripts/gguf_make_tokenizer_fixture.py [MODELS_DIR]
+Usage (needs the real GGUF from scripts/fetch_models.sh and .venv-hf from make_venv.sh: torch,
+transformers, gguf):
+  .venv-hf/bin/python encoder/scripts/gguf_make_tokenizer_fixture.py [MODELS_DIR]
 """
 import json
 import os

@@ -12,8 +12,8 @@ Writes encoder/fixtures/gguf/real_models_reference.json with
   * all-MiniLM-L6-v2 token ids by its tokenizer.json through transformers, untruncated and
     truncated at 16 tokens (sentence-transformers truncates the same way).
 
-Usage (needs torch, transformers, gguf: /work/venvs/hf; models: scripts/fetch_models.sh):
-  /work/venvs/hf/bin/python encoder/scripts/gguf_reference_real.py [MODELS_DIR]
+Usage (needs torch, transformers, gguf: .venv-hf from make_venv.sh; models: scripts/fetch_models.sh):
+  .venv-hf/bin/python encoder/scripts/gguf_reference_real.py [MODELS_DIR]
 """
 import json
 import os

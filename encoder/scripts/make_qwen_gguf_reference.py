@@ -8,7 +8,8 @@ token, and the mean of the final hidden states over all tokens. Written to
 encoder/fixtures/qwen2_gguf_reference.json; the Rust test `qwen2_gguf_matches_transformers`
 runs when the GGUF is present ($QUARRY_MODELS or <repo>/models, see scripts/fetch_models.sh).
 
-Usage: /work/venvs/hf/bin/python encoder/scripts/make_qwen_gguf_reference.py MODELS_DIR [DATASETS_DIR]
+Usage: .venv-hf/bin/python encoder/scripts/make_qwen_gguf_reference.py MODELS_DIR [DATASETS_DIR]
+(DATASETS_DIR holds nfcorpus/, default the repository's data/, read through `zstd -dc`.)
 """
 
 import json
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from fixture_helpers import nfcorpus_texts
+from fixture_helpers import DATA, nfcorpus_texts
 
 GGUF = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "qwen2_gguf_reference.json")
@@ -32,7 +33,7 @@ def f32_list(values):
 
 def main():
     models = sys.argv[1]
-    datasets = sys.argv[2] if len(sys.argv) > 2 else "/work/shared/datasets"
+    datasets = sys.argv[2] if len(sys.argv) > 2 else DATA
     torch.set_num_threads(2)
     tokenizer = AutoTokenizer.from_pretrained(models, gguf_file=GGUF)
     model = AutoModelForCausalLM.from_pretrained(models, gguf_file=GGUF, dtype=torch.float32).eval()

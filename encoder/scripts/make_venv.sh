@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Creates the Python reference environment (transformers + torch + sentence-transformers)
-# used by make_fixtures.py and the other parity scripts. Outside the repository on purpose:
-# it is ~5 GB (PyPI's torch wheel pulls the CUDA libraries).
-# Usage: encoder/scripts/make_venv.sh [venv dir, default /work/venvs/hf]
+# used by make_fixtures.py and the other parity scripts. It is ~5 GB (PyPI's torch wheel pulls
+# the CUDA libraries): the default, .venv-hf in the checkout, is git-ignored (/.venv*/).
+# Usage: encoder/scripts/make_venv.sh [venv dir, default .venv-hf in the checkout]
 set -euo pipefail
-VENV="${1:-/work/venvs/hf}"
+VENV="${1:-$(cd "$(dirname "$0")/../.." && pwd)/.venv-hf}"
 python3 -m venv "$VENV"
 "$VENV/bin/pip" install --upgrade pip
 "$VENV/bin/pip" install torch transformers safetensors sentence-transformers gguf accelerate numpy

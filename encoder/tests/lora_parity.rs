@@ -56,7 +56,7 @@ fn one_training_step_matches_peft() {
 /// The same step on the GPU (built with `--features cuda`; run where a GPU is, e.g. the test
 /// binary carried to the GPU machine): f32 runs burn's kernels, bf16 the cuBLAS frozen GEMMs
 /// both ways (forward and `dX = dY Wᵀ`), checked against the same float64 PEFT reference.
-/// burn-cuda's f32 matmul rounds like TF32 (~3e-4 relative, ../shared/gpu/README.md) and bf16
+/// burn-cuda's f32 matmul rounds like TF32 (~3e-4 relative) and bf16
 /// keeps 8 bits of mantissa; the temperature multiplies score errors by 100. So the bounds
 /// only separate rounding (a few percent, gradients still pointing the same way: cosine near
 /// 1) from a wrong kernel (order one). Every number is printed before anything is asserted.

@@ -2,7 +2,7 @@
 //!
 //! usage: bm25_bench DATASET_DIR [--split test] [--hits 1000] [--repeat 3]
 //!   DATASET_DIR holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv
-//!   (uncompressed, as /work/shared/datasets or benches/pyserini_peer.sh use).
+//!   (uncompressed: benches/plain_beir.sh makes such a folder from data/NAME).
 //!
 //! Prints one JSON object: build docs/s (analysis + tantivy indexing + merge +
 //! manifest, corpus already in memory, as the peers time it) and queries/s

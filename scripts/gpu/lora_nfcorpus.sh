@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The supervised setting's real run (issue #7) on one GPU, in phases that fit device calls
-# (each call at most 10 minutes; files under /root survive while the machine stays warm):
+# (each call at most 10 minutes; the git-ignored .gpu/ folder survives while the machine stays warm):
 #
 #   scripts/gpu/lora_nfcorpus.sh mine          # BM25 hard negatives for nfcorpus train
 #   scripts/gpu/lora_nfcorpus.sh probe SECONDS # time 2 steps; fit the schedule (--max-steps)
@@ -14,11 +14,12 @@
 #
 # Phases may be chained in one call: `... mine train 300`. Environment: BIN (quarry built with
 # `cargo build --release -p quarry-cli --features cuda`, default .gpu/quarry, unpacked from
-# .gpu/quarry.xz), MODEL (Qwen2.5-Coder-0.5B-Instruct GGUF, default /root/m/q05.gguf), LR, SEED,
-# EPOCHS (5e-4, 42, 1), WORK
-# (/root/lora: training file and adapter), QUARRY_HOME (/root/qh: catalog and kernel tuning
+# .gpu/quarry.xz), MODEL (Qwen2.5-Coder-0.5B-Instruct GGUF, default .gpu/models/q05.gguf), LR,
+# SEED, EPOCHS (5e-4, 42, 1), WORK
+# (.gpu/lora: training file and adapter), QUARRY_HOME (.gpu/qh: catalog and kernel tuning
 # cache), OUT (what comes back), PEFT_WHEELS (folder with the peft wheel; the GPU machine has
-# PyTorch and transformers but no peft).
+# PyTorch and transformers but no peft; installed into .gpu/py and .gpu/peft-lib). Relative
+# paths are taken from the repository root.
 #
 # Recipe (RepLLaMA, as the issue states): LoRA rank 32 on all 7 projections, InfoNCE at
 # temperature 0.01 over in-batch and 7 hard negatives a query, global batch 32 (micro-batch 8),
@@ -29,9 +30,9 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-.gpu/quarry}
 if [ ! -x "$BIN" ] && [ -f "$BIN.xz" ]; then xz -dkf "$BIN.xz" && chmod +x "$BIN"; fi
-MODEL=${MODEL:-/root/m/q05.gguf}
-WORK=${WORK:-/root/lora}
-export QUARRY_HOME=${QUARRY_HOME:-/root/qh}
+MODEL=${MODEL:-.gpu/models/q05.gguf}
+WORK=${WORK:-.gpu/lora}
+export QUARRY_HOME=${QUARRY_HOME:-.gpu/qh}
 export CUBECL_AUTOTUNE_LEVEL=${CUBECL_AUTOTUNE_LEVEL:-minimal}
 OUT=${OUT:-/tmp/lora-out}
 mkdir -p "$OUT" "$QUARRY_HOME" "$WORK"
@@ -129,11 +130,11 @@ PY
     # The peer trains the same recipe on the same file (scripts/gpu/peft_train_nfcorpus.py)
     # and saves a PEFT adapter in $WORK/peft-adapter; `ADAPTER=$WORK/peft-adapter
     # NAME=q05-peft-lora` then evaluates it with quarry.
-    if [ -n "${PEFT_WHEELS:-}" ] && [ ! -d /root/py ]; then
-      python3 -m pip install --no-deps --no-index --target /root/py "$PEFT_WHEELS"/gguf-*.whl -q
+    if [ -n "${PEFT_WHEELS:-}" ] && [ ! -d .gpu/py ]; then
+      python3 -m pip install --no-deps --no-index --target .gpu/py "$PEFT_WHEELS"/gguf-*.whl -q
     fi
     start=$SECONDS
-    PYTHONPATH=/root/py${PYTHONPATH:+:$PYTHONPATH} timeout "${PEER_TIMEOUT:-360}" \
+    PYTHONPATH=$PWD/.gpu/py${PYTHONPATH:+:$PYTHONPATH} timeout "${PEER_TIMEOUT:-360}" \
       python3 scripts/gpu/peft_train_nfcorpus.py "$MODEL" "$WORK/train.jsonl" \
       "$WORK/peft-adapter" --lr "${LR:-5e-4}" >"$OUT/peer-train.json" 2>"$OUT/peer-train.log"
     echo "peer train exit $? after $((SECONDS - start)) s"
@@ -149,8 +150,8 @@ PY
   peer)
     if [ -n "${PEFT_WHEELS:-}" ]; then
       # peft, accelerate and psutil (PyTorch, transformers and the rest are there already).
-      python3 -m pip install --no-deps --no-index --target /root/peft-lib "$PEFT_WHEELS"/*.whl -q
-      export PYTHONPATH=/root/peft-lib${PYTHONPATH:+:$PYTHONPATH}
+      python3 -m pip install --no-deps --no-index --target .gpu/peft-lib "$PEFT_WHEELS"/*.whl -q
+      export PYTHONPATH=$PWD/.gpu/peft-lib${PYTHONPATH:+:$PYTHONPATH}
     fi
     timeout 200 python3 scripts/gpu/peft_train_step.py --batch 32 --micro-batch "${MICRO:-8}" \
       --group-size 8 --query-len 32 --passage-len 192 --steps 4 | tee "$OUT/peer.json"

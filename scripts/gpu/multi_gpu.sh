@@ -7,10 +7,12 @@
 #
 # TUNING.tgz: a `<home>/gpu-tuning` folder from an earlier run on a card of the same
 # architecture; its device-0-0 entries are copied for every other GPU so that no card pays
-# for first-pass autotune (burn keys the cache by device index).
+# for first-pass autotune (burn keys the cache by device index). QUARRY_HOME defaults to
+# .gpu/qh-multi in the repository.
 set -uo pipefail
 bin=$1 model=$2 dataset=$3 tuning=${4:-}
-export QUARRY_HOME=${QUARRY_HOME:-/root/qh-multi}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+export QUARRY_HOME=${QUARRY_HOME:-$root/.gpu/qh-multi}
 export CUBECL_AUTOTUNE_LEVEL=${CUBECL_AUTOTUNE_LEVEL:-minimal}
 out=${OUT:-/tmp/out}; mkdir -p "$out" "$QUARRY_HOME"
 nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader | tee "$out/cards.txt"

@@ -4,7 +4,7 @@
 # the GPU machine:
 #
 #   scripts/gpu/perf.sh            # needs .gpu/quarry-perf (or .gpu/quarry-perf.xz) and
-#                                  # the 0.5B GGUF at /root/m/q05.gguf (MODEL=... to change)
+#                                  # the 0.5B GGUF at .gpu/models/q05.gguf (MODEL=... to change)
 #
 # Writes under $OUT (./perf-out when unset): table.md (the summary), main/ (logs and JSON of
 # quarry and the peer), second.log (a second quarry process reusing the persisted tuning),
@@ -19,7 +19,7 @@ if [ ! -x "$BIN" ] && [ -f "$BIN.xz" ]; then
   xz -dkf "$BIN.xz" && chmod +x "$BIN"
 fi
 [ -x "$BIN" ] || { echo "no $BIN (or $BIN.xz)"; exit 1; }
-MODEL=${MODEL:-/root/m/q05.gguf}
+MODEL=${MODEL:-.gpu/models/q05.gguf}
 export QUARRY_HOME=${QUARRY_HOME:-$OUT/quarry-home}
 # Only the cheapest autotune pass: burn tunes what it still runs itself per new shape.
 export CUBECL_AUTOTUNE_LEVEL=${CUBECL_AUTOTUNE_LEVEL:-minimal}

@@ -5,14 +5,15 @@
 #
 #   scripts/gpu/qwen_rows.sh QUARRY_BIN MODEL.gguf NAME_PREFIX DATASET:MODE...
 #
-# e.g. scripts/gpu/qwen_rows.sh .gpu/quarry /root/m/q05.gguf qwen2.5-coder-0.5b \
+# e.g. scripts/gpu/qwen_rows.sh .gpu/quarry .gpu/models/q05.gguf qwen2.5-coder-0.5b \
 #        cosqa:zero-shot nfcorpus:supervised
-# Indexes go to $QUARRY_HOME (default /root/qh, so they outlive the call while
-# the machine stays warm); burn's kernel tuning cache to $QUARRY_HOME/gpu-tuning.
+# Indexes go to $QUARRY_HOME (default .gpu/qh in the repository, git-ignored, so they
+# outlive the call while the machine stays warm); burn's kernel tuning cache to $QUARRY_HOME/gpu-tuning.
 # Results (eval JSON, build logs, the tuning cache as a tarball) go to $OUT.
 set -uo pipefail
 bin=$1 model=$2 prefix=$3; shift 3
-export QUARRY_HOME=${QUARRY_HOME:-/root/qh}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+export QUARRY_HOME=${QUARRY_HOME:-$root/.gpu/qh}
 export CUBECL_AUTOTUNE_LEVEL=${CUBECL_AUTOTUNE_LEVEL:-minimal}
 out=${OUT:-/tmp/out}; mkdir -p "$out" "$QUARRY_HOME"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/card.txt"

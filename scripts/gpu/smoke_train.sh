@@ -5,8 +5,8 @@
 #
 #   OUT=$OUT scripts/gpu/smoke_train.sh     # carry .gpu/quarry.xz (and .whl for the peer)
 #
-# 1. Unpacks the binary to /root/bin/quarry (kept while the machine is warm) and mines the
-#    nfcorpus training groups to /root/lora/train.jsonl (the real run reuses both).
+# 1. Unpacks the binary to .gpu/bin/quarry (git-ignored, kept while the machine is warm) and
+#    mines the nfcorpus training groups to .gpu/lora/train.jsonl (the real run reuses both).
 # 2. Two training steps of the tiny Qwen2 fixture on 16 real nfcorpus groups: CPU f32, CUDA f32
 #    (burn's kernels) and CUDA bf16 (cuBLAS frozen GEMMs, forward and dX = dY Wᵀ). The losses
 #    should agree (bf16 loosely: temperature 0.01 scales score errors by 100).
@@ -15,30 +15,30 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/smoke-out}
-mkdir -p "$OUT" /root/bin /root/lora
-export QUARRY_HOME=${QUARRY_HOME:-/root/qh}
+mkdir -p "$OUT" .gpu/bin .gpu/lora
+export QUARRY_HOME=${QUARRY_HOME:-.gpu/qh}
 export CUBECL_AUTOTUNE_LEVEL=${CUBECL_AUTOTUNE_LEVEL:-minimal}
 source scripts/gpu/cublas_env.sh
 # A carried tuning cache (inference shapes, from an earlier card) saves the eval's first pass.
 mkdir -p "$QUARRY_HOME"
 for cache in ${TUNING_CACHE:-}; do tar xzf "$cache" -C "$QUARRY_HOME" && echo "tuning cache $cache"; done
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/card.txt"
-xz -dc .gpu/quarry.xz >/root/bin/quarry && chmod +x /root/bin/quarry
-BIN=/root/bin/quarry
+xz -dc .gpu/quarry.xz >.gpu/bin/quarry && chmod +x .gpu/bin/quarry
+BIN=.gpu/bin/quarry
 sha256sum $BIN | cut -c1-16
 
-OUT=$OUT BIN=$BIN WORK=/root/lora scripts/gpu/lora_nfcorpus.sh mine || echo "mine failed"
-head -16 /root/lora/train.jsonl >/root/lora/smoke.jsonl
-rm -rf /root/tiny && cp -r tests/fixtures/lora/tiny_qwen2 /root/tiny
+OUT=$OUT BIN=$BIN WORK=.gpu/lora scripts/gpu/lora_nfcorpus.sh mine || echo "mine failed"
+head -16 .gpu/lora/train.jsonl >.gpu/lora/smoke.jsonl
+rm -rf .gpu/tiny && cp -r tests/fixtures/lora/tiny_qwen2 .gpu/tiny
 # Byte-level tokens: the prompts alone take > 128 of them, the fixture's position limit.
-sed -i 's/"max_position_embeddings": 128/"max_position_embeddings": 512/' /root/tiny/config.json
+sed -i 's/"max_position_embeddings": 128/"max_position_embeddings": 512/' .gpu/tiny/config.json
 
 for run in "cpu f32" "cuda f32" "cuda bf16"; do
   set -- $run
-  rm -rf "/root/smoke-$1-$2"
+  rm -rf ".gpu/smoke-$1-$2"
   start=$SECONDS
-  timeout 150 "$BIN" train --model /root/tiny --train /root/lora/smoke.jsonl \
-    --output "/root/smoke-$1-$2" --device "$1" --dtype "$2" --max-steps 2 --batch 4 \
+  timeout 150 "$BIN" train --model .gpu/tiny --train .gpu/lora/smoke.jsonl \
+    --output ".gpu/smoke-$1-$2" --device "$1" --dtype "$2" --max-steps 2 --batch 4 \
     --micro-batch 2 --group-size 4 --dropout 0 --query-max-len 200 --passage-max-len 320 \
     --json >"$OUT/smoke-$1-$2.json" 2>"$OUT/smoke-$1-$2.log"
   rc=$?
@@ -55,7 +55,7 @@ PY
 done
 
 start=$SECONDS
-timeout 200 "$BIN" bench encode --device cuda --shapes 0.5b --rounds 2 --model /root/tiny \
+timeout 200 "$BIN" bench encode --device cuda --shapes 0.5b --rounds 2 --model .gpu/tiny \
   --docs 64 --passes 1 --check 16 --matmul-rate none --json "$OUT/encode.jsonl" \
   >"$OUT/encode.log" 2>&1
 echo "bench encode rc $? after $((SECONDS - start)) s"

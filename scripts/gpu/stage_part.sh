@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Moves a model file larger than one device call may carry (64 MiB) onto the GPU machine, one
 # piece per call: pieces are made here with `split -b 50M FILE .gpu/parts/NAME.` and each call
-# carries the next one. Calls must follow each other while the machine is warm (files under
-# /root survive only that long).
+# carries the next one. Calls must follow each other while the machine is warm (git-ignored
+# files in the checkout there survive only that long). The GPU scripts look for the 0.5B model
+# at .gpu/models/q05.gguf (MODEL=... for another path).
 #
 #   scripts/gpu/stage_part.sh PIECE DEST            # append PIECE to DEST.partial
+#   e.g. scripts/gpu/stage_part.sh .gpu/parts/q05.gguf.aa .gpu/models/q05.gguf
 #   scripts/gpu/stage_part.sh --finish DEST SHA256  # check and rename DEST.partial to DEST
 #
 # Pieces must be appended in order; a repeated piece is detected by its recorded name.

@@ -4,8 +4,9 @@
 //!
 //! - Projection GEMMs run in cuBLAS (`cublasGemmEx`, bf16/f16 in and out, f32
 //!   accumulation). burn 0.21's own matmul reached ~210-220 TFLOP/s on the
-//!   H100 where cuBLAS reaches ~760 (`../shared/gpu/README.md`). The call is
-//!   queued on the very CUDA stream burn's kernels use (through the
+//!   H100 where cuBLAS reaches ~760-790
+//!   (docs/gpu-runs/2026-11-26-s6-h100/perf-2/table.md). The call is queued
+//!   on the very CUDA stream burn's kernels use (through the
 //!   `raw_stream_and_addresses` accessor of the patched cubecl-cuda, see
 //!   `vendor/cubecl-cuda/PATCH.md`), inside the device server's task queue, so
 //!   it is ordered with burn's work without any host synchronisation.

@@ -1,0 +1,3 @@
+//! Fuzz target `gguf`: what it exercises is documented on `quarry_fuzz::targets::gguf`.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| quarry_fuzz::targets::gguf(data));

@@ -1,0 +1,3 @@
+//! Fuzz target `safetensors`: what it exercises is documented on `quarry_fuzz::targets::safetensors`.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| quarry_fuzz::targets::safetensors(data));
