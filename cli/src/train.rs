@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use quarry_engine::train::{train, StepProgress, TrainJob, TrainReport, TrainSettings};
+use quarry_engine::train::{gib, train, StepProgress, TrainJob, TrainReport, TrainSettings};
 
 use crate::args::{devices_and_precision, resolve_model, DtypeArg, UsageError};
 use crate::progress::Progress;
@@ -130,6 +130,11 @@ pub struct TrainArgs {
     #[arg(long, value_name = "SECONDS")]
     pub time_limit: Option<f64>,
 
+    /// Run even when the memory plan (weights, LoRA state, one micro-batch's activations)
+    /// exceeds the device's free memory; by default such a run is refused before loading
+    #[arg(long)]
+    pub no_memory_check: bool,
+
     /// Frozen projection GEMMs on CUDA in bf16/f16: cublas, burn (burn's matmul), or auto
     /// (cuBLAS when libcublas loads)
     #[arg(long, default_value = "auto")]
@@ -216,6 +221,7 @@ pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
         resume: args.resume,
         stop_after: args.stop_after,
         time_limit: args.time_limit,
+        memory_check: !args.no_memory_check,
     };
     let progress = Progress::bar_only("training", "steps");
     // No terminal (a batch job's log): a line per step instead of the bar.
@@ -257,6 +263,14 @@ pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
         summary.tokens,
         summary.seconds,
         summary.tokens_per_second
+    );
+    let plan = &summary.memory_plan;
+    println!(
+        "memory plan: {} ({} weights, {} LoRA state, {} activations of a micro-batch)",
+        gib(plan.total),
+        gib(plan.weights),
+        gib(plan.adapter_state),
+        gib(plan.activations)
     );
     if summary.finished {
         println!(

@@ -43,6 +43,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod device_memory;
 pub mod error;
 pub use error::EncoderError;
 pub mod tensor_source;

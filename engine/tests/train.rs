@@ -38,6 +38,7 @@ fn job(output: &Path) -> TrainJob {
         resume: false,
         stop_after: None,
         time_limit: None,
+        memory_check: true,
     }
 }
 
@@ -163,6 +164,21 @@ fn a_time_limit_that_is_not_a_number_of_seconds_is_refused() {
         let message = format!("{:#}", train(&bad, &ProgressBar::hidden()).unwrap_err());
         assert!(message.contains("--time-limit"), "{limit}: {message}");
     }
+    assert!(!dir.path().join(CHECKPOINT_FILE).exists());
+}
+
+#[test]
+fn a_run_that_cannot_fit_in_memory_is_refused_before_the_model_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut huge = job(dir.path());
+    // 100k-token sequences: the attention scores alone are terabytes per query.
+    huge.settings.query_max_len = 100_000;
+    huge.settings.passage_max_len = 100_000;
+    let message = format!("{:#}", train(&huge, &ProgressBar::hidden()).unwrap_err());
+    assert!(message.contains("needs about"), "{message}");
+    assert!(message.contains("free of"), "{message}");
+    assert!(message.contains("--no-memory-check"), "{message}");
+    assert!(message.contains("tiny_qwen2"), "names the model: {message}");
     assert!(!dir.path().join(CHECKPOINT_FILE).exists());
 }
 

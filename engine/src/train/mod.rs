@@ -21,6 +21,7 @@
 //! - `settings`: what determines the adapter ([`TrainSettings`]) and the job's checks.
 //! - `schedule`: the steps, their learning rate and the seeds derived from the run's seed.
 //! - `sampling`: which groups and passages an optimiser step sees.
+//! - `memory`: what a run needs in device memory, checked before the model loads.
 //! - `model`: the base model, its supervised prompts and a fresh PEFT-initialised adapter.
 //! - `batch`: a micro-batch's texts as the token ids the contrastive loss takes.
 //! - `optimizer`: gradient sums, clipping and the AdamW update of the LoRA tensors.
@@ -31,6 +32,7 @@
 mod batch;
 mod checkpoint;
 mod loss_plot;
+mod memory;
 mod model;
 mod optimizer;
 mod report;
@@ -50,6 +52,7 @@ use crate::error::{EngineError, Result};
 use trainer::train_on;
 
 pub use checkpoint::CHECKPOINT_FILE;
+pub use memory::{gib, MemoryPlan};
 pub use report::{StepProgress, TrainReport};
 pub use schedule::schedule_factor;
 pub use settings::TrainSettings;
@@ -79,6 +82,9 @@ pub struct TrainJob {
     /// Stop (with a checkpoint) after the first step that ends this many seconds after the
     /// start: a time-limited job ends cleanly and `resume` continues it.
     pub time_limit: Option<f64>,
+    /// Refuse, before loading the model, a run whose memory plan exceeds the device's free
+    /// memory (`--no-memory-check` turns it off).
+    pub memory_check: bool,
 }
 
 /// What a run did (also written to `training_summary.json`).
@@ -107,6 +113,8 @@ pub struct TrainSummary {
     pub step_losses: Vec<f64>,
     /// Loss of every step so far, the steps before a resume included (drawn in `loss.svg`).
     pub loss_curve: Vec<f64>,
+    /// What the run was estimated to need in device memory (checked before loading).
+    pub memory_plan: MemoryPlan,
     pub settings: TrainSettings,
 }
 

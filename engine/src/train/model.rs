@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::DType;
+use quarry_encoder::device_memory::device_memory;
 use quarry_encoder::lora::{LoraAdapter, LoraConfig, LoraPair};
 use quarry_encoder::prompt::{detect_family, PromptTemplate};
 use quarry_encoder::weights::open_weights;
@@ -14,15 +15,17 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::batch::Prompts;
+use super::memory::MemoryPlan;
 use super::schedule::{derived_seed, Stream};
 use super::{train_error, TrainJob, TrainSettings};
 use crate::error::Result;
 
-/// Loads the job's base model on `device` and the supervised prompts of its family.
+/// Loads the job's base model on `device` and the supervised prompts of its family, after
+/// checking that the run's memory plan fits the device.
 pub(super) fn load_model<B: AutodiffBackend>(
     job: &TrainJob,
     device: &B::Device,
-) -> Result<(Qwen2Model<B>, Prompts)> {
+) -> Result<(Qwen2Model<B>, Prompts, MemoryPlan)> {
     let weights = open_weights(&job.model)?;
     let config_json = weights.config_json()?;
     let qwen2 = match ModelConfig::from_hf_json(&config_json.to_string(), &job.model)? {
@@ -31,6 +34,10 @@ pub(super) fn load_model<B: AutodiffBackend>(
             return Err(train_error(&job.model, "LoRA training needs a Qwen2 model"))
         }
     };
+    let plan = MemoryPlan::new(&qwen2, &job.settings);
+    if job.memory_check {
+        check_memory(job, &plan)?;
+    }
     let chat_template = weights.chat_template()?;
     let family = detect_family(&config_json, chat_template.as_deref()).ok_or_else(|| {
         train_error(
@@ -42,7 +49,19 @@ pub(super) fn load_model<B: AutodiffBackend>(
     let prompts = Prompts::new(template, weights.tokenizer()?, job)?;
     let dtype = compute_dtype(job.settings.precision);
     let model = Qwen2Model::<B>::load(&qwen2, weights.as_source(), device, dtype)?;
-    Ok((model, prompts))
+    Ok((model, prompts, plan))
+}
+
+/// Refuses a plan larger than the device's free memory; a device whose memory cannot be
+/// read is not checked (the reason is not an error of the job).
+fn check_memory(job: &TrainJob, plan: &MemoryPlan) -> Result<()> {
+    let Ok(memory) = device_memory(job.device) else {
+        return Ok(());
+    };
+    match plan.misfit(&memory, &job.settings) {
+        Some(detail) => Err(train_error(&job.model, detail)),
+        None => Ok(()),
+    }
 }
 
 /// The tensor dtype the base model computes in.

@@ -14,6 +14,7 @@ use quarry_encoder::Qwen2Model;
 
 use super::batch::Prompts;
 use super::checkpoint::{f32_values, open_checkpoint, write_checkpoint, Checkpoint};
+use super::memory::MemoryPlan;
 use super::model::{attach_adapter, load_model};
 use super::optimizer::{GradientSums, LoraOptimizer};
 use super::report::{StepProgress, TrainReport};
@@ -50,6 +51,7 @@ struct Run<'a, B: AutodiffBackend> {
     groups: &'a [TrainGroup],
     schedule: Schedule,
     prompts: Prompts,
+    memory_plan: MemoryPlan,
     model: Qwen2Model<B>,
     optimizer: LoraOptimizer<B>,
     checkpoint_path: PathBuf,
@@ -82,7 +84,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
         groups: &'a [TrainGroup],
         schedule: Schedule,
     ) -> Result<Self> {
-        let (mut model, prompts) = load_model::<B>(job, device)?;
+        let (mut model, prompts, memory_plan) = load_model::<B>(job, device)?;
         std::fs::create_dir_all(&job.output).map_err(|e| EngineError::io(&job.output, e))?;
         let checkpoint_path = job.output.join(CHECKPOINT_FILE);
         let resumed = open_checkpoint(&checkpoint_path, job.resume, &job.settings)?;
@@ -104,6 +106,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
             groups,
             schedule,
             prompts,
+            memory_plan,
             model,
             optimizer,
             checkpoint_path,
@@ -314,6 +317,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
             step_seconds,
             step_losses: losses,
             loss_curve,
+            memory_plan: self.memory_plan,
             settings: job.settings.clone(),
         }
     }
