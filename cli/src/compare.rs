@@ -65,7 +65,8 @@ pub struct CompareArgs {
     #[arg(long, required = true, value_parser = parse_retriever_list)]
     pub retrievers: Vec<RetrieverList>,
 
-    /// Comma-separated metrics, one column group each (ndcg@K, mrr@K, recall@K, p@K, map)
+    /// Comma-separated metrics, one column group each (ndcg@K, mrr@K, recall@K, p@K, map,
+    /// map@K, success@K, r-prec, or trec_eval's names such as ndcg_cut.10)
     #[arg(long, alias = "metric", default_value = "ndcg@10")]
     pub metrics: String,
 

@@ -49,7 +49,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "split")]
     pub qrels: Option<PathBuf>,
 
-    /// Comma-separated metrics: ndcg@K, mrr@K, recall@K, p@K, map [default:
+    /// Comma-separated metrics: ndcg@K, mrr@K, recall@K, p@K, map, map@K, success@K,
+    /// r-prec, or trec_eval's names (ndcg_cut.10, P.5, Rprec, ...) [default:
     /// ndcg@10,mrr@10,recall@100,recall@1000,map, without those deeper than --k]
     #[arg(long)]
     pub metrics: Option<String>,

@@ -14,7 +14,13 @@
 //!   orders all judged docs of grade >= 1 by grade, cut at k.
 //! - MRR@k = trec_eval's `recip_rank` on the run cut to its top k.
 //! - Recall@k = relevant in top k / all relevant judged (`recall.k`);
-//!   P@k = relevant in top k / k (`P.k`); MAP over the full ranking (`map`).
+//!   P@k = relevant in top k / k (`P.k`); MAP over the full ranking (`map`);
+//!   MAP@k counts only the relevant docs in the top k, still divided by all
+//!   relevant judged (`map_cut.k`); success@k is 1 when a relevant doc is in
+//!   the top k (`success.k`); R-prec is the precision at rank R, R the number
+//!   of relevant judged docs (`Rprec`).
+//! - trec_eval's own names are accepted too: `ndcg_cut.10` or `ndcg_cut_10`,
+//!   `recall.100`, `P.10`, `map`, `map_cut.10`, `success.10`, `Rprec`.
 //!
 //! Means are over the queries of the qrels that have at least one relevant
 //! judgment. Such a query without any hit scores 0 on every metric
@@ -39,6 +45,9 @@ pub enum Metric {
     Recall(usize),
     Precision(usize),
     Map,
+    MapCut(usize),
+    Success(usize),
+    RPrec,
 }
 
 impl Metric {
@@ -50,14 +59,22 @@ impl Metric {
             Metric::Recall(k) => format!("recall.{k}"),
             Metric::Precision(k) => format!("P.{k}"),
             Metric::Map => "map".to_string(),
+            Metric::MapCut(k) => format!("map_cut.{k}"),
+            Metric::Success(k) => format!("success.{k}"),
+            Metric::RPrec => "Rprec".to_string(),
         }
     }
 
     /// The deepest rank this metric looks at (`None`: the whole ranking).
     pub fn depth(&self) -> Option<usize> {
         match *self {
-            Metric::Ndcg(k) | Metric::Mrr(k) | Metric::Recall(k) | Metric::Precision(k) => Some(k),
-            Metric::Map => None,
+            Metric::Ndcg(k)
+            | Metric::Mrr(k)
+            | Metric::Recall(k)
+            | Metric::Precision(k)
+            | Metric::MapCut(k)
+            | Metric::Success(k) => Some(k),
+            Metric::Map | Metric::RPrec => None,
         }
     }
 }
@@ -70,11 +87,39 @@ impl fmt::Display for Metric {
             Metric::Recall(k) => write!(f, "recall@{k}"),
             Metric::Precision(k) => write!(f, "p@{k}"),
             Metric::Map => write!(f, "map"),
+            Metric::MapCut(k) => write!(f, "map@{k}"),
+            Metric::Success(k) => write!(f, "success@{k}"),
+            Metric::RPrec => write!(f, "r-prec"),
         }
     }
 }
 
-const METRIC_FORMS: &str = "ndcg@K, mrr@K, recall@K, p@K or map (K a positive integer)";
+const METRIC_FORMS: &str = "ndcg@K, mrr@K, recall@K, p@K, map, map@K, success@K or r-prec \
+     (K a positive integer), or trec_eval's names (ndcg_cut.K, recall.K, P.K, map_cut.K, \
+     success.K, Rprec)";
+
+/// trec_eval's measure names (`ndcg_cut.10`, `ndcg_cut_10`, `P.5`, `Rprec`, ...) in
+/// quarry's form (`ndcg@10`, `p@5`, `r-prec`); other input is returned as it is.
+fn from_trec_eval_name(spec: &str) -> String {
+    if spec == "rprec" {
+        return "r-prec".to_string();
+    }
+    for (trec, ours) in [
+        ("ndcg_cut", "ndcg"),
+        ("map_cut", "map"),
+        ("recall", "recall"),
+        ("success", "success"),
+        ("p", "p"),
+    ] {
+        let Some(rest) = spec.strip_prefix(trec) else {
+            continue;
+        };
+        if let Some(k) = rest.strip_prefix('.').or_else(|| rest.strip_prefix('_')) {
+            return format!("{ours}@{k}");
+        }
+    }
+    spec.to_string()
+}
 
 impl FromStr for Metric {
     type Err = EngineError;
@@ -84,7 +129,7 @@ impl FromStr for Metric {
             input: input.to_string(),
             detail,
         };
-        let spec = input.trim().to_ascii_lowercase();
+        let spec = from_trec_eval_name(&input.trim().to_ascii_lowercase());
         let (name, cutoff) = match spec.split_once('@') {
             Some((name, cutoff)) => (name, Some(cutoff)),
             None => (spec.as_str(), None),
@@ -98,12 +143,15 @@ impl FromStr for Metric {
         };
         match (name, k) {
             ("map", None) => Ok(Metric::Map),
-            ("map", Some(_)) => Err(bad(
-                "map is over the full ranking and takes no cutoff".into()
+            ("map", Some(k)) => Ok(Metric::MapCut(k)),
+            ("r-prec", None) => Ok(Metric::RPrec),
+            ("r-prec", Some(_)) => Err(bad(
+                "r-prec cuts at the number of relevant docs and takes no cutoff".into(),
             )),
-            ("ndcg" | "mrr" | "recall" | "p", None) => {
+            ("ndcg" | "mrr" | "recall" | "p" | "success", None) => {
                 Err(bad(format!("{name} needs a cutoff, e.g. {name}@10")))
             }
+            ("success", Some(k)) => Ok(Metric::Success(k)),
             ("ndcg", Some(k)) => Ok(Metric::Ndcg(k)),
             ("mrr", Some(k)) => Ok(Metric::Mrr(k)),
             ("recall", Some(k)) => Ok(Metric::Recall(k)),
@@ -196,22 +244,41 @@ pub fn score_query(
                 }
             }
             Metric::Precision(k) => relevant_in_top(k) as f64 / k as f64,
-            Metric::Map => {
+            Metric::Map => average_precision(&grades, grades.len(), num_relevant),
+            Metric::MapCut(k) => average_precision(&grades, k, num_relevant),
+            Metric::Success(k) => {
+                if relevant_in_top(k) > 0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Metric::RPrec => {
                 if num_relevant == 0 {
-                    return 0.0;
+                    0.0
+                } else {
+                    relevant_in_top(num_relevant) as f64 / num_relevant as f64
                 }
-                let mut relevant_so_far = 0usize;
-                let mut sum = 0.0;
-                for (i, &g) in grades.iter().enumerate() {
-                    if g >= 1 {
-                        relevant_so_far += 1;
-                        sum += relevant_so_far as f64 / (i + 1) as f64;
-                    }
-                }
-                sum / num_relevant as f64
             }
         })
         .collect()
+}
+
+/// trec_eval's average precision over the first `depth` ranks: the precision at each
+/// relevant doc found there, summed, over all relevant judged docs.
+fn average_precision(grades: &[i32], depth: usize, num_relevant: usize) -> f64 {
+    if num_relevant == 0 {
+        return 0.0;
+    }
+    let mut relevant_so_far = 0usize;
+    let mut sum = 0.0;
+    for (i, &g) in grades.iter().take(depth).enumerate() {
+        if g >= 1 {
+            relevant_so_far += 1;
+            sum += relevant_so_far as f64 / (i + 1) as f64;
+        }
+    }
+    sum / num_relevant as f64
 }
 
 /// The scores of a run against qrels.
@@ -315,7 +382,8 @@ mod tests {
             ("ndcg", "needs a cutoff"),
             ("ndcg@0", "positive integer"),
             ("ndcg@x", "positive integer"),
-            ("map@10", "no cutoff"),
+            ("r-prec@10", "no cutoff"),
+            ("success", "needs a cutoff"),
             ("bleu@4", "unknown metric"),
             ("map,,p@1", "empty entry"),
             ("map,map", "twice"),
@@ -323,6 +391,30 @@ mod tests {
             let err = parse_metric_list(bad).unwrap_err().to_string();
             assert!(err.contains(says), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn accepts_trec_eval_measure_names() {
+        for (name, metric) in [
+            ("ndcg_cut.10", Metric::Ndcg(10)),
+            ("NDCG_CUT_10", Metric::Ndcg(10)),
+            ("recall.1000", Metric::Recall(1000)),
+            ("recall_100", Metric::Recall(100)),
+            ("P.5", Metric::Precision(5)),
+            ("P_20", Metric::Precision(20)),
+            ("map", Metric::Map),
+            ("map_cut.100", Metric::MapCut(100)),
+            ("map@10", Metric::MapCut(10)),
+            ("success.1", Metric::Success(1)),
+            ("success@10", Metric::Success(10)),
+            ("Rprec", Metric::RPrec),
+            ("r-prec", Metric::RPrec),
+        ] {
+            assert_eq!(name.parse::<Metric>().unwrap(), metric, "{name}");
+        }
+        // Shown in quarry's form; trec_eval's name is what the header note gives.
+        assert_eq!(Metric::MapCut(10).to_string(), "map@10");
+        assert_eq!(Metric::RPrec.trec_eval_name(), "Rprec");
     }
 
     #[test]

@@ -16,6 +16,9 @@ How each quarry metric maps onto pytrec_eval (trec_eval 9):
   recall@k  recall.k
   p@k       P.k
   map       map
+  map@k     map_cut.k
+  success@k success.k
+  r-prec    Rprec
   mrr@k     recip_rank on the run cut to its top k. trec_eval's recip_rank
             has no cutoff, so the script sorts each query's hits the way
             trec_eval does (score descending, ties by doc id descending),
@@ -46,6 +49,8 @@ CUTOFFS = {
     "mrr": [1, 3, 5, 10, 100],
     "recall": [1, 5, 10, 100, 1000],
     "p": [1, 5, 10, 20],
+    "map": [5, 10, 100, 1000],
+    "success": [1, 5, 10, 100],
 }
 METRICS = (
     [f"ndcg@{k}" for k in CUTOFFS["ndcg"]]
@@ -53,6 +58,9 @@ METRICS = (
     + [f"recall@{k}" for k in CUTOFFS["recall"]]
     + [f"p@{k}" for k in CUTOFFS["p"]]
     + ["map"]
+    + [f"map@{k}" for k in CUTOFFS["map"]]
+    + [f"success@{k}" for k in CUTOFFS["success"]]
+    + ["r-prec"]
 )
 
 
@@ -99,7 +107,9 @@ def evaluate(qrels, run):
         {f"ndcg_cut.{k}" for k in CUTOFFS["ndcg"]}
         | {f"recall.{k}" for k in CUTOFFS["recall"]}
         | {f"P.{k}" for k in CUTOFFS["p"]}
-        | {"map"}
+        | {"map", "Rprec"}
+        | {"map_cut." + ",".join(str(k) for k in CUTOFFS["map"])}
+        | {"success." + ",".join(str(k) for k in CUTOFFS["success"])}
     )
     base = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(full_run)
     per_query = {qid: {} for qid in qrels}
@@ -111,6 +121,11 @@ def evaluate(qrels, run):
         for k in CUTOFFS["p"]:
             per_query[qid][f"p@{k}"] = values[f"P_{k}"]
         per_query[qid]["map"] = values["map"]
+        for k in CUTOFFS["map"]:
+            per_query[qid][f"map@{k}"] = values[f"map_cut_{k}"]
+        for k in CUTOFFS["success"]:
+            per_query[qid][f"success@{k}"] = values[f"success_{k}"]
+        per_query[qid]["r-prec"] = values["Rprec"]
     for k in CUTOFFS["mrr"]:
         cut_run = {qid: dict(trec_eval_order(hits)[:k]) for qid, hits in full_run.items()}
         rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(cut_run)
@@ -199,6 +214,9 @@ def main():
                 "recall@k": "recall.k",
                 "p@k": "P.k",
                 "map": "map",
+                "map@k": "map_cut.k",
+                "success@k": "success.k",
+                "r-prec": "Rprec",
                 "mrr@k": "recip_rank on the run cut to its top k in trec_eval order",
             },
             "mean_over": "qrels queries with at least one judgment of grade >= 1",
