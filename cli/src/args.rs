@@ -127,9 +127,10 @@ pub fn check_depth(metrics: &[quarry_engine::metrics::Metric], k: usize) -> Resu
     }
 }
 
-/// `--home`'s default, when neither the flag nor `QUARRY_HOME` is given.
+/// `--home`'s default, when neither the flag nor `QUARRY_HOME` is given (the user's data
+/// folder; see `quarry_engine::catalog::default_home`).
 pub fn default_home() -> PathBuf {
-    PathBuf::from(quarry_engine::catalog::Catalog::DEFAULT_HOME)
+    quarry_engine::catalog::default_home()
 }
 
 /// Whether an error is the reader of our output going away (`quarry … | head`):

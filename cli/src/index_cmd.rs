@@ -22,7 +22,7 @@ pub struct IndexArgs {
 #[command(after_help = "Examples:
   quarry index list
   quarry index info all-minilm-l6-v2@nfcorpus
-  quarry index verify .quarry/dense/all-minilm-l6-v2@nfcorpus
+  quarry index verify all-minilm-l6-v2@nfcorpus
   quarry index search all-minilm-l6-v2@nfcorpus --row 0 -k 5
 
 DIR is an index folder, or NAME@DATASET in the data home (--home).")]
@@ -72,7 +72,7 @@ pub enum IndexCommand {
     /// index; the last slice's build does this itself, so this is for a merge
     /// that build could not do (it was killed, or ran elsewhere).
     #[command(after_help = "Example:
-  quarry index merge .quarry/dense/all-minilm-l6-v2@nfcorpus")]
+  quarry index merge all-minilm-l6-v2@nfcorpus")]
     Merge {
         /// Index directory (holds slices/I-of-N/ folders).
         dir: PathBuf,

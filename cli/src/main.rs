@@ -40,7 +40,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "QUARRY_REGISTRY", value_name = "FILE")]
     pub registry: Option<PathBuf>,
 
-    /// Data home where indexes are kept [default: .quarry in the current directory]
+    /// Data home where indexes are kept, the same from any directory [default:
+    /// $XDG_DATA_HOME/quarry, else ~/.local/share/quarry]
     #[arg(long, global = true, env = "QUARRY_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 

@@ -17,10 +17,28 @@ pub struct Catalog {
     pub home: PathBuf,
 }
 
-impl Catalog {
-    /// The home used when neither `--home` nor `QUARRY_HOME` is given.
-    pub const DEFAULT_HOME: &'static str = ".quarry";
+/// The data home used when neither `--home` nor `QUARRY_HOME` is given: the user's data
+/// folder, `$XDG_DATA_HOME/quarry`, else `~/.local/share/quarry` (the XDG default), so that
+/// every command finds the same indexes from any directory. Only where neither variable is
+/// set, `.quarry` in the current directory.
+pub fn default_home() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    if let Some(data) = var("XDG_DATA_HOME").map(PathBuf::from) {
+        // The XDG spec: a relative path is invalid and is ignored.
+        if data.is_absolute() {
+            return data.join("quarry");
+        }
+    }
+    match var("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/quarry"),
+        None => PathBuf::from(".quarry"),
+    }
+}
 
+/// How to point quarry at another data home, for messages about what was not found.
+pub const HOME_HINT: &str = "another data home: --home DIR or QUARRY_HOME=DIR";
+
+impl Catalog {
     pub fn new(home: impl Into<PathBuf>) -> Catalog {
         Catalog { home: home.into() }
     }
@@ -61,13 +79,14 @@ impl Catalog {
             .find_map(|e| BuildInfo::load(&e.path()).ok().flatten());
         Err(match sibling {
             Some(info) => format!(
-                "no dense index `{name}` for {dataset_name} in {}; build it with: {}",
+                "no dense index `{name}` for {dataset_name} in the data home {} ({HOME_HINT}); \
+                 build it with: {}",
                 self.home.display(),
                 info.command_for(dataset_name)
             ),
             None => format!(
-                "no dense index `{name}` for {dataset_name} in {}; build it with: \
-                 quarry build --model PATH --dataset {dataset_name} --name {name}",
+                "no dense index `{name}` for {dataset_name} in the data home {} ({HOME_HINT}); \
+                 build it with: quarry build --model PATH --dataset {dataset_name} --name {name}",
                 self.home.display()
             ),
         })

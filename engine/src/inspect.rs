@@ -221,13 +221,14 @@ pub fn resolve_index_dir(home: &Path, arg: &Path) -> Result<PathBuf> {
     Err(EngineError::Build {
         path: arg.to_path_buf(),
         detail: format!(
-            "no such index folder, and no index of that name in {} (it holds: {})",
+            "no such index folder, and no index of that name in {} (it holds: {}; {})",
             home.join("dense").display(),
             if known.is_empty() {
                 "none".to_string()
             } else {
                 known.join(", ")
-            }
+            },
+            crate::catalog::HOME_HINT
         ),
     })
 }

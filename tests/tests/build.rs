@@ -20,6 +20,53 @@ mod common;
 mod tiny_fixtures;
 
 #[test]
+fn the_default_data_home_is_the_same_from_any_directory() {
+    let tiny = TinyDense::new(10);
+    let xdg = tiny.path("xdg");
+    let (here, there) = (tiny.path("here"), tiny.path("there"));
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::create_dir_all(&there).unwrap();
+    let in_dir = |dir: &Path| {
+        let mut command = common::quarry_with_registry();
+        command.env("XDG_DATA_HOME", &xdg).current_dir(dir);
+        command
+    };
+    run(in_dir(&here), &tiny.build_args()).ok();
+    assert!(index_dir(&xdg.join("quarry"))
+        .join("manifest.json")
+        .exists());
+    let listed = run(in_dir(&there), &["index", "list", "--json"])
+        .ok()
+        .json();
+    assert_eq!(listed[0]["name"], "tiny-bert@tiny");
+    run(
+        in_dir(&there),
+        &["eval", "--dataset", tiny.data(), "--retriever", DENSE],
+    )
+    .ok();
+    // Not found: the message names the home it looked in and how to choose another.
+    run(
+        in_dir(&there),
+        &[
+            "eval",
+            "--dataset",
+            tiny.data(),
+            "--retriever",
+            "dense:other",
+        ],
+    )
+    .exit(1)
+    .has(
+        Either,
+        &[
+            xdg.join("quarry").to_str().unwrap(),
+            "--home DIR or QUARRY_HOME",
+        ],
+    );
+    assert!(!here.join(".quarry").exists() && !there.join(".quarry").exists());
+}
+
+#[test]
 fn build_then_eval_then_rebuild_is_a_no_op() {
     let tiny = TinyDense::new(30);
     let (model, data) = (tiny.model(), tiny.data());

@@ -60,6 +60,9 @@ pub fn quarry_command() -> Command {
     for variable in ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"] {
         command.env_remove(variable);
     }
+    // The default data home is the user's ($XDG_DATA_HOME/quarry): a test that gives none
+    // must not write there, so it points at a folder that cannot be created.
+    command.env("XDG_DATA_HOME", "/proc/quarry-tests-give-a-home");
     command
         .env("HF_HUB_OFFLINE", "1")
         .env("HF_ENDPOINT", "http://127.0.0.1:9");
