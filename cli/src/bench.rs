@@ -26,6 +26,9 @@ use crate::args::UsageError;
 use crate::session::Session;
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  quarry bench encode --device cuda --shapes 0.5b,1.5b,7b
+  quarry bench encode --device cuda --shapes none --model models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf --dataset nfcorpus")]
 pub struct BenchArgs {
     #[command(subcommand)]
     pub command: BenchCommand,

@@ -36,6 +36,11 @@ pub enum StoreArg {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  quarry build --model models/all-MiniLM-L6-v2 --dataset nfcorpus
+  quarry build --model models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf --dataset cosqa --device cuda --dtype bf16
+  quarry build --model Qwen/Qwen2.5-7B --dataset fiqa --device cuda:all --hnsw
+  quarry build --model M --dataset msmarco-dev-small --shard 0/8    # one of 8 workers (docs/scale.md)")]
 pub struct BuildArgs {
     /// A GGUF file, an HF model folder (e.g. models/all-MiniLM-L6-v2), or a Hugging Face
     /// repo id, ORG/NAME[@REVISION] or hf:ORG/NAME[@REVISION], fetched into the HF cache

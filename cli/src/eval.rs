@@ -25,6 +25,12 @@ const DEFAULT_METRICS: &str = "ndcg@10,mrr@10,recall@100,recall@1000,map";
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["retriever", "run"])))]
+#[command(after_help = "Examples:
+  quarry eval --dataset nfcorpus --retriever bm25
+  quarry eval --dataset nfcorpus --retriever dense:all-minilm-l6-v2 --metrics ndcg_cut.10,map,r-prec
+  quarry eval --dataset nfcorpus --retriever 'hybrid:rrf(bm25,dense:all-minilm-l6-v2)' --json
+  quarry eval --dataset nfcorpus --run pyserini.trec --per-query
+  quarry eval --dataset ./my-beir-folder --retriever bm25 --k 100 --qrels extra-qrels.txt")]
 pub struct EvalArgs {
     /// Registry name, or a path to any BEIR folder
     #[arg(long, value_name = "NAME|DIR")]

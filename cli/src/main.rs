@@ -27,11 +27,33 @@ use std::path::PathBuf;
 use crate::args::{is_broken_pipe, UsageError};
 use crate::session::Session;
 
+/// `quarry --version`: the release, the commit it was built from, the compiled-in backends.
+#[cfg(feature = "cuda")]
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("QUARRY_COMMIT"),
+    "; backends: cpu, cuda)"
+);
+#[cfg(not(feature = "cuda"))]
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("QUARRY_COMMIT"),
+    "; backends: cpu)"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "quarry",
-    version,
-    about = "LLMs as dense retrievers, measured honestly"
+    version = VERSION,
+    about = "LLMs as dense retrievers, measured honestly",
+    after_help = "Examples:
+  quarry datasets                                    # what is bundled, fetched or fetchable
+  quarry eval --dataset nfcorpus --retriever bm25
+  quarry build --model models/all-MiniLM-L6-v2 --dataset nfcorpus
+  quarry compare --datasets nfcorpus,cosqa --retrievers bm25,dense:all-minilm-l6-v2 --baseline bm25
+Every command has examples in its --help (quarry eval --help)."
 )]
 pub struct Cli {
     /// Dataset registry to use [default: datasets.toml in the current
@@ -74,9 +96,26 @@ pub enum Command {
     Train(Box<crate::train::TrainArgs>),
     /// Measure GPU encoding throughput (fixed shapes and real documents)
     Bench(crate::bench::BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(after_help = "Examples:
+  quarry completions bash > ~/.local/share/bash-completion/completions/quarry
+  quarry completions zsh > ~/.zfunc/_quarry        # with fpath+=(~/.zfunc) in ~/.zshrc
+  quarry completions fish > ~/.config/fish/completions/quarry.fish")]
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Command::Completions { shell } = cli.command {
+        // Into a buffer first: clap_complete panics when its writer fails (`| head`).
+        let mut script = Vec::new();
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "quarry", &mut script);
+        std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+        return Ok(());
+    }
     // `quarry index` works on an index directory alone (or names one in the
     // data home): no registry.
     if let Command::Index(args) = cli.command {
@@ -100,7 +139,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Mine(args) => mine::run(&session, args),
         Command::Bench(args) => bench::run(&session, args),
-        Command::Index(_) | Command::Train(_) => unreachable!("handled above"),
+        Command::Index(_) | Command::Train(_) | Command::Completions { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 
@@ -152,6 +193,60 @@ mod tests {
             Command::Eval(args) => args,
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The words of a shell line (single quotes group; a comment, redirection or pipe ends it).
+    fn shell_words(line: &str) -> Vec<String> {
+        let (mut words, mut word, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
+        for c in line.chars() {
+            match c {
+                '\'' => (quoted, any) = (!quoted, true),
+                '#' | '>' | '|' if !quoted => break,
+                c if c.is_whitespace() && !quoted => {
+                    if any {
+                        words.push(std::mem::take(&mut word));
+                        any = false;
+                    }
+                }
+                c => (word.push(c), any = true).1,
+            }
+        }
+        if any {
+            words.push(word);
+        }
+        words
+    }
+
+    #[test]
+    fn every_help_example_parses() {
+        use clap::CommandFactory;
+        let mut checked = 0;
+        let mut pending = vec![Cli::command()];
+        while let Some(mut command) = pending.pop() {
+            // Lines continued with a trailing `\` are joined first.
+            let help = command.render_long_help().to_string().replace("\\\n", " ");
+            for line in help.lines() {
+                let Some(at) = line.find("quarry ") else {
+                    continue;
+                };
+                // Only example lines: `  quarry ...`, `  echo ... | quarry ...`, `then: quarry ...`.
+                let before = line[..at].trim();
+                if !(before.is_empty() || before.ends_with('|') || before == "then:") {
+                    continue;
+                }
+                let words = shell_words(&line[at..]);
+                let parsed = Cli::try_parse_from(&words);
+                assert!(
+                    parsed.is_ok(),
+                    "`{}` does not parse: {}",
+                    line.trim(),
+                    parsed.unwrap_err()
+                );
+                checked += 1;
+            }
+            pending.extend(command.get_subcommands().cloned());
+        }
+        assert!(checked >= 25, "only {checked} examples found");
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum SampleArg {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  quarry mine --dataset nfcorpus --retriever bm25 --split train --output nfcorpus-train.jsonl
+  quarry mine --dataset nfcorpus --retriever 'hybrid:rrf(bm25,dense:NAME)' --split train --depth 200 --negatives 30")]
 pub struct MineArgs {
     /// Registry name, or a path to any BEIR folder
     #[arg(long, value_name = "NAME|DIR")]

@@ -26,6 +26,9 @@ use crate::progress::Progress;
 use crate::session::Session;
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  quarry search --dataset nfcorpus --retriever bm25
+  echo 'statins and breast cancer' | quarry search --dataset nfcorpus --retriever dense:all-minilm-l6-v2 --k 5")]
 pub struct SearchArgs {
     /// Registry name, or a path to any BEIR folder
     #[arg(long, value_name = "NAME|DIR")]

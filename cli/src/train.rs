@@ -12,6 +12,11 @@ use crate::args::{devices_and_precision, resolve_model, DtypeArg, UsageError};
 use crate::progress::Progress;
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  quarry train --model models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf --train nfcorpus-train.jsonl --output adapter/
+  quarry train --model M --train T.jsonl --output adapter/ --device cuda --dtype bf16 --lr 5e-4 --seed 7
+  quarry train --model M --train T.jsonl --output adapter/ --time-limit 3000 --resume   # in time-limited jobs
+then: quarry build --model M --lora adapter/ --mode supervised --dataset nfcorpus")]
 pub struct TrainArgs {
     /// Base model: a GGUF file, an HF Qwen2 folder, or a Hugging Face repo id
     /// (ORG/NAME[@REVISION] or hf:ORG/NAME[@REVISION], fetched into the HF cache)

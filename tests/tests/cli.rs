@@ -650,3 +650,65 @@ fn eval_takes_a_trec_qrels_file() {
     assert_eq!(from_file["queries_evaluated"], 323);
     eval(&["--qrels", qrels.to_str().unwrap(), "--split", "dev"]).exit(2);
 }
+
+#[test]
+fn version_names_the_commit_and_backends() {
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let ran = run(quarry_command(), &["--version"]);
+    ran.ok()
+        .has(Stdout, &["quarry 0.1.0 (commit ", "backends: cpu"]);
+    // Built from a git checkout, the hash is the commit's (it may lag a commit made after
+    // the build script last ran, so only its form is checked then).
+    let printed = ran.stdout();
+    let hash = printed
+        .split("(commit ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    match head {
+        Some(_) => assert!(
+            hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+            "{printed}"
+        ),
+        None => assert_eq!(hash, "unknown", "{printed}"),
+    }
+}
+
+#[test]
+fn completion_scripts_cover_the_subcommands() {
+    let bash = run(quarry_command(), &["completions", "bash"])
+        .ok()
+        .stdout();
+    for needle in [
+        "_quarry()",
+        "eval",
+        "compare",
+        "--retriever",
+        "complete -F _quarry",
+    ] {
+        assert!(bash.contains(needle), "bash completions lack {needle}");
+    }
+    // The script parses in bash.
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(script.path(), &bash).unwrap();
+    let check = Command::new("bash").arg("-n").arg(script.path()).status();
+    if let Ok(status) = check {
+        assert!(status.success(), "bash -n rejects the completion script");
+    }
+    run(quarry_command(), &["completions", "fish"])
+        .ok()
+        .has(Stdout, &["complete -c quarry"]);
+    run(quarry_command(), &["completions", "zsh"])
+        .ok()
+        .has(Stdout, &["#compdef quarry"]);
+    run(quarry_command(), &["completions", "tcsh"])
+        .exit(2)
+        .has(Stderr, &["possible values: bash"]);
+}
