@@ -35,6 +35,16 @@ pub enum StoreArg {
     Bf16,
 }
 
+impl StoreArg {
+    pub fn element_type(self) -> ElementType {
+        match self {
+            StoreArg::F32 => ElementType::F32,
+            StoreArg::F16 => ElementType::F16,
+            StoreArg::Bf16 => ElementType::Bf16,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   quarry build --model models/all-MiniLM-L6-v2 --dataset nfcorpus
@@ -153,11 +163,7 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
             lora: args.lora.clone(),
         },
         name: args.name.clone(),
-        store: match args.store {
-            StoreArg::F32 => ElementType::F32,
-            StoreArg::F16 => ElementType::F16,
-            StoreArg::Bf16 => ElementType::Bf16,
-        },
+        store: args.store.element_type(),
         shard_rows: args.shard_rows,
         chunk_docs: args.chunk_docs,
         hnsw: args.hnsw,

@@ -7,10 +7,31 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use std::io::Write as _;
+
+use quarry_engine::build::QUERY_CACHE_DIR;
 use quarry_engine::inspect::{
     build_hnsw, list_indexes, open_index, read_query_vectors, resolve_index_dir, search_vectors,
     verify_index, DenseIndex, HnswParams, ShardStatus, Verify,
 };
+use quarry_engine::run::format_score;
+use quarry_engine::vector_io::{
+    export_index, import_vectors, read_ids, ImportRequest, VectorFiles,
+};
+
+use crate::args::print_report;
+
+/// Where `quarry index import DIR` writes: a path as given, or a bare `NAME@DATASET` (no
+/// slash, no such folder here) in the data home's `dense/`, where `index list` and
+/// `dense:NAME` look.
+fn import_dir(home: &Path, arg: &Path) -> PathBuf {
+    let name = arg.to_string_lossy();
+    if !arg.exists() && name.contains('@') && !name.contains(['/', '\\']) {
+        home.join("dense").join(name.as_ref())
+    } else {
+        arg.to_path_buf()
+    }
+}
 
 #[derive(Args, Debug)]
 pub struct IndexArgs {
@@ -45,26 +66,55 @@ pub enum IndexCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Exact (or HNSW) top-k for query vectors from a file or a stored row.
-    Search {
+    /// Exact (or HNSW) top-k for query vectors from a file, a stored row, or the index's
+    /// stored queries
+    #[command(after_help = "Examples:
+  quarry index search all-minilm-l6-v2@nfcorpus --row 0 -k 5
+  quarry index search DIR --query-file q.npy --query-ids q.txt -k 1000 --trec > run.trec
+  quarry index search DIR --stored-queries -k 1000 --trec > run.trec   # an imported index
+then: quarry eval --dataset nfcorpus --run run.trec")]
+    Search(VectorSearchArgs),
+    /// Write an index's vectors to a .npy matrix (f32, rows in order) and its ids to a
+    /// text file (one per line)
+    #[command(after_help = "Example:
+  quarry index export all-minilm-l6-v2@nfcorpus --npy nfcorpus.npy --ids nfcorpus.ids.txt")]
+    Export {
         dir: PathBuf,
-        /// Queries: `.npy` (f32, 1-D or 2-D), `.json` (array or array of arrays) or raw little-endian f32.
-        #[arg(long, conflicts_with = "row")]
-        query_file: Option<PathBuf>,
-        /// Use stored row N as the query.
+        /// The .npy file to write
+        #[arg(long, value_name = "FILE.npy")]
+        npy: PathBuf,
+        /// The ids file to write [default: the .npy path with .ids.txt]
+        #[arg(long, value_name = "FILE")]
+        ids: Option<PathBuf>,
         #[arg(long)]
-        row: Option<u64>,
-        #[arg(short, long, default_value_t = 10)]
-        k: usize,
-        /// Encoder fingerprint of the queries (defaults to the index's: the vectors are taken as given).
-        #[arg(long)]
-        encoder: Option<String>,
-        /// Search the HNSW graph instead of the exact scan.
-        #[arg(long)]
-        hnsw: bool,
-        /// HNSW ef at search time (default: the manifest's ef_search).
-        #[arg(long)]
-        ef: Option<usize>,
+        json: bool,
+    },
+    /// Store vectors made elsewhere (a .npy matrix, f32 or f16, and one id per line) as a
+    /// quarry index, with their queries for `index search --stored-queries`
+    #[command(after_help = "Example:
+  quarry index import my-e5@nfcorpus --npy corpus.npy --ids corpus.ids.txt \\
+      --queries-npy queries.npy --query-ids queries.ids.txt
+  quarry index search my-e5@nfcorpus --stored-queries -k 1000 --trec > run.trec
+  quarry eval --dataset nfcorpus --run run.trec
+
+DIR is a folder, or NAME@DATASET for <home>/dense/NAME@DATASET.")]
+    Import {
+        dir: PathBuf,
+        /// The documents' vectors: .npy, 2-D, little-endian f32 or f16
+        #[arg(long, value_name = "FILE.npy")]
+        npy: PathBuf,
+        /// The documents' ids, one per line, in the rows' order
+        #[arg(long, value_name = "FILE")]
+        ids: PathBuf,
+        /// The queries' vectors (same dimension)
+        #[arg(long, value_name = "FILE.npy", requires = "query_ids")]
+        queries_npy: Option<PathBuf>,
+        /// The queries' ids, one per line
+        #[arg(long, value_name = "FILE", requires = "queries_npy")]
+        query_ids: Option<PathBuf>,
+        /// Storage type of the document vectors
+        #[arg(long, value_enum, default_value = "f32")]
+        store: crate::build::StoreArg,
         #[arg(long)]
         json: bool,
     },
@@ -209,42 +259,129 @@ fn info(dir: &Path, json: bool, index: &DenseIndex) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn search(
-    dir: &Path,
-    query_file: Option<&Path>,
+/// `quarry index search`'s flags.
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("queries").required(true).args(["query_file", "row", "stored_queries"])))]
+pub struct VectorSearchArgs {
+    dir: PathBuf,
+    /// Queries: `.npy` (f32 or f16, 1-D or 2-D), `.json` (array or array of arrays) or raw
+    /// little-endian f32
+    #[arg(long)]
+    query_file: Option<PathBuf>,
+    /// Ids of the --query-file's queries, one per line [default: 0, 1, 2, ...]
+    #[arg(long, value_name = "FILE", requires = "query_file")]
+    query_ids: Option<PathBuf>,
+    /// Use stored row N as the query (its doc id is the query id)
+    #[arg(long)]
     row: Option<u64>,
+    /// Every query vector stored with the index (its `queries/`: those `quarry index
+    /// import --queries-npy` stored, or the queries a build encoded), by query id
+    #[arg(long)]
+    stored_queries: bool,
+    #[arg(short, long, default_value_t = 10)]
     k: usize,
-    encoder: Option<&str>,
-    use_hnsw: bool,
+    /// Encoder fingerprint of the queries (defaults to the index's: the vectors are taken as given).
+    #[arg(long)]
+    encoder: Option<String>,
+    /// Search the HNSW graph instead of the exact scan.
+    #[arg(long)]
+    hnsw: bool,
+    /// HNSW ef at search time (default: the manifest's ef_search).
+    #[arg(long)]
     ef: Option<usize>,
+    #[arg(long, conflicts_with = "trec")]
     json: bool,
-) -> Result<()> {
+    /// Print a TREC run (`qid Q0 doc rank score quarry`) for `quarry eval --run`
+    #[arg(long)]
+    trec: bool,
+}
+
+/// The query vectors a search was asked for, back to back, and their ids.
+fn search_queries(index: &DenseIndex, args: &VectorSearchArgs) -> Result<(Vec<f32>, Vec<String>)> {
+    if let Some(file) = &args.query_file {
+        let vectors = read_query_vectors(file, index.dim())?;
+        let n = vectors.len() / index.dim().max(1);
+        let ids = match &args.query_ids {
+            Some(path) => read_ids(path, n)?,
+            None => (0..n).map(|i| i.to_string()).collect(),
+        };
+        return Ok((vectors, ids));
+    }
+    if let Some(row) = args.row {
+        return Ok((index.row_vector(row)?, vec![index.doc_id(row)?.to_string()]));
+    }
+    let stored = index.dir().join(QUERY_CACHE_DIR);
+    if !stored.join("manifest.json").exists() {
+        bail!(
+            "{} holds no stored queries (import them with `quarry index import \
+             --queries-npy`, or give --query-file)",
+            index.dir().display()
+        );
+    }
+    let queries = open(&stored, Verify::Once)?;
+    if queries.manifest().encoder_fingerprint != index.manifest().encoder_fingerprint {
+        bail!(
+            "{}: the stored queries come from another encoder ({}) than the index ({})",
+            stored.display(),
+            queries.manifest().encoder_fingerprint,
+            index.manifest().encoder_fingerprint
+        );
+    }
+    let mut vectors = Vec::with_capacity(queries.rows() as usize * queries.dim());
+    let mut ids = Vec::with_capacity(queries.rows() as usize);
+    for row in 0..queries.rows() {
+        vectors.extend(queries.row_vector(row)?);
+        // A build's cache keys queries as `id<TAB>text hash`; the id is the part before.
+        let key = queries.doc_id(row)?;
+        ids.push(key.split('\t').next().unwrap_or(key).to_string());
+    }
+    Ok((vectors, ids))
+}
+
+fn search(dir: &Path, args: &VectorSearchArgs) -> Result<()> {
     let index = open(dir, Verify::Once)?;
-    let queries = match (query_file, row) {
-        (Some(f), _) => read_query_vectors(f, index.dim())?,
-        (None, Some(r)) => index.row_vector(r)?,
-        (None, None) => bail!("give --query-file FILE or --row N"),
-    };
-    let (results, seconds) = search_vectors(&index, &queries, k, encoder, use_hnsw.then_some(ef))?;
+    let (queries, qids) = search_queries(&index, args)?;
+    let (results, seconds) = search_vectors(
+        &index,
+        &queries,
+        args.k,
+        args.encoder.as_deref(),
+        args.hnsw.then_some(args.ef),
+    )?;
+    let (json, use_hnsw, k) = (args.json, args.hnsw, args.k);
     let mut out = Vec::new();
-    for (qi, hits) in results.iter().enumerate() {
+    let mut stdout = std::io::stdout().lock();
+    for (qid, hits) in qids.iter().zip(&results) {
         let mut list = Vec::new();
         for (rank, (row, doc, score)) in hits.iter().enumerate() {
             if json {
                 list.push(serde_json::json!({"rank": rank + 1, "row": row, "doc_id": doc, "score": score}));
+            } else if args.trec {
+                writeln!(
+                    stdout,
+                    "{qid} Q0 {doc} {} {} quarry",
+                    rank + 1,
+                    format_score(f64::from(*score))
+                )?;
             } else {
-                println!("{qi}\t{}\t{}\t{}\t{:.6}", rank + 1, row, doc, score);
+                writeln!(
+                    stdout,
+                    "{qid}\t{}\t{}\t{}\t{:.6}",
+                    rank + 1,
+                    row,
+                    doc,
+                    score
+                )?;
             }
         }
         if json {
-            out.push(serde_json::json!({"query": qi, "hits": list}));
+            out.push(serde_json::json!({"query": qid, "hits": list}));
         }
     }
     if json {
         let v = serde_json::json!({"method": if use_hnsw {"hnsw"} else {"flat"}, "k": k,
                                    "seconds": seconds, "results": out});
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         eprintln!(
             "{} queries in {:.3} s ({})",
@@ -272,25 +409,66 @@ pub fn run(args: IndexArgs, home: &Path) -> Result<()> {
                 verify_index(&dir).with_context(|| format!("verifying index {}", dir.display()))?;
             info(&dir, json, &index)
         }
-        IndexCommand::Search {
+        IndexCommand::Search(args) => search(&resolve(&args.dir)?, &args),
+        IndexCommand::Export {
             dir,
-            query_file,
-            row,
-            k,
-            encoder,
-            hnsw,
-            ef,
+            npy,
+            ids,
             json,
-        } => search(
-            &resolve(&dir)?,
-            query_file.as_deref(),
-            row,
-            k,
-            encoder.as_deref(),
-            hnsw,
-            ef,
+        } => {
+            let index = open(&resolve(&dir)?, Verify::Once)?;
+            let ids = ids.unwrap_or_else(|| npy.with_extension("ids.txt"));
+            let report = export_index(&index, &npy, &ids)?;
+            print_report(json, &report, |out, r| {
+                writeln!(
+                    out,
+                    "wrote {} rows x {} (f32) to {} and their ids to {} in {:.1} s",
+                    r.rows,
+                    r.dim,
+                    r.npy.display(),
+                    r.ids.display(),
+                    r.seconds
+                )
+            })
+        }
+        IndexCommand::Import {
+            dir,
+            npy,
+            ids,
+            queries_npy,
+            query_ids,
+            store,
             json,
-        ),
+        } => {
+            let dir = import_dir(home, &dir);
+            let mut request = ImportRequest::new(dir, VectorFiles { npy, ids });
+            request.queries = queries_npy
+                .zip(query_ids)
+                .map(|(npy, ids)| VectorFiles { npy, ids });
+            request.store = store.element_type();
+            let report = import_vectors(&request)?;
+            print_report(json, &report, |out, r| {
+                writeln!(
+                    out,
+                    "imported {} rows x {} into {} ({}{}{}) in {:.1} s; search it with \
+                     quarry index search {} --stored-queries -k 1000 --trec",
+                    r.rows,
+                    r.dim,
+                    r.dir.display(),
+                    r.fingerprint,
+                    r.queries
+                        .map(|q| format!(", {q} queries"))
+                        .unwrap_or_default(),
+                    if r.resumed_rows > 0 {
+                        format!(", resumed after {} rows", r.resumed_rows)
+                    } else {
+                        String::new()
+                    },
+                    r.seconds,
+                    r.dir.display()
+                )
+            })
+        }
         IndexCommand::Merge { dir } => {
             let dir = resolve(&dir)?;
             let progress = indicatif::ProgressBar::hidden();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub use quarry_index::dense::hnsw::BuildReport as HnswBuildReport;
-use quarry_index::dense::npy::NpyF32;
+use quarry_index::dense::npy::NpyVectors;
 use quarry_index::dense::HnswIndex;
 pub use quarry_index::dense::{DenseIndex, HnswParams, Manifest, ShardStatus, Verify};
 
@@ -88,7 +88,7 @@ pub fn read_query_vectors(path: &Path, dim: usize) -> Result<Vec<f32>> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let values: Vec<f32> = match ext {
         "npy" => {
-            let array = NpyF32::open(path)?;
+            let array = NpyVectors::open(path)?;
             array.rows_vec(0, array.rows)
         }
         "json" => {

@@ -25,10 +25,12 @@
 //!   significance against a baseline and published values; tables, plots, reports.
 //! - [`fusion`]: reciprocal rank fusion and score interpolation of two rankings.
 //! - [`run`]: TREC run files, read and written.
-//! - [`metrics`]: nDCG, MRR, recall, P and MAP as trec_eval computes them.
+//! - [`metrics`]: nDCG, MRR, recall, P, MAP, success and R-prec as trec_eval
+//!   computes them.
 //! - [`mine`], [`train_data`], [`train`]: hard negatives, training groups and
 //!   LoRA contrastive fine-tuning (`quarry mine`, `quarry train`).
 //! - [`inspect`]: a dense index folder verified and searched as it is.
+//! - [`vector_io`]: vectors in and out as `.npy` (`quarry index export|import`).
 //! - [`bench`]: GPU encoding throughput (`quarry bench encode`).
 //! - [`stats`]: paired significance tests, Holm/Bonferroni, confidence intervals.
 //! - [`svg`]: what the pictures (compare's plots, training's loss curve) share.
@@ -56,5 +58,6 @@ pub mod svg;
 pub mod textio;
 pub mod train;
 pub mod train_data;
+pub mod vector_io;
 
 pub use error::{EngineError, Result, UsageError};

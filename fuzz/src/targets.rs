@@ -13,7 +13,7 @@ use quarry_engine::dataset::{read_corpus_file, read_qrels_file, read_queries_fil
 use quarry_engine::registry::Registry;
 use quarry_engine::retriever::RetrieverSpec;
 use quarry_engine::run::Run;
-use quarry_index::dense::npy::NpyF32;
+use quarry_index::dense::npy::NpyVectors;
 
 use crate::guard::{guarded, scratch_file};
 
@@ -70,7 +70,7 @@ pub fn safetensors(data: &[u8]) {
 pub fn npy(data: &[u8]) {
     let path = scratch_file("vectors.npy", data);
     guarded(data.len(), || {
-        let Ok(array) = NpyF32::open(&path) else {
+        let Ok(array) = NpyVectors::open(&path) else {
             return;
         };
         if array.rows > 0 {

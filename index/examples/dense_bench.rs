@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use quarry_index::dense::npy::NpyF32;
+use quarry_index::dense::npy::NpyVectors;
 use quarry_index::dense::{
     hnsw::recall_at_k, DenseIndex, ElementType, HnswIndex, HnswParams, IndexSpec, IndexWriter,
 };
@@ -28,7 +28,7 @@ fn args() -> (String, HashMap<String, String>) {
 }
 
 /// Builds (or resumes) an index of the first `rows` base rows at `et`.
-fn ensure_index(base: &NpyF32, dir: &Path, et: ElementType, rows: usize) -> DenseIndex {
+fn ensure_index(base: &NpyVectors, dir: &Path, et: ElementType, rows: usize) -> DenseIndex {
     let spec = IndexSpec {
         encoder_fingerprint: FP.into(),
         corpus_checksum: format!("{}:{rows}", base.path().display()),
@@ -64,8 +64,8 @@ fn ids_json(res: &[Vec<quarry_index::dense::Hit>]) -> serde_json::Value {
 }
 
 fn flat(a: &HashMap<String, String>) {
-    let base = NpyF32::open(Path::new(&a["base"])).unwrap();
-    let queries = NpyF32::open(Path::new(&a["queries"])).unwrap();
+    let base = NpyVectors::open(Path::new(&a["base"])).unwrap();
+    let queries = NpyVectors::open(Path::new(&a["queries"])).unwrap();
     let work = PathBuf::from(&a["work"]);
     let k: usize = a["k"].parse().unwrap();
     let q256 = queries.rows_vec(0, 256);
@@ -133,7 +133,7 @@ fn flat(a: &HashMap<String, String>) {
 }
 
 fn open(a: &HashMap<String, String>) {
-    let queries = NpyF32::open(Path::new(&a["queries"])).unwrap();
+    let queries = NpyVectors::open(Path::new(&a["queries"])).unwrap();
     let work = PathBuf::from(&a["work"]);
     // "as found": whatever the page cache holds now; the second open right
     // after is the warm case.
@@ -168,8 +168,8 @@ const EF_SWEEP: [usize; 17] = [
 const SWEEP_REPEATS: usize = 5;
 
 fn hnsw(a: &HashMap<String, String>) {
-    let base = NpyF32::open(Path::new(&a["base"])).unwrap();
-    let queries = NpyF32::open(Path::new(&a["queries"])).unwrap();
+    let base = NpyVectors::open(Path::new(&a["base"])).unwrap();
+    let queries = NpyVectors::open(Path::new(&a["queries"])).unwrap();
     let work = PathBuf::from(&a["work"]);
     let rows: usize = a["rows"].parse().unwrap();
     let params = HnswParams {
@@ -244,7 +244,7 @@ fn sweep(dir: &Path, q: &[f32], nq: usize, dim: usize, build_s: f64, out: &str) 
 /// Query sweep only, on a graph built earlier by `hnsw` (for interleaving
 /// quarry's and hnswlib's sweeps on a machine whose load changes).
 fn hnsw_query(a: &HashMap<String, String>) {
-    let queries = NpyF32::open(Path::new(&a["queries"])).unwrap();
+    let queries = NpyVectors::open(Path::new(&a["queries"])).unwrap();
     let work = PathBuf::from(&a["work"]);
     let rows: usize = a["rows"].parse().unwrap();
     let nq: usize = a.get("nq").map_or(1000, |n| n.parse().unwrap());

@@ -71,6 +71,21 @@ impl DenseRetriever {
             })?;
         let info = match BuildInfo::load(&dir)? {
             Some(info) if manifest.complete => info,
+            None if manifest
+                .encoder_fingerprint
+                .starts_with(crate::vector_io::IMPORTED_PREFIX) =>
+            {
+                return Err(EngineError::Build {
+                    path: dir.clone(),
+                    detail: format!(
+                        "imported vectors have no encoder to embed {}'s queries: search the \
+                         index's stored queries with `quarry index search {} --stored-queries \
+                         -k 1000 --trec > run.trec`, then `quarry eval --run run.trec`",
+                        dataset.name,
+                        dir.display()
+                    ),
+                })
+            }
             _ => {
                 return Err(EngineError::Build {
                     path: dir.clone(),

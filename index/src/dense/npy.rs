@@ -1,6 +1,7 @@
-//! Reading `.npy` files of little-endian f32 (`<f4`), C order, 1-D or 2-D:
-//! query files for `quarry index search` and bench inputs. The header is
-//! parsed here; the data is memory-mapped.
+//! `.npy` files of vectors: reading little-endian f32 or f16 (`<f4`, `<f2`),
+//! C order, 1-D or 2-D (query files for `quarry index search`, vectors for
+//! `quarry index import`), and writing f32 ones (`quarry index export`). The
+//! header is parsed here; the data is memory-mapped.
 //!
 //! The header (NumPy's `format.py`, versions 1.0, 2.0 and 3.0) is a Python
 //! dict literal with exactly the keys `descr`, `fortran_order` and `shape`.
@@ -21,19 +22,44 @@ use crate::error::io_err;
 use crate::IndexError;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
-const F32_BYTES: usize = 4;
 
-/// A memory-mapped 2-D f32 `.npy` array (a 1-D array is one row).
-pub struct NpyF32 {
+/// The element types read: the two float widths embeddings are saved in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NpyElement {
+    F32,
+    F16,
+}
+
+impl NpyElement {
+    fn from_descr(descr: &str) -> Option<NpyElement> {
+        match descr {
+            "<f4" => Some(NpyElement::F32),
+            "<f2" => Some(NpyElement::F16),
+            _ => None,
+        }
+    }
+
+    fn bytes(self) -> usize {
+        match self {
+            NpyElement::F32 => 4,
+            NpyElement::F16 => 2,
+        }
+    }
+}
+
+/// A memory-mapped 2-D `.npy` array of f32 or f16 vectors (a 1-D array is one row),
+/// read as f32.
+pub struct NpyVectors {
     path: PathBuf,
     mmap: Mmap,
     offset: usize,
+    pub element: NpyElement,
     pub rows: usize,
     pub cols: usize,
 }
 
-impl NpyF32 {
-    pub fn open(path: &Path) -> Result<NpyF32, IndexError> {
+impl NpyVectors {
+    pub fn open(path: &Path) -> Result<NpyVectors, IndexError> {
         let file = File::open(path).map_err(io_err(path))?;
         // SAFETY: input files are read-only for the duration of the run.
         let mmap = unsafe { Mmap::map(&file) }.map_err(io_err(path))?;
@@ -41,10 +67,11 @@ impl NpyF32 {
             file: path.to_path_buf(),
             detail,
         })?;
-        Ok(NpyF32 {
+        Ok(NpyVectors {
             path: path.to_path_buf(),
             mmap,
             offset: layout.offset,
+            element: layout.element,
             rows: layout.rows,
             cols: layout.cols,
         })
@@ -56,11 +83,21 @@ impl NpyF32 {
 
     /// Row `i` (< `rows`) decoded into `out` (the data may be unaligned, so it is copied).
     pub fn row_into(&self, i: usize, out: &mut [f32]) {
-        let row_bytes = self.cols * F32_BYTES;
+        let width = self.element.bytes();
+        let row_bytes = self.cols * width;
         let start = self.offset + i * row_bytes;
         let b = &self.mmap[start..start + row_bytes];
-        for (o, c) in out.iter_mut().zip(b.chunks_exact(F32_BYTES)) {
-            *o = f32::from_le_bytes(c.try_into().expect("4 bytes"));
+        match self.element {
+            NpyElement::F32 => {
+                for (o, c) in out.iter_mut().zip(b.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            NpyElement::F16 => {
+                for (o, c) in out.iter_mut().zip(b.chunks_exact(2)) {
+                    *o = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
+                }
+            }
         }
     }
 
@@ -74,10 +111,30 @@ impl NpyF32 {
     }
 }
 
+/// The preamble and header of a version 1.0 `.npy` file of `rows` x `cols` little-endian
+/// f32 in C order, padded with spaces so the data starts at a multiple of 64 bytes, as
+/// NumPy writes it; the `rows * cols * 4` data bytes follow it.
+pub fn f32_header(rows: usize, cols: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    // magic (6) + version (2) + header length (2), then the dict, spaces and a newline.
+    let unpadded = 10 + dict.len() + 1;
+    let padding = (64 - unpadded % 64) % 64;
+    let header_len = dict.len() + padding + 1;
+    let mut out = Vec::with_capacity(10 + header_len);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(header_len as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.resize(out.len() + padding, b' ');
+    out.push(b'\n');
+    out
+}
+
 /// Where the data of a checked `.npy` file lies and what shape it has.
 #[derive(Debug, PartialEq, Eq)]
 struct Layout {
     offset: usize,
+    element: NpyElement,
     rows: usize,
     cols: usize,
 }
@@ -107,12 +164,12 @@ impl Layout {
         let header =
             std::str::from_utf8(header).map_err(|_| "non-UTF-8 .npy header".to_string())?;
         let header = Header::parse(header)?;
-        if header.descr != "<f4" {
+        let Some(element) = NpyElement::from_descr(&header.descr) else {
             return Err(format!(
-                "element type '{}' is not little-endian f32 ('<f4')",
+                "element type '{}' is not little-endian f32 or f16 ('<f4', '<f2')",
                 header.descr
             ));
-        }
+        };
         if header.fortran_order {
             return Err("Fortran-order arrays are not supported".into());
         }
@@ -129,7 +186,7 @@ impl Layout {
         }
         let data_len = rows
             .checked_mul(cols)
-            .and_then(|n| n.checked_mul(F32_BYTES))
+            .and_then(|n| n.checked_mul(element.bytes()))
             .ok_or_else(too_large)?;
         let present = file.len() - offset;
         if present < data_len {
@@ -137,7 +194,12 @@ impl Layout {
                 "truncated: {present} data bytes for shape ({rows}, {cols}), which needs {data_len}"
             ));
         }
-        Ok(Layout { offset, rows, cols })
+        Ok(Layout {
+            offset,
+            element,
+            rows,
+            cols,
+        })
     }
 }
 
@@ -367,6 +429,42 @@ mod tests {
     }
 
     #[test]
+    fn the_written_header_reads_back() {
+        for (rows, cols) in [(0, 384), (3, 4), (8_841_823, 3584)] {
+            let mut file = f32_header(rows, cols);
+            assert_eq!(file.len() % 64, 0);
+            let data = f32_data(&vec![0.5; rows.min(3) * cols]);
+            file.extend_from_slice(&data);
+            if rows <= 3 {
+                let layout = Layout::read(&file).unwrap();
+                assert_eq!((layout.rows, layout.cols), (rows, cols));
+                assert_eq!(layout.element, NpyElement::F32);
+            } else {
+                let err = Layout::read(&file).unwrap_err();
+                assert!(err.contains("truncated"), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn reads_f16_rows_as_f32() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.npy");
+        let data: Vec<u8> = [1.5f32, -2.0, 0.25, 65504.0]
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
+        let header = "{'descr': '<f2', 'fortran_order': False, 'shape': (2, 2), }";
+        std::fs::write(&path, npy(1, header, &data)).unwrap();
+        let a = NpyVectors::open(&path).unwrap();
+        assert_eq!(a.element, NpyElement::F16);
+        assert_eq!(a.rows_vec(0, 2), vec![1.5, -2.0, 0.25, 65504.0]);
+        // Two bytes short of the shape's data: refused.
+        std::fs::write(&path, npy(1, header, &data[..6])).unwrap();
+        assert!(NpyVectors::open(&path).is_err());
+    }
+
+    #[test]
     fn opens_a_file_and_reads_rows() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.npy");
@@ -375,10 +473,10 @@ mod tests {
             npy(1, GOOD, &f32_data(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])),
         )
         .unwrap();
-        let a = NpyF32::open(&path).unwrap();
+        let a = NpyVectors::open(&path).unwrap();
         assert_eq!(a.rows_vec(1, 2), vec![4.0, 5.0, 6.0]);
         std::fs::write(&path, npy(1, GOOD, &f32_data(&[1.0]))).unwrap();
-        match NpyF32::open(&path) {
+        match NpyVectors::open(&path) {
             Err(IndexError::InvalidInput { file, detail }) => {
                 assert_eq!(file, path);
                 assert!(detail.contains("truncated"), "{detail}");
