@@ -52,46 +52,16 @@ impl StoreArg {
   quarry build --model Qwen/Qwen2.5-7B --dataset fiqa --device cuda:all --hnsw
   quarry build --model M --dataset msmarco-dev-small --shard 0/8    # one of 8 workers (docs/scale.md)")]
 pub struct BuildArgs {
-    /// A GGUF file, an HF model folder (e.g. models/all-MiniLM-L6-v2), or a Hugging Face
-    /// repo id, ORG/NAME[@REVISION] or hf:ORG/NAME[@REVISION], fetched into the HF cache
-    /// (HF_HOME, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE); a local path of the same spelling wins
-    #[arg(long, value_name = "PATH|ORG/NAME[@REV]")]
-    pub model: String,
+    #[command(flatten)]
+    pub encoder: EncoderFlags,
 
     /// Registry name, or a path to any BEIR folder
     #[arg(long, value_name = "NAME|DIR")]
     pub dataset: String,
 
-    /// Prompting and pooling
-    #[arg(long, value_enum, default_value = "auto")]
-    pub mode: ModeArg,
-
-    /// Where to run the model: cpu, cuda, cuda:N, or cuda:all to split the corpus
-    /// over every visible GPU (cuda needs a build with --features cuda)
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-
-    /// Compute dtype (bf16/f16 on cuda only)
-    #[arg(long, value_enum, default_value = "f32")]
-    pub dtype: DtypeArg,
-
     /// Storage type of the vectors in the index
     #[arg(long, value_enum, default_value = "f32")]
     pub store: StoreArg,
-
-    /// Maximum tokens per text, prompt included [default: the model's
-    /// sentence-transformers max_seq_length, else 512]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(8..))]
-    pub max_len: Option<u32>,
-
-    /// Upper bound on batch size × padded length per forward pass
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_tokens: Option<u32>,
-
-    /// A LoRA adapter folder (PEFT format, e.g. from `quarry train`) merged into the
-    /// model's weights; part of the encoder's identity
-    #[arg(long, value_name = "DIR")]
-    pub lora: Option<PathBuf>,
 
     /// Also build an HNSW graph (exact flat search needs none)
     #[arg(long)]
@@ -118,17 +88,80 @@ pub struct BuildArgs {
     pub chunk_docs: usize,
 }
 
-pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
-    // Kernel tuning persists in the data home, so the next build starts fast.
-    // Set before anything touches the GPU: counting devices for cuda:all
-    // already fixes cubecl's configuration.
-    if args.device.starts_with("cuda") {
-        if let Some(dir) = quarry_engine::device::use_gpu_tuning_cache(&context.catalog.home) {
-            eprintln!("GPU kernel tuning cache: {}", dir.display());
+/// What picks and runs an encoder: the flags `quarry build` and `quarry encode` share.
+#[derive(Debug, Args)]
+pub struct EncoderFlags {
+    /// A GGUF file, an HF model folder (e.g. models/all-MiniLM-L6-v2), or a Hugging Face
+    /// repo id, ORG/NAME[@REVISION] or hf:ORG/NAME[@REVISION], fetched into the HF cache
+    /// (HF_HOME, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE); a local path of the same spelling wins
+    #[arg(long, value_name = "PATH|ORG/NAME[@REV]")]
+    pub model: String,
+
+    /// Prompting and pooling
+    #[arg(long, value_enum, default_value = "auto")]
+    pub mode: ModeArg,
+
+    /// Where to run the model: cpu, cuda, cuda:N, or cuda:all to split the corpus
+    /// over every visible GPU (cuda needs a build with --features cuda)
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+
+    /// Compute dtype (bf16/f16 on cuda only)
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: DtypeArg,
+
+    /// Maximum tokens per text, prompt included [default: the model's
+    /// sentence-transformers max_seq_length, else 512]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(8..))]
+    pub max_len: Option<u32>,
+
+    /// Upper bound on batch size × padded length per forward pass
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_tokens: Option<u32>,
+
+    /// A LoRA adapter folder (PEFT format, e.g. from `quarry train`) merged into the
+    /// model's weights; part of the encoder's identity
+    #[arg(long, value_name = "DIR")]
+    pub lora: Option<PathBuf>,
+}
+
+impl EncoderFlags {
+    /// The encoder these flags name, on the first of their devices, and the further
+    /// devices (`cuda:all`). The GPU tuning cache in `home` is set up first: counting
+    /// devices already fixes cubecl's configuration.
+    pub fn spec(
+        &self,
+        registry: &quarry_engine::registry::Registry,
+        home: &std::path::Path,
+    ) -> Result<(EncoderSpec, Vec<quarry_engine::device::ComputeDevice>)> {
+        // Kernel tuning persists in the data home, so the next run starts fast.
+        if self.device.starts_with("cuda") {
+            if let Some(dir) = quarry_engine::device::use_gpu_tuning_cache(home) {
+                eprintln!("GPU kernel tuning cache: {}", dir.display());
+            }
         }
+        let (devices, precision) = devices_and_precision(&self.device, self.dtype)?;
+        let model = resolve_model(&self.model, Some(registry))?;
+        let spec = EncoderSpec {
+            model: model.path,
+            hub: model.hub,
+            mode: match self.mode {
+                ModeArg::Auto => BuildMode::Auto,
+                ModeArg::ZeroShot => BuildMode::ZeroShot,
+                ModeArg::Supervised => BuildMode::Supervised,
+                ModeArg::SentenceEmbedding => BuildMode::SentenceEmbedding,
+            },
+            precision,
+            device: devices[0],
+            max_length: self.max_len.map(|n| n as usize),
+            batch_tokens: self.batch_tokens.map(|n| n as usize),
+            lora: self.lora.clone(),
+        };
+        Ok((spec, devices[1..].to_vec()))
     }
-    let (devices, precision) = devices_and_precision(&args.device, args.dtype)?;
-    let device = devices[0];
+}
+
+pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
     if args.shard_rows == 0 || args.chunk_docs == 0 {
         return Err(UsageError("shard rows and chunk docs must be positive".into()).into());
     }
@@ -141,34 +174,22 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
         }
     }
     let dataset = Dataset::resolve(&args.dataset, Some(&context.registry))?;
-    let model = resolve_model(&args.model, Some(&context.registry))?;
+    let (encoder, extra_devices) = args
+        .encoder
+        .spec(&context.registry, &context.catalog.home)?;
     let mut command: Vec<String> = std::env::args().collect();
     if let Some(first) = command.first_mut() {
         *first = "quarry".into();
     }
     let request = BuildRequest {
-        encoder: EncoderSpec {
-            model: model.path,
-            hub: model.hub,
-            mode: match args.mode {
-                ModeArg::Auto => BuildMode::Auto,
-                ModeArg::ZeroShot => BuildMode::ZeroShot,
-                ModeArg::Supervised => BuildMode::Supervised,
-                ModeArg::SentenceEmbedding => BuildMode::SentenceEmbedding,
-            },
-            precision,
-            device,
-            max_length: args.max_len.map(|n| n as usize),
-            batch_tokens: args.batch_tokens.map(|n| n as usize),
-            lora: args.lora.clone(),
-        },
+        encoder,
         name: args.name.clone(),
         store: args.store.element_type(),
         shard_rows: args.shard_rows,
         chunk_docs: args.chunk_docs,
         hnsw: args.hnsw,
         command,
-        extra_devices: devices[1..].to_vec(),
+        extra_devices,
         slice: args.shard,
     };
     let progress = Progress::new("encoding", "docs", false);
@@ -176,7 +197,7 @@ pub fn run(context: &Session, args: BuildArgs) -> Result<()> {
         build_dense(&context.catalog, &dataset, &request, progress.bar()).with_context(|| {
             format!(
                 "building a dense index of {} with {}",
-                dataset.name, args.model
+                dataset.name, args.encoder.model
             )
         })?;
     progress.finish();

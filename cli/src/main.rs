@@ -10,6 +10,7 @@ mod bench;
 mod build;
 mod compare;
 mod datasets;
+mod encode;
 mod eval;
 mod index_cmd;
 mod mine;
@@ -88,6 +89,8 @@ pub enum Command {
     Search(crate::search::SearchArgs),
     /// Encode a dataset's corpus and queries once into a dense index (resumable, idempotent)
     Build(crate::build::BuildArgs),
+    /// Encode any texts with a model, as queries or documents, to JSON or .npy
+    Encode(crate::encode::EncodeArgs),
     /// Compare retrievers on datasets under several metrics, with paired significance tests against a baseline: a table (md, csv, json, LaTeX) or a report folder with pictures
     Compare(crate::compare::CompareArgs),
     /// Mine hard negatives for a train split: Tevatron JSONL training groups for `quarry train`
@@ -133,6 +136,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => eval::run(&session, args.validate()?),
         Command::Search(args) => search::run(&session, args),
         Command::Build(args) => build::run(&session, args),
+        Command::Encode(args) => encode::run(&session, args),
         Command::Compare(args) => {
             let (request, output) = args.validate()?;
             compare::run(&session, request, output)

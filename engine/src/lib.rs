@@ -30,6 +30,7 @@
 //! - [`mine`], [`train_data`], [`train`]: hard negatives, training groups and
 //!   LoRA contrastive fine-tuning (`quarry mine`, `quarry train`).
 //! - [`inspect`]: a dense index folder verified and searched as it is.
+//! - [`embed`]: any texts through an encoder, as a build would (`quarry encode`).
 //! - [`vector_io`]: vectors in and out as `.npy` (`quarry index export|import`).
 //! - [`bench`]: GPU encoding throughput (`quarry bench encode`).
 //! - [`stats`]: paired significance tests, Holm/Bonferroni, confidence intervals.
@@ -42,6 +43,7 @@ pub mod catalog;
 pub mod compare;
 pub mod dataset;
 pub mod device;
+pub mod embed;
 pub mod error;
 pub mod fetch;
 pub mod fusion;

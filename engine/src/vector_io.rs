@@ -43,29 +43,18 @@ pub fn export_index(index: &DenseIndex, npy: &Path, ids: &Path) -> Result<Export
         path: index.dir().to_path_buf(),
         detail: format!("{rows} rows do not fit this machine's address space"),
     })?;
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |e: quarry_fsio::AtomicWriteError| EngineError::io(&path, e.source)
-    };
-    quarry_fsio::write_with(npy, |out| {
-        out.write_all(&f32_header(row_count, dim))?;
-        for row in 0..rows {
-            let vector = index.row_vector(row).map_err(std::io::Error::other)?;
-            for value in vector {
-                out.write_all(&value.to_le_bytes())?;
-            }
-        }
-        Ok(())
-    })
-    .map_err(io_error(npy))?;
-    quarry_fsio::write_with(ids, |out| {
-        for row in 0..rows {
-            let id = index.doc_id(row).map_err(std::io::Error::other)?;
-            writeln!(out, "{id}")?;
-        }
-        Ok(())
-    })
-    .map_err(io_error(ids))?;
+    write_matrix(
+        npy,
+        ids,
+        (row_count, dim),
+        |row| index.row_vector(row as u64).map_err(std::io::Error::other),
+        |row| {
+            Ok(index
+                .doc_id(row as u64)
+                .map_err(std::io::Error::other)?
+                .to_string())
+        },
+    )?;
     Ok(ExportReport {
         npy: npy.to_path_buf(),
         ids: ids.to_path_buf(),
@@ -73,6 +62,34 @@ pub fn export_index(index: &DenseIndex, npy: &Path, ids: &Path) -> Result<Export
         dim,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Writes `rows` x `dim` vectors as a `.npy` (f32) and their ids, one per line, each file
+/// replaced atomically; `vector(i)` and `id(i)` give row `i`.
+pub(crate) fn write_matrix(
+    npy: &Path,
+    ids: &Path,
+    (rows, dim): (usize, usize),
+    vector: impl Fn(usize) -> std::io::Result<Vec<f32>>,
+    id: impl Fn(usize) -> std::io::Result<String>,
+) -> Result<()> {
+    quarry_fsio::write_with(npy, |out| {
+        out.write_all(&f32_header(rows, dim))?;
+        for row in 0..rows {
+            for value in vector(row)? {
+                out.write_all(&value.to_le_bytes())?;
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| EngineError::io(npy, e.source))?;
+    quarry_fsio::write_with(ids, |out| {
+        for row in 0..rows {
+            writeln!(out, "{}", id(row)?)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| EngineError::io(ids, e.source))
 }
 
 /// One matrix of vectors and the ids of its rows.

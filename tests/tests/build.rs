@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::Stream::{Either, Stderr};
 use common::{index_content, metric, quarry_at_home, quarry_home, read_json, run};
+use quarry_index::dense::npy::NpyVectors;
 use serde_json::Value;
 use tiny_fixtures::{index_dir, TinyDense, DENSE};
 
@@ -603,4 +604,71 @@ fn exported_vectors_imported_back_search_and_score_the_same() {
     ])
     .exit(1)
     .has(Either, &["short.ids.txt:3", "appears twice"]);
+}
+
+#[test]
+fn quarry_encode_gives_the_vectors_a_build_stores() {
+    let tiny = TinyDense::new(12);
+    tiny.build().ok();
+    let docs = tiny.path("docs.npy");
+    tiny.quarry(&[
+        "index",
+        "export",
+        "tiny-bert@tiny",
+        "--npy",
+        docs.to_str().unwrap(),
+    ])
+    .ok();
+    let corpus = tiny.data.join("corpus.jsonl");
+    let encoded = tiny.path("encoded.npy");
+    tiny.quarry(&[
+        "encode",
+        "--model",
+        tiny.model(),
+        "--as",
+        "passage",
+        "--input",
+        corpus.to_str().unwrap(),
+        "--output",
+        encoded.to_str().unwrap(),
+    ])
+    .ok()
+    .has(Either, &["wrote 12 vectors x 48"]);
+    let stored = NpyVectors::open(&docs).unwrap();
+    let fresh = NpyVectors::open(&encoded).unwrap();
+    assert_eq!((fresh.rows, fresh.cols), (stored.rows, stored.cols));
+    let (a, b) = (stored.rows_vec(0, 12), fresh.rows_vec(0, 12));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-5, "encode differs from the build by {worst}");
+    assert_eq!(
+        std::fs::read_to_string(tiny.path("docs.ids.txt")).unwrap(),
+        std::fs::read_to_string(tiny.path("encoded.ids.txt")).unwrap()
+    );
+    // Queries: JSON on stdout, under the index's own encoder fingerprint.
+    let report = tiny
+        .quarry(&[
+            "encode",
+            "--model",
+            tiny.model(),
+            "--text",
+            "alpha beta",
+            "--text",
+            "gamma",
+        ])
+        .ok()
+        .json();
+    let manifest = read_json(&tiny.index_dir().join("manifest.json"));
+    assert_eq!(report["encoder"], manifest["encoder_fingerprint"]);
+    assert_eq!(report["embeddings"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        report["embeddings"][1]["vector"].as_array().unwrap().len(),
+        48
+    );
+    tiny.quarry(&["encode", "--model", tiny.model()])
+        .exit(2)
+        .has(Stderr, &["--text"]);
 }
