@@ -17,12 +17,19 @@ use quarry_engine::dataset::Dataset;
 use quarry_engine::mine::{mine_to_file, MineConfig, Miner, NegativeSampling};
 use quarry_engine::retriever::Retrievers;
 use quarry_engine::split::{queries_for_split, read_split};
-use quarry_engine::train_data::file_sha256;
+use quarry_engine::train_data::{file_sha256, GroupFormat};
 use serde::Serialize;
 
 use crate::args::{check_split, parse_retriever, print_report, RetrieverSpec, UsageError};
 use crate::progress::Progress;
 use crate::session::Session;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Tevatron,
+    #[value(name = "tevatron-v2")]
+    TevatronV2,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SampleArg {
@@ -74,6 +81,12 @@ pub struct MineArgs {
     /// Seed of --sample random
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+
+    /// tevatron: passages inline (Tevatron v1 / RepLLaMA, self-contained); tevatron-v2:
+    /// passage ids only (`positive_document_ids`), read back with the corpus
+    /// (`quarry train --corpus FILE`)
+    #[arg(long, value_enum, default_value = "tevatron")]
+    pub format: FormatArg,
 
     /// Output JSONL file [default: <dataset>-<split>-<retriever>.jsonl]
     #[arg(long, value_name = "FILE")]
@@ -144,6 +157,10 @@ pub fn run(context: &Session, args: MineArgs) -> Result<()> {
         sampling: match args.sample {
             SampleArg::Top => NegativeSampling::Top,
             SampleArg::Random => NegativeSampling::Random { seed: args.seed },
+        },
+        format: match args.format {
+            FormatArg::Tevatron => GroupFormat::TevatronV1,
+            FormatArg::TevatronV2 => GroupFormat::TevatronV2,
         },
     };
     if config.negatives + config.skip_top > depth {

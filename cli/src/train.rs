@@ -28,6 +28,11 @@ pub struct TrainArgs {
     #[arg(long = "train", value_name = "FILE.jsonl")]
     pub train_file: PathBuf,
 
+    /// The corpus (BEIR corpus.jsonl, .gz/.zst too) whose documents Tevatron v2 groups
+    /// name by id (`quarry mine --format tevatron-v2`)
+    #[arg(long, value_name = "FILE")]
+    pub corpus: Option<PathBuf>,
+
     /// Output folder: PEFT adapter (adapter_model.safetensors, adapter_config.json),
     /// checkpoint.safetensors, training_summary.json
     #[arg(long, value_name = "DIR")]
@@ -199,6 +204,7 @@ pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
     let job = TrainJob {
         model: model.path,
         train_file: args.train_file.clone(),
+        corpus: args.corpus.clone(),
         output: args.output.clone(),
         device,
         settings: TrainSettings {

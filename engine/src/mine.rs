@@ -31,7 +31,7 @@ use indicatif::ProgressBar;
 use crate::dataset::{Corpus, Document, Qrels, Query};
 use crate::error::Result;
 use crate::run::{Run, RunHit};
-use crate::train_data::{write_train_groups, TrainGroup, TrainPassage};
+use crate::train_data::{write_train_groups, GroupFormat, TrainGroup, TrainPassage};
 
 /// How negatives are taken from the filtered ranking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,8 @@ pub struct MineConfig {
     /// Filtered candidates skipped from the top before sampling.
     pub skip_top: usize,
     pub sampling: NegativeSampling,
+    /// How the groups are written (passages inline, or by id).
+    pub format: GroupFormat,
 }
 
 impl Default for MineConfig {
@@ -70,6 +72,7 @@ impl Default for MineConfig {
             negatives: 30,
             skip_top: 0,
             sampling: NegativeSampling::Top,
+            format: GroupFormat::TevatronV1,
         }
     }
 }
@@ -243,7 +246,7 @@ pub fn mine_to_file(
             }
         }
     });
-    let written = write_train_groups(output, groups)?;
+    let written = write_train_groups(output, groups, miner.config().format)?;
     stats.groups_written = written;
     Ok(stats)
 }
@@ -333,8 +336,8 @@ mod tests {
         };
         let config = |seed| MineConfig {
             negatives: 5,
-            skip_top: 0,
             sampling: NegativeSampling::Random { seed },
+            ..MineConfig::default()
         };
         let draw = |seed| {
             Miner::new(&corpus, config(seed))

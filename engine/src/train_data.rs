@@ -350,17 +350,44 @@ fn text_id(prefix: char, text: &str) -> String {
 pub fn write_train_groups(
     path: &Path,
     groups: impl IntoIterator<Item = TrainGroup>,
+    format: GroupFormat,
 ) -> Result<usize> {
     let mut count = 0;
     quarry_fsio::write_with(path, |out| {
         for group in groups {
-            serde_json::to_writer(&mut *out, &group)?;
+            match format {
+                GroupFormat::TevatronV1 => serde_json::to_writer(&mut *out, &group)?,
+                GroupFormat::TevatronV2 => {
+                    let ids = |passages: &[TrainPassage]| -> Vec<String> {
+                        passages.iter().map(|p| p.doc_id.clone()).collect()
+                    };
+                    let line = serde_json::json!({
+                        "query_id": group.query_id,
+                        "query_text": group.query,
+                        "positive_document_ids": ids(&group.positives),
+                        "negative_document_ids": ids(&group.negatives),
+                    });
+                    serde_json::to_writer(&mut *out, &line)?
+                }
+            }
             out.write_all(b"\n")?;
             count += 1;
         }
         Ok(())
     })?;
     Ok(count)
+}
+
+/// How training groups are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupFormat {
+    /// Tevatron v1 / RepLLaMA: passages inline (`positive_passages` with docid, title,
+    /// text); self-contained.
+    #[default]
+    TevatronV1,
+    /// Tevatron v2: passages by id (`positive_document_ids`); a fraction of the size, read
+    /// back against the corpus (`quarry train --corpus FILE`).
+    TevatronV2,
 }
 
 /// Lowercase hex sha256 of a file's bytes (as written, not decompressed).
@@ -430,7 +457,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let groups = load_train_groups(&write(dir.path(), "in.jsonl", GOOD)).unwrap();
         let out = dir.path().join("out.jsonl");
-        assert_eq!(write_train_groups(&out, groups.clone()).unwrap(), 2);
+        assert_eq!(
+            write_train_groups(&out, groups.clone(), GroupFormat::TevatronV1).unwrap(),
+            2
+        );
         assert_eq!(load_train_groups(&out).unwrap(), groups);
         let first_line = std::fs::read_to_string(&out).unwrap();
         let first: serde_json::Value =

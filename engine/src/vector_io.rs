@@ -9,16 +9,16 @@
 //! with `quarry index search DIR --stored-queries`, whose TREC output `quarry eval --run`
 //! scores. Imports resume: the writer keeps whole shards, and a rerun continues after them.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use quarry_index::dense::npy::{f32_header, NpyVectors};
 use quarry_index::dense::{DenseIndex, ElementType, IndexSpec, IndexWriter, DEFAULT_SHARD_ROWS};
-use sha2::{Digest, Sha256};
 
 use crate::build::QUERY_CACHE_DIR;
 use crate::error::{EngineError, Result};
+use crate::train_data::file_sha256;
 
 /// Prefix of the encoder fingerprint of imported indexes.
 pub const IMPORTED_PREFIX: &str = "imported:";
@@ -265,21 +265,4 @@ pub fn read_ids(path: &Path, rows: usize) -> Result<Vec<String>> {
         });
     }
     Ok(ids)
-}
-
-/// sha256 of a file's bytes, in hex.
-fn file_sha256(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .map_err(|e| EngineError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }

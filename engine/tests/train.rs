@@ -19,6 +19,7 @@ fn job(output: &Path) -> TrainJob {
     TrainJob {
         model: fixtures().join("tiny_qwen2"),
         train_file: fixtures().join("train.jsonl"),
+        corpus: None,
         output: output.to_path_buf(),
         device: ComputeDevice::Cpu,
         settings: TrainSettings {
@@ -197,4 +198,53 @@ fn malformed_training_line_is_reported_with_file_and_line() {
         .to_string();
     assert!(message.contains("bad.jsonl:3"), "{message}");
     assert!(message.contains("query"), "{message}");
+}
+
+#[test]
+fn tevatron_v2_groups_with_their_corpus_train_the_same_adapter() {
+    use quarry_engine::train_data::{load_train_groups, write_train_groups, GroupFormat};
+    let dir = tempfile::tempdir().unwrap();
+    // The fixture's groups by id, and a corpus holding their passages.
+    let groups = load_train_groups(&fixtures().join("train.jsonl")).unwrap();
+    let v2 = dir.path().join("train-v2.jsonl");
+    write_train_groups(&v2, groups.clone(), GroupFormat::TevatronV2).unwrap();
+    let mut docs = std::collections::BTreeMap::new();
+    for passage in groups
+        .iter()
+        .flat_map(|g| g.positives.iter().chain(&g.negatives))
+    {
+        docs.insert(
+            passage.doc_id.clone(),
+            (passage.title.clone(), passage.text.clone()),
+        );
+    }
+    let corpus: String = docs
+        .iter()
+        .map(|(id, (title, text))| {
+            format!(
+                "{}\n",
+                serde_json::json!({"_id": id, "title": title, "text": text})
+            )
+        })
+        .collect();
+    let corpus_file = dir.path().join("corpus.jsonl");
+    std::fs::write(&corpus_file, corpus).unwrap();
+
+    let hidden = ProgressBar::hidden();
+    let mut inline = job(&dir.path().join("inline"));
+    inline.settings.max_steps = Some(2);
+    train(&inline, &hidden).unwrap();
+    let mut by_id = job(&dir.path().join("by-id"));
+    by_id.settings.max_steps = Some(2);
+    by_id.train_file = v2.clone();
+    by_id.corpus = Some(corpus_file);
+    train(&by_id, &hidden).unwrap();
+    let weights = |d: &str| std::fs::read(dir.path().join(d).join(ADAPTER_WEIGHTS_FILE)).unwrap();
+    assert_eq!(weights("inline"), weights("by-id"));
+
+    // Without the corpus, ids alone are refused, naming the file.
+    let mut no_corpus = job(&dir.path().join("none"));
+    no_corpus.train_file = v2;
+    let message = train(&no_corpus, &hidden).unwrap_err().to_string();
+    assert!(message.contains("train-v2.jsonl"), "{message}");
 }

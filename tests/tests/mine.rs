@@ -230,3 +230,32 @@ fn bad_requests_fail_cleanly_without_output() {
     }
     assert!(!out.exists());
 }
+
+#[test]
+fn tevatron_v2_output_holds_ids_that_read_back_to_the_same_groups() {
+    let tiny = tiny_with_train_split();
+    let (v1, v2) = (tiny.path("v1.jsonl"), tiny.path("v2.jsonl"));
+    for (out, format) in [(&v1, "tevatron"), (&v2, "tevatron-v2")] {
+        let args = [
+            "--depth",
+            "20",
+            "--negatives",
+            "4",
+            "--format",
+            format,
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        tiny.on_data("mine", "bm25", &args).ok();
+    }
+    let text = std::fs::read_to_string(&v2).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["query_text"], "apple light");
+    assert_eq!(first["positive_document_ids"][0], "d3");
+    assert!(first.get("positive_passages").is_none());
+    assert!(text.len() < std::fs::read_to_string(&v1).unwrap().len());
+    // Read back against the corpus, the ids give the inline file's groups exactly.
+    let corpus = quarry_engine::dataset::read_corpus_file(&tiny.data.join("corpus.jsonl")).unwrap();
+    let from_ids = quarry_engine::train_data::load_train_groups_with_corpus(&v2, &corpus).unwrap();
+    assert_eq!(from_ids, load_train_groups(&v1).unwrap());
+}

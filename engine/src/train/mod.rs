@@ -69,6 +69,8 @@ pub struct TrainJob {
     pub model: PathBuf,
     /// Tevatron JSONL training groups.
     pub train_file: PathBuf,
+    /// The corpus (BEIR `corpus.jsonl`) that Tevatron v2 groups' passage ids name.
+    pub corpus: Option<PathBuf>,
     /// Output folder: the PEFT adapter, the checkpoint, the summary.
     pub output: PathBuf,
     pub device: ComputeDevice,

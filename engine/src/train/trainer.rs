@@ -25,8 +25,9 @@ use super::{
     loss_plot, train_error, write_atomically, TrainJob, TrainSummary, CHECKPOINT_FILE,
     LOSS_PLOT_FILE, SUMMARY_FILE,
 };
+use crate::dataset::read_corpus_file;
 use crate::error::{EngineError, Result};
-use crate::train_data::{load_train_groups, TrainGroup};
+use crate::train_data::{load_train_groups, load_train_groups_with_corpus, TrainGroup};
 
 /// Runs (or resumes) `job` on backend `B`.
 pub(super) fn train_on<B: AutodiffBackend>(
@@ -36,7 +37,10 @@ pub(super) fn train_on<B: AutodiffBackend>(
 ) -> Result<TrainSummary> {
     // Everything that can be refused without the model is, before it loads.
     validate_job(job)?;
-    let groups = load_train_groups(&job.train_file)?;
+    let groups = match &job.corpus {
+        Some(corpus) => load_train_groups_with_corpus(&job.train_file, &read_corpus_file(corpus)?)?,
+        None => load_train_groups(&job.train_file)?,
+    };
     require_negatives(&groups, &job.settings, &job.train_file)?;
     let schedule = Schedule::new(groups.len(), &job.settings, &job.train_file)?;
     let mut run = Run::<B>::prepare(job, device, &groups, schedule)?;
