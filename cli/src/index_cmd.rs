@@ -11,8 +11,8 @@ use std::io::Write as _;
 
 use quarry_engine::build::QUERY_CACHE_DIR;
 use quarry_engine::inspect::{
-    build_hnsw, list_indexes, open_index, read_query_vectors, resolve_index_dir, search_vectors,
-    verify_index, DenseIndex, HnswParams, ShardStatus, Verify,
+    build_hnsw, footprint, list_indexes, open_index, read_query_vectors, resolve_index_dir,
+    search_vectors, verify_index, DenseIndex, HnswParams, ShardStatus, Verify,
 };
 use quarry_engine::run::format_score;
 use quarry_engine::vector_io::{
@@ -195,6 +195,7 @@ fn open(dir: &Path, verify: Verify) -> Result<DenseIndex> {
 
 fn info(dir: &Path, json: bool, index: &DenseIndex) -> Result<()> {
     let m = index.manifest();
+    let footprint = footprint(dir)?;
     let shards: Vec<_> = m
         .shards
         .iter()
@@ -210,7 +211,7 @@ fn info(dir: &Path, json: bool, index: &DenseIndex) -> Result<()> {
             "element_type": m.element_type, "encoder_fingerprint": m.encoder_fingerprint,
             "corpus_checksum": m.corpus_checksum, "complete": m.complete,
             "size_on_disk": index.size_on_disk(), "shards": shards, "hnsw": m.hnsw,
-            "simd": index.isa_name(),
+            "simd": index.isa_name(), "footprint": footprint,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -236,6 +237,22 @@ fn info(dir: &Path, json: bool, index: &DenseIndex) -> Result<()> {
         "size on disk     {} bytes ({:.1} MiB)",
         index.size_on_disk(),
         index.size_on_disk() as f64 / (1 << 20) as f64
+    );
+    let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+    println!(
+        "footprint        {:.1} MiB on disk: shards {:.1}, HNSW graph {:.1}, query cache {:.1}, records {:.1}",
+        mib(footprint.total),
+        mib(footprint.shards),
+        mib(footprint.hnsw),
+        mib(footprint.queries),
+        mib(footprint.records)
+    );
+    println!(
+        "search memory    shards mapped read-only ({:.1} MiB of shared, evictable page cache); \
+         top-k heaps at most {:.0} MiB whatever the corpus ({} queries per scan at k=1000)",
+        mib(footprint.mapped),
+        mib(footprint.search_heap_budget),
+        footprint.queries_per_scan_at_1000
     );
     println!("search kernel    {}", index.isa_name());
     match &m.hnsw {

@@ -37,6 +37,75 @@ pub fn verify_index(dir: &Path) -> Result<(DenseIndex, Vec<PathBuf>)> {
     Ok((index, checked))
 }
 
+/// What an index takes on disk, by part, and what searching it takes in memory.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Footprint {
+    /// Shard files (the vectors and their ids).
+    pub shards: u64,
+    /// The HNSW graph folder, if any.
+    pub hnsw: u64,
+    /// The query cache (`queries/`), if any.
+    pub queries: u64,
+    /// Everything else: manifest, build record, verification stamps.
+    pub records: u64,
+    pub total: u64,
+    /// The exact scan maps the shards read-only: this much page cache, shared between
+    /// processes and evicted under memory pressure, never the process's own memory.
+    pub mapped: u64,
+    /// The most the scan's top-k heaps take at once, whatever the corpus size: queries are
+    /// scanned in batches that fit it.
+    pub search_heap_budget: u64,
+    /// Queries per scan of the shards at k = 1000 on this machine's threads.
+    pub queries_per_scan_at_1000: u64,
+}
+
+/// The footprint of the index in `dir`.
+pub fn footprint(dir: &Path) -> Result<Footprint> {
+    fn size_of_tree(path: &Path) -> u64 {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.is_dir() => std::fs::read_dir(path)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| size_of_tree(&e.path()))
+                .sum(),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        }
+    }
+    let mut parts = Footprint {
+        shards: 0,
+        hnsw: 0,
+        queries: 0,
+        records: 0,
+        total: 0,
+        mapped: 0,
+        search_heap_budget: quarry_index::dense::reader::SEARCH_HEAP_BUDGET as u64,
+        queries_per_scan_at_1000: quarry_index::dense::reader::queries_per_scan(
+            1000,
+            quarry_index::dense::reader::SEARCH_HEAP_BUDGET,
+        ) as u64,
+    };
+    for entry in std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))? {
+        let entry = entry.map_err(|e| EngineError::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let bytes = size_of_tree(&entry.path());
+        let part = if name.starts_with("shard-") {
+            &mut parts.shards
+        } else if name == QUERY_CACHE_DIR {
+            &mut parts.queries
+        } else if name.starts_with("hnsw") {
+            &mut parts.hnsw
+        } else {
+            &mut parts.records
+        };
+        *part += bytes;
+    }
+    parts.total = parts.shards + parts.hnsw + parts.queries + parts.records;
+    parts.mapped = parts.shards;
+    Ok(parts)
+}
+
 /// One query's hits: (stored row, doc id, score), best first.
 pub type VectorHits = Vec<(u64, String, f32)>;
 

@@ -610,6 +610,19 @@ fn exported_vectors_imported_back_search_and_score_the_same() {
 fn quarry_encode_gives_the_vectors_a_build_stores() {
     let tiny = TinyDense::new(12);
     tiny.build().ok();
+    // The index's footprint by part: shards and the build's query cache add up with the
+    // records to the total; the shards are what a search maps.
+    let info = tiny
+        .quarry(&["index", "info", "tiny-bert@tiny", "--json"])
+        .ok()
+        .json();
+    let part = |name: &str| info["footprint"][name].as_u64().unwrap();
+    assert!(part("shards") > 12 * 48 * 4 && part("queries") > 0);
+    assert_eq!(
+        part("total"),
+        part("shards") + part("hnsw") + part("queries") + part("records")
+    );
+    assert_eq!(part("mapped"), part("shards"));
     let docs = tiny.path("docs.npy");
     tiny.quarry(&[
         "index",

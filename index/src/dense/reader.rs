@@ -261,7 +261,25 @@ impl DenseIndex {
     ) -> Result<Vec<Vec<Hit>>, IndexError> {
         self.check_encoder(query_encoder_fingerprint)?;
         let nq = self.check_queries(queries)?;
-        Ok(self.flat_search(queries, nq, k))
+        Ok(self.flat_search_within(queries, nq, k, SEARCH_HEAP_BUDGET))
+    }
+
+    /// The exact scan in batches of queries whose top-k heaps fit in `budget` bytes: each
+    /// batch streams the shards once; memory does not grow with the corpus.
+    fn flat_search_within(
+        &self,
+        queries: &[f32],
+        nq: usize,
+        k: usize,
+        budget: usize,
+    ) -> Vec<Vec<Hit>> {
+        let batch = queries_per_scan(k, budget).min(nq.max(1));
+        let dim = self.dim();
+        let mut results = Vec::with_capacity(nq);
+        for chunk in queries.chunks(batch * dim) {
+            results.extend(self.flat_search(chunk, chunk.len() / dim, k));
+        }
+        results
     }
 
     fn flat_search(&self, queries: &[f32], nq: usize, k: usize) -> Vec<Vec<Hit>> {
@@ -415,6 +433,17 @@ impl DenseIndex {
 
 /// Runs `scan` on every task in parallel, each filling one top-`k` collector
 /// per query, and merges the collectors query by query.
+/// Bytes the exact scan's top-k heaps may take at once (every worker thread holds one heap
+/// per query of the batch, and the parallel reduction up to as many again).
+pub const SEARCH_HEAP_BUDGET: usize = 1 << 30;
+
+/// Queries scanned together so that their heaps stay within `budget` bytes.
+pub fn queries_per_scan(k: usize, budget: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let heap = (k.min(1 << 16) + 1) * std::mem::size_of::<Hit>();
+    (budget / (2 * threads * heap)).max(1)
+}
+
 fn scan_in_parallel<T: Sync>(
     tasks: &[T],
     nq: usize,
@@ -435,4 +464,48 @@ fn scan_in_parallel<T: Sync>(
             }
             a
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dense::{ElementType, IndexSpec, IndexWriter};
+
+    #[test]
+    fn query_batches_within_a_small_budget_give_the_same_hits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dim, rows) = (8, 500);
+        let vector = |i: usize, j: usize| ((i * 31 + j * 17) % 23) as f32 - 11.0;
+        let mut writer = IndexWriter::create_or_resume(
+            dir.path(),
+            IndexSpec {
+                encoder_fingerprint: "fp".into(),
+                corpus_checksum: "c".into(),
+                dim,
+                element_type: ElementType::F32,
+                shard_rows: 128,
+            },
+        )
+        .unwrap();
+        for i in 0..rows {
+            let v: Vec<f32> = (0..dim).map(|j| vector(i, j)).collect();
+            writer.push(&format!("d{i}"), &v).unwrap();
+        }
+        writer.finish().unwrap();
+        let index = DenseIndex::open(dir.path()).unwrap();
+        let nq = 37;
+        let queries: Vec<f32> = (0..nq * dim)
+            .map(|x| vector(x / dim + 1000, x % dim))
+            .collect();
+        let whole = index.flat_search_within(&queries, nq, 50, usize::MAX);
+        // A budget of one byte: one query per scan.
+        assert_eq!(queries_per_scan(50, 1), 1);
+        let one_by_one = index.flat_search_within(&queries, nq, 50, 1);
+        assert_eq!(whole.len(), nq);
+        assert_eq!(whole, one_by_one);
+        // The default budget holds thousands of queries at k = 1000 per scan.
+        assert!(
+            queries_per_scan(1000, SEARCH_HEAP_BUDGET) * rayon::current_num_threads() >= 16_000
+        );
+    }
 }
