@@ -50,7 +50,7 @@ pub enum CorrectionArg {
   quarry compare --datasets nfcorpus,scifact --retrievers bm25,dense:all-minilm-l6-v2
   quarry compare --datasets nfcorpus --retrievers bm25,dense:all-minilm-l6-v2,hybrid:rrf(bm25,dense:all-minilm-l6-v2) \\
       --metrics ndcg@10,mrr@10,recall@100 --baseline bm25 --test randomization --report report/
-  quarry compare --datasets nfcorpus --retrievers bm25,dense:qwen2.5-7b --paper --format latex
+  quarry compare --datasets nfcorpus --retrievers bm25,dense:qwen2.5-7b-zero-shot --paper --format latex
 
 Cells marked ▲/▼ are significantly better/worse than the baseline at --alpha after
 --correction over the retrievers tested against it (per dataset and metric).")]

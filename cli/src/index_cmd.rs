@@ -72,7 +72,7 @@ pub enum IndexCommand {
   quarry index search all-minilm-l6-v2@nfcorpus --row 0 -k 5
   quarry index search DIR --query-file q.npy --query-ids q.txt -k 1000 --trec > run.trec
   quarry index search DIR --stored-queries -k 1000 --trec > run.trec   # an imported index
-then: quarry eval --dataset nfcorpus --run run.trec")]
+then: quarry eval --dataset nfcorpus --retriever run:run.trec")]
     Search(VectorSearchArgs),
     /// Write an index's vectors to a .npy matrix (f32, rows in order) and its ids to a
     /// text file (one per line)
@@ -95,7 +95,7 @@ then: quarry eval --dataset nfcorpus --run run.trec")]
   quarry index import my-e5@nfcorpus --npy corpus.npy --ids corpus.ids.txt \\
       --queries-npy queries.npy --query-ids queries.ids.txt
   quarry index search my-e5@nfcorpus --stored-queries -k 1000 --trec > run.trec
-  quarry eval --dataset nfcorpus --run run.trec
+  quarry eval --dataset nfcorpus --retriever run:run.trec
 
 DIR is a folder, or NAME@DATASET for <home>/dense/NAME@DATASET.")]
     Import {
@@ -308,7 +308,7 @@ pub struct VectorSearchArgs {
     ef: Option<usize>,
     #[arg(long, conflicts_with = "trec")]
     json: bool,
-    /// Print a TREC run (`qid Q0 doc rank score quarry`) for `quarry eval --run`
+    /// Print a TREC run (`qid Q0 doc rank score quarry`) for `quarry eval --retriever run:FILE`
     #[arg(long)]
     trec: bool,
 }

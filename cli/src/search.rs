@@ -34,7 +34,8 @@ pub struct SearchArgs {
     #[arg(long, value_name = "NAME|DIR")]
     pub dataset: String,
 
-    /// bm25, dense:NAME, hybrid:rrf(A,B), hybrid:rrf(k=60,A,B) or hybrid:interp(ALPHA,A,B)
+    /// bm25, dense:NAME, hnsw:NAME, run:FILE, hybrid:rrf(A,B), hybrid:rrf(k=60,A,B) or
+    /// hybrid:interp(ALPHA,A,B)
     #[arg(long, default_value = "bm25", value_name = "SPEC")]
     pub retriever: String,
 

@@ -27,7 +27,9 @@ impl Session {
         let registry_file =
             Registry::discover(registry, &cwd).context("finding the dataset registry")?;
         let mut registry = match registry_file {
-            Some(file) => Registry::load(&file).context("reading the dataset registry")?,
+            Some(file) => Registry::load(&file)
+                .and_then(Registry::over_built_in)
+                .context("reading the dataset registry")?,
             None => Registry::built_in().context("reading the built-in dataset registry")?,
         };
         let home = home.unwrap_or_else(crate::args::default_home);

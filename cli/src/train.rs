@@ -200,7 +200,9 @@ pub fn run(args: TrainArgs, home: &std::path::Path) -> Result<()> {
             eprintln!("GPU kernel tuning cache: {}", dir.display());
         }
     }
-    let model = resolve_model(&args.model, None)?;
+    // The study's checkpoints by name ([[model]] of the built-in registry), as build takes them.
+    let registry = quarry_engine::registry::Registry::built_in().ok();
+    let model = resolve_model(&args.model, registry.as_ref())?;
     let job = TrainJob {
         model: model.path,
         train_file: args.train_file.clone(),

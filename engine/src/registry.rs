@@ -80,9 +80,12 @@ pub struct RegistryEntry {
     /// to the registry file); absent when the dataset only comes by fetching.
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// Default qrels split.
+    /// Default qrels split (`test` unless told).
+    #[serde(default = "test_split")]
     pub split: String,
-    /// Drop hits whose doc id equals the query id (Pyserini `--remove-query`).
+    /// Drop hits whose doc id equals the query id (Pyserini `--remove-query`; BEIR's
+    /// ArguAna and Quora need it). Off unless told.
+    #[serde(default)]
     pub remove_self: bool,
     /// sha256 of the uncompressed corpus.jsonl; empty (the default) when unknown.
     #[serde(default)]
@@ -171,6 +174,10 @@ pub struct PublishedValue {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RegistryFile {
+    /// `false`: this file is the whole registry; by default its entries are laid over the
+    /// built-in ones (see [`Registry::over_built_in`]).
+    #[serde(default = "extends_by_default")]
+    extends_built_in: bool,
     #[serde(default)]
     dataset: Vec<RegistryEntry>,
     #[serde(default)]
@@ -179,10 +186,20 @@ struct RegistryFile {
     published: Vec<PublishedValue>,
 }
 
+fn extends_by_default() -> bool {
+    true
+}
+
+fn test_split() -> String {
+    "test".to_string()
+}
+
 /// A parsed `datasets.toml`, with entry paths made absolute.
 #[derive(Debug, Clone)]
 pub struct Registry {
     pub file: PathBuf,
+    /// Whether the file asked to be laid over the built-in registry.
+    pub extends_built_in: bool,
     pub entries: Vec<RegistryEntry>,
     /// The study's checkpoints (`[[model]]`).
     pub models: Vec<ModelEntry>,
@@ -387,10 +404,56 @@ impl Registry {
         }
         Ok(Registry {
             file: file.to_path_buf(),
+            extends_built_in: parsed.extends_built_in,
             entries,
             models,
             published,
             data_folder: None,
+        })
+    }
+
+    /// A user's registry laid over the built-in one: every built-in dataset and model stays
+    /// known, an entry of the same name in the user's file replaces it, and published
+    /// values add up (the user's replacing the same source, retriever, dataset and metric).
+    /// A file with `extends_built_in = false` is the whole registry.
+    pub fn over_built_in(self) -> Result<Registry> {
+        if !self.extends_built_in {
+            return Ok(self);
+        }
+        let base = Registry::built_in()?;
+        let mut entries: Vec<RegistryEntry> = base
+            .entries
+            .into_iter()
+            .filter(|b| self.get(&b.name).is_none())
+            .collect();
+        entries.extend(self.entries);
+        let mut models: Vec<ModelEntry> = base
+            .models
+            .into_iter()
+            .filter(|b| !self.models.iter().any(|m| m.name == b.name))
+            .collect();
+        models.extend(self.models);
+        let key = |p: &PublishedValue| {
+            (
+                p.source.clone(),
+                p.retriever.clone(),
+                p.dataset.clone(),
+                p.metric.clone(),
+            )
+        };
+        let mut published: Vec<PublishedValue> = base
+            .published
+            .into_iter()
+            .filter(|b| !self.published.iter().any(|p| key(p) == key(b)))
+            .collect();
+        published.extend(self.published);
+        Ok(Registry {
+            file: self.file,
+            extends_built_in: true,
+            entries,
+            models,
+            published,
+            data_folder: self.data_folder,
         })
     }
 
@@ -481,11 +544,18 @@ kind = "text"
 
     #[test]
     fn missing_field_and_bad_checksum_are_errors() {
-        let text = ENTRY.replace("split = \"test\"\n", "");
+        // Only the name is required: split defaults to test, remove_self to false.
+        let text = ENTRY
+            .replace("split = \"test\"\n", "")
+            .replace("remove_self = true\n", "");
+        let parsed = Registry::parse(Path::new("d.toml"), &text).unwrap();
+        assert_eq!(parsed.entries[0].split, "test");
+        assert!(!parsed.entries[0].remove_self);
+        let text = ENTRY.replace("name = \"tiny\"\n", "");
         let err = Registry::parse(Path::new("d.toml"), &text)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("split"), "{err}");
+        assert!(err.contains("name"), "{err}");
         let text = ENTRY.replace("corpus_sha256 = \"\"", "corpus_sha256 = \"abc\"");
         let err = Registry::parse(Path::new("d.toml"), &text)
             .unwrap_err()

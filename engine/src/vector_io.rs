@@ -6,8 +6,8 @@
 //! An imported index has no encoder: its fingerprint is `imported:` and the first 16 hex
 //! digits of the vector file's sha256, and query vectors imported with it go to its
 //! `queries/` sub-index under the same fingerprint (keyed by plain query id). It is searched
-//! with `quarry index search DIR --stored-queries`, whose TREC output `quarry eval --run`
-//! scores. Imports resume: the writer keeps whole shards, and a rerun continues after them.
+//! with `quarry index search DIR --stored-queries`, whose TREC output `quarry eval --retriever
+//! run:FILE` scores. Imports resume: the writer keeps whole shards, and a rerun continues after them.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

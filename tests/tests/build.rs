@@ -589,7 +589,7 @@ fn exported_vectors_imported_back_search_and_score_the_same() {
     // An imported index has no encoder: dense:NAME says how to evaluate it instead.
     tiny.eval("dense:copy-f32", &[])
         .exit(1)
-        .has(Either, &["--stored-queries", "quarry eval --run"]);
+        .has(Either, &["--stored-queries", "--retriever run:run.trec"]);
     // Ids that don't match the rows: the file and line are named.
     let short = tiny.path("short.ids.txt");
     std::fs::write(&short, "a\nb\na\n").unwrap();

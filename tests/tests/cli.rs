@@ -712,3 +712,42 @@ fn completion_scripts_cover_the_subcommands() {
         .exit(2)
         .has(Stderr, &["possible values: bash"]);
 }
+
+#[test]
+fn a_user_registry_extends_the_built_in_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_root, run_file) = tiny_dataset(dir.path());
+    let entry = "[[dataset]]\nname = \"tiny\"\npath = \"tiny\"\nsplit = \"test\"\n";
+    write(dir.path(), "datasets.toml", entry);
+    // The user's entry and every built-in one are known, from the file found in the cwd.
+    let listed = run(in_dir(dir.path()), &["datasets", "--json"]).ok().json();
+    let names: Vec<&str> = listed["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"tiny") && names.contains(&"nfcorpus"),
+        "{names:?}"
+    );
+    eval_run(in_dir(dir.path()), "tiny", &run_file, &[]).ok();
+    // A user entry of a built-in name replaces it.
+    let shadow = entry.replace("\"tiny\"\npath", "\"nfcorpus\"\npath");
+    write(dir.path(), "datasets.toml", &shadow);
+    eval_run(in_dir(dir.path()), "nfcorpus", &run_file, &["--json"])
+        .ok()
+        .has(Stdout, &["\"queries_evaluated\": 2"]);
+    // `extends_built_in = false`: the file is the whole registry.
+    write(
+        dir.path(),
+        "datasets.toml",
+        &format!("extends_built_in = false\n{entry}"),
+    );
+    run(
+        in_dir(dir.path()),
+        &["eval", "--dataset", "nfcorpus", "--retriever", "bm25"],
+    )
+    .exit(1)
+    .has(Stderr, &["unknown dataset `nfcorpus`", "tiny"]);
+}

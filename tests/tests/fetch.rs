@@ -128,7 +128,8 @@ fn registry(dir: &Path, base: &str, tiny_zip_sha: &str) -> PathBuf {
             &[collection.clone(), queries, qrels],
         );
     }
-    let text = text + &coir_entries(base);
+    // The whole registry: `--group beir` and `--all` must not reach the built-in entries.
+    let text = format!("extends_built_in = false\n{text}{}", coir_entries(base));
     let path = dir.join("datasets.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -631,7 +632,14 @@ fn coir_from_local_repos_and_through_hf_endpoint() {
     let server = FileServer::start(&fixtures());
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("datasets.toml");
-    std::fs::write(&registry, coir_entries("https://huggingface.co")).unwrap();
+    std::fs::write(
+        &registry,
+        format!(
+            "extends_built_in = false\n{}",
+            coir_entries("https://huggingface.co")
+        ),
+    )
+    .unwrap();
     let mut command = quarry_command();
     command
         .env("HF_ENDPOINT", server.url("hub"))

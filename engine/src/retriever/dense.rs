@@ -80,7 +80,9 @@ impl DenseRetriever {
                     detail: format!(
                         "imported vectors have no encoder to embed {}'s queries: search the \
                          index's stored queries with `quarry index search {} --stored-queries \
-                         -k 1000 --trec > run.trec`, then `quarry eval --run run.trec`",
+                         -k 1000 --trec > run.trec`, then `quarry eval --retriever \
+                         run:run.trec` (which drops self hits where the dataset asks, as \
+                         dense:NAME does)",
                         dataset.name,
                         dir.display()
                     ),
