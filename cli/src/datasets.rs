@@ -44,6 +44,36 @@ pub struct DatasetsArgs {
 pub enum DatasetsCommand {
     /// Download datasets by name, check them and convert them into the data folder
     Fetch(FetchArgs),
+    /// Register a BEIR folder under a name, in the data home's datasets.toml (laid over
+    /// the built-in registry), so every command takes `--dataset NAME`
+    #[command(after_help = "Examples:
+  quarry datasets add my-arguana ./arguana --remove-self
+  quarry datasets add my-code ./code-beir --kind code --split dev")]
+    Add(AddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The name to use with --dataset (no slashes or spaces)
+    pub name: String,
+    /// A BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv (.gz/.zst too)
+    pub path: PathBuf,
+    /// The qrels split evaluated by default
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Drop hits whose doc id equals the query id, as Pyserini's --remove-query (BEIR's
+    /// ArguAna and Quora are scored so)
+    #[arg(long)]
+    pub remove_self: bool,
+    /// How compare groups it: text or code
+    #[arg(long, value_enum, default_value = "text")]
+    pub kind: KindArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KindArg {
+    Text,
+    Code,
 }
 
 #[derive(Debug, Args)]
@@ -136,8 +166,56 @@ struct DatasetStatus {
 pub fn run(session: &Session, args: DatasetsArgs) -> Result<()> {
     match args.command {
         Some(DatasetsCommand::Fetch(fetch_args)) => run_fetch(session, fetch_args),
+        Some(DatasetsCommand::Add(add_args)) => add(session, add_args),
         None => list(session, &args),
     }
+}
+
+/// Registers the folder in `<home>/datasets.toml` after checking that it reads as a
+/// dataset with the split asked for.
+fn add(session: &Session, args: AddArgs) -> Result<()> {
+    use quarry_engine::registry::{DatasetKind, Registry};
+    let path = std::path::absolute(&args.path)
+        .with_context(|| format!("resolving {}", args.path.display()))?;
+    let dataset = quarry_engine::dataset::Dataset::from_folder(&path)?;
+    // The corpus and queries must be there (an error naming what is missing, exit 1).
+    dataset.corpus_path()?;
+    dataset.queries_path()?;
+    if dataset.find_qrels(&args.split).is_none() {
+        return Err(crate::args::UsageError(format!(
+            "{} has no qrels/{}.tsv (splits present: {})",
+            path.display(),
+            args.split,
+            dataset.qrels_splits().join(", ")
+        ))
+        .into());
+    }
+    let file = session.catalog.home.join(Registry::FILE_NAME);
+    let kind = match args.kind {
+        KindArg::Text => DatasetKind::Text,
+        KindArg::Code => DatasetKind::Code,
+    };
+    Registry::append_entry(
+        &file,
+        &args.name,
+        &path,
+        &args.split,
+        args.remove_self,
+        kind,
+    )?;
+    println!(
+        "added `{}` ({}, split {}{}) to {}",
+        args.name,
+        path.display(),
+        args.split,
+        if args.remove_self {
+            ", self hits removed"
+        } else {
+            ""
+        },
+        file.display()
+    );
+    Ok(())
 }
 
 fn list(session: &Session, args: &DatasetsArgs) -> Result<()> {

@@ -26,13 +26,21 @@ impl Session {
         let cwd = std::env::current_dir().context("reading the current directory")?;
         let registry_file =
             Registry::discover(registry, &cwd).context("finding the dataset registry")?;
-        let mut registry = match registry_file {
-            Some(file) => Registry::load(&file)
-                .and_then(Registry::over_built_in)
-                .context("reading the dataset registry")?,
-            None => Registry::built_in().context("reading the built-in dataset registry")?,
-        };
         let home = home.unwrap_or_else(crate::args::default_home);
+        // Layers, each over the one before: the built-in registry, the data home's own
+        // (`quarry datasets add` writes it), then the file found or given.
+        let mut registry = Registry::built_in().context("reading the built-in dataset registry")?;
+        let home_file = home.join(Registry::FILE_NAME);
+        if home_file.is_file() {
+            registry = Registry::load(&home_file)
+                .context("reading the data home's dataset registry")?
+                .over(registry);
+        }
+        if let Some(file) = registry_file {
+            registry = Registry::load(&file)
+                .context("reading the dataset registry")?
+                .over(registry);
+        }
         let data = data.unwrap_or_else(|| home.join("datasets"));
         registry.use_data_folder(&data);
         Ok(Session {

@@ -417,10 +417,15 @@ impl Registry {
     /// values add up (the user's replacing the same source, retriever, dataset and metric).
     /// A file with `extends_built_in = false` is the whole registry.
     pub fn over_built_in(self) -> Result<Registry> {
+        Ok(self.over(Registry::built_in()?))
+    }
+
+    /// This registry laid over `base` (see [`Registry::over_built_in`]); with
+    /// `extends_built_in = false`, this registry alone.
+    pub fn over(self, base: Registry) -> Registry {
         if !self.extends_built_in {
-            return Ok(self);
+            return self;
         }
-        let base = Registry::built_in()?;
         let mut entries: Vec<RegistryEntry> = base
             .entries
             .into_iter()
@@ -447,14 +452,58 @@ impl Registry {
             .filter(|b| !self.published.iter().any(|p| key(p) == key(b)))
             .collect();
         published.extend(self.published);
-        Ok(Registry {
+        Registry {
             file: self.file,
             extends_built_in: true,
             entries,
             models,
             published,
             data_folder: self.data_folder,
-        })
+        }
+    }
+
+    /// Appends a `[[dataset]]` entry to the registry `file` (created if absent), atomically
+    /// and only if the result still parses (a name given twice is refused).
+    pub fn append_entry(
+        file: &Path,
+        name: &str,
+        path: &Path,
+        split: &str,
+        remove_self: bool,
+        kind: DatasetKind,
+    ) -> Result<()> {
+        let before = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(EngineError::io(file, e)),
+        };
+        let text = before + &Self::entry_toml(name, path, split, remove_self, kind);
+        Self::parse(file, &text)?;
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+        }
+        quarry_fsio::write(file, text.as_bytes()).map_err(|e| EngineError::io(file, e.source))
+    }
+
+    /// The `[[dataset]]` table of one entry.
+    fn entry_toml(
+        name: &str,
+        path: &Path,
+        split: &str,
+        remove_self: bool,
+        kind: DatasetKind,
+    ) -> String {
+        let string = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let kind = match kind {
+            DatasetKind::Text => "text",
+            DatasetKind::Code => "code",
+        };
+        format!(
+            "\n[[dataset]]\nname = {}\npath = {}\nsplit = {}\nremove_self = {remove_self}\nkind = \"{kind}\"\n",
+            string(name),
+            string(&path.to_string_lossy()),
+            string(split)
+        )
     }
 
     pub fn get(&self, name: &str) -> Option<&RegistryEntry> {

@@ -751,3 +751,63 @@ fn a_user_registry_extends_the_built_in_one() {
     .exit(1)
     .has(Stderr, &["unknown dataset `nfcorpus`", "tiny"]);
 }
+
+#[test]
+fn datasets_add_registers_a_folder_in_the_data_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, run_file) = tiny_dataset(dir.path());
+    let home = dir.path().join("home");
+    let cwd = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let quarry_at = |args: &[&str]| {
+        let mut command = in_dir(&cwd);
+        command.arg("--home").arg(&home);
+        run(command, args)
+    };
+    quarry_at(&[
+        "datasets",
+        "add",
+        "mytiny",
+        root.to_str().unwrap(),
+        "--remove-self",
+    ])
+    .ok()
+    .has(Stdout, &["added `mytiny`", "self hits removed"]);
+    let listed = quarry_at(&["datasets", "--json"]).ok().json();
+    let entry = listed["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "mytiny")
+        .expect("mytiny listed")
+        .clone();
+    assert_eq!(entry["remove_self"], true);
+    assert!(listed["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["name"] == "nfcorpus"));
+    quarry_at(&[
+        "eval",
+        "--dataset",
+        "mytiny",
+        "--run",
+        run_file.to_str().unwrap(),
+    ])
+    .ok();
+    // Twice the same name, a split the folder lacks, a folder that is no dataset.
+    quarry_at(&["datasets", "add", "mytiny", root.to_str().unwrap()])
+        .exit(1)
+        .has(Stderr, &["mytiny", "listed twice"]);
+    quarry_at(&[
+        "datasets",
+        "add",
+        "other",
+        root.to_str().unwrap(),
+        "--split",
+        "dev",
+    ])
+    .exit(2)
+    .has(Stderr, &["qrels/dev.tsv"]);
+    quarry_at(&["datasets", "add", "none", cwd.to_str().unwrap()]).exit(1);
+}
