@@ -12,7 +12,7 @@
 //! the retriever is first chosen, on the CPU for f32 builds) and hybrids of
 //! retrievers ([`quarry_engine::fusion`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, IsTerminal, Write};
 use std::rc::Rc;
 
@@ -53,11 +53,12 @@ const HELP: &str = "\
 type a query to search, or a command:
   :dataset NAME     switch to another dataset (registry name or BEIR folder)
   :retriever SPEC   bm25 | dense:NAME | hnsw:NAME | hybrid:rrf(A,B) | hybrid:rrf(k=60,A,B) | hybrid:interp(0.5,A,B)
+  :q ID             run the dataset's query ID, hits marked with their qrels grade
   :k N              show N hits per query
   :doc ID           show a document in full
   :rank ID          how each available retriever ranked ID for the last query
   :help             this list
-  :quit             leave (also Ctrl-D)";
+  :quit, :q         leave (also Ctrl-D)";
 
 struct Shell<'s> {
     session: &'s Session,
@@ -70,6 +71,15 @@ struct Shell<'s> {
     last_query: Option<String>,
     /// How highlighted terms are marked.
     style: Style,
+    /// The dataset's queries and the judgments of its default split, read on the first `:q ID`.
+    judged: Option<JudgedQueries>,
+}
+
+/// What `:q ID` needs: each query's text and its judgments.
+struct JudgedQueries {
+    texts: HashMap<String, String>,
+    qrels: quarry_engine::dataset::Qrels,
+    split: String,
 }
 
 #[derive(Clone, Copy)]
@@ -92,6 +102,7 @@ pub fn run(session: &Session, args: SearchArgs) -> Result<()> {
         retriever,
         k: args.k as usize,
         last_query: None,
+        judged: None,
         style: if std::io::stdout().is_terminal() {
             Style::Bold
         } else {
@@ -222,6 +233,7 @@ impl Shell<'_> {
                     None => (command, ""),
                 };
                 match name {
+                    "q" | "query" if !argument.is_empty() => self.query_by_id(argument),
                     "q" | "quit" | "exit" => return Ok(false),
                     _ => self.command(name, argument),
                 }
@@ -251,16 +263,26 @@ impl Shell<'_> {
                 needs("a dataset name or folder")?;
                 drop(out);
                 let (mut retrievers, bm25) = load(self.session, argument)?;
-                let retriever = open(&mut retrievers, &self.retriever.spec())
-                    .context("dataset not switched")?;
+                // The current retriever if the new dataset has it (a dense index is per
+                // dataset), else BM25, saying why.
+                let spec = self.retriever.spec();
+                let retriever = match open(&mut retrievers, &spec) {
+                    Ok(retriever) => retriever,
+                    Err(err) => {
+                        eprintln!("note: {err:#}; using bm25");
+                        open(&mut retrievers, &RetrieverSpec::Bm25)?
+                    }
+                };
                 self.retrievers = retrievers;
                 self.bm25 = bm25;
                 self.retriever = retriever;
                 self.last_query = None;
+                self.judged = None;
                 println!(
-                    "dataset {} ({} docs)",
+                    "dataset {} ({} docs), retriever {}",
                     self.retrievers.dataset().name,
-                    self.retrievers.corpus().docs.len()
+                    self.retrievers.corpus().docs.len(),
+                    self.retriever.spec()
                 );
             }
             "retriever" => {
@@ -307,7 +329,46 @@ impl Shell<'_> {
         }
     }
 
+    /// `:q ID`: the dataset's query ID, its hits marked with their grades.
+    fn query_by_id(&mut self, id: &str) -> Result<()> {
+        if self.judged.is_none() {
+            let dataset = self.retrievers.dataset();
+            let texts = dataset
+                .read_queries()?
+                .into_iter()
+                .map(|q| (q.id, q.text))
+                .collect();
+            let split = dataset.default_split.clone();
+            let qrels = dataset.read_qrels(&split)?;
+            self.judged = Some(JudgedQueries {
+                texts,
+                qrels,
+                split,
+            });
+        }
+        let judged = self.judged.as_ref().expect("read above");
+        let Some(text) = judged.texts.get(id).cloned() else {
+            bail!(
+                "no query `{id}` in {}'s queries",
+                self.retrievers.dataset().name
+            );
+        };
+        let grades = judged.qrels.by_query.get(id).cloned().unwrap_or_default();
+        let relevant = grades.values().filter(|&&g| g > 0).count();
+        println!(
+            "query {id}: {text}  [{relevant} relevant in qrels/{}]",
+            judged.split
+        );
+        self.show(&text, Some(&grades))
+    }
+
     fn search(&mut self, query: &str) -> Result<()> {
+        self.show(query, None)
+    }
+
+    /// Searches `query` and prints its hits; with `grades`, each hit's judgment
+    /// (`[rel 2]`, `[judged 0]`, or nothing when unjudged).
+    fn show(&mut self, query: &str, grades: Option<&HashMap<String, i32>>) -> Result<()> {
         let ranking = self.retrievers.search(&self.retriever, query, self.k)?;
         self.last_query = Some(query.to_string());
         let terms: HashSet<String> = self.bm25.analyze(query).into_iter().collect();
@@ -323,9 +384,14 @@ impl Shell<'_> {
                 ),
                 None => (String::new(), "(not in the corpus file)".to_string()),
             };
+            let mark = match grades.and_then(|g| g.get(&hit.doc_id)) {
+                Some(&grade) if grade > 0 => format!(" [rel {grade}]"),
+                Some(&grade) => format!(" [judged {grade}]"),
+                None => String::new(),
+            };
             writeln!(
                 out,
-                "{:>3}. {:>10.4}  {}  {title}",
+                "{:>3}. {:>10.4}  {}{mark}  {title}",
                 rank + 1,
                 hit.score,
                 hit.doc_id

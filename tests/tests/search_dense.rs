@@ -73,3 +73,17 @@ fn dense_shell_ranks_as_dense_eval_and_fuses_with_bm25() {
         )
         .has(Stderr, &["no dense index `nope`"]);
 }
+
+#[test]
+fn switching_to_a_dataset_without_the_dense_index_falls_back_to_bm25() {
+    let tiny = TinyDense::new(12);
+    tiny.build().ok();
+    // nfcorpus has no tiny-bert index: the switch happens, with bm25 and a note.
+    let input = ":dataset nfcorpus\nstatin breast cancer\n";
+    let searched = tiny.search(DENSE, &[], input);
+    searched
+        .ok()
+        .has(Stdout, &["dataset nfcorpus (3633 docs), retriever bm25"])
+        .has(Stderr, &["note:", "using bm25"]);
+    assert_eq!(result_blocks(&searched.stdout()).len(), 1);
+}

@@ -200,3 +200,23 @@ fn a_line_that_is_not_utf8_is_skipped_and_the_shell_goes_on() {
         .has(Stderr, &["stdin line 1: not UTF-8 text; skipped"])
         .has(Stdout, &["statin"]);
 }
+
+#[test]
+fn a_query_by_id_marks_its_judged_hits() {
+    // PLAIN-2's top BM25 hits include judged documents (Pyserini's top 10 has them).
+    let input = ":k 5\n:q PLAIN-2\n:q NOPE\n:q\nnever read\n";
+    let searched = quarry("search", &["--dataset", "nfcorpus"], input);
+    let stdout = searched.ok().stdout();
+    assert!(
+        stdout.contains("query PLAIN-2: Do Cholesterol Statin Drugs Cause Breast Cancer?"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("relevant in qrels/test]"), "{stdout}");
+    assert!(stdout.contains(" [rel 2]"), "{stdout}");
+    // The top hit is Pyserini's for this query text.
+    let top = result_blocks(&stdout)[0][0].clone();
+    assert_eq!(top, pyserini_top1()["PLAIN-2"], "{stdout}");
+    searched
+        .has(Stderr, &["no query `NOPE`"])
+        .lacks(Stdout, &["never read"]);
+}
