@@ -135,7 +135,7 @@ impl BenchReport for Printer {
         if let Some(file) = &mut self.json {
             writeln!(file, "{value}").map_err(|e| quarry_engine::EngineError::Io {
                 path: "--json".into(),
-                source: e,
+                error: e,
             })?;
         }
         Ok(())

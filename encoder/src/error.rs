@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncoderError {
-    #[error("{path}: {source}")]
+    // The I/O error is part of the message and not a `source` as well: anyhow's `{:#}`
+    // chain would print it twice ("...: No such file (os error 2): No such file (os error 2)").
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{file}: corrupt data: {detail}")]
     DataCorruption { file: PathBuf, detail: String },
@@ -51,9 +52,9 @@ pub enum EncoderError {
 
 /// The [`EncoderError::Io`] of `path`, for `map_err`.
 pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> EncoderError + '_ {
-    move |source| EncoderError::Io {
+    move |error| EncoderError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -68,7 +69,7 @@ impl From<quarry_fsio::AtomicWriteError> for EncoderError {
     fn from(err: quarry_fsio::AtomicWriteError) -> Self {
         EncoderError::Io {
             path: err.path,
-            source: err.source,
+            error: err.source,
         }
     }
 }

@@ -52,9 +52,9 @@ fn read_json(path: &Path) -> Result<Option<Value>, EncoderError> {
                 })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(EncoderError::Io {
+        Err(error) => Err(EncoderError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }),
     }
 }
@@ -89,9 +89,9 @@ impl TextTokenizer {
     /// Loads a `tokenizer.json` file. Its own truncation and padding settings are dropped:
     /// truncation is the prompt builder's job (it must cut the text, never the prompt).
     pub fn from_tokenizer_json(path: &Path) -> Result<TextTokenizer, EncoderError> {
-        let bytes = std::fs::read(path).map_err(|source| EncoderError::Io {
+        let bytes = std::fs::read(path).map_err(|error| EncoderError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let inner =
             tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| tokenizer_error(path, e))?;

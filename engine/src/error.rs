@@ -8,11 +8,12 @@ use std::path::PathBuf;
 /// Errors from reading datasets, registries and run files, and from retrieval.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("{path}: {source}")]
+    // The I/O error is part of the message and not a `source` as well: anyhow's `{:#}`
+    // chain would print it twice ("...: No such file (os error 2): No such file (os error 2)").
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// A line of a data file that does not have the expected shape.
@@ -143,7 +144,7 @@ impl From<quarry_fsio::AtomicWriteError> for EngineError {
     fn from(err: quarry_fsio::AtomicWriteError) -> Self {
         EngineError::Io {
             path: err.path,
-            source: err.source,
+            error: err.source,
         }
     }
 }
@@ -151,10 +152,10 @@ impl From<quarry_fsio::AtomicWriteError> for EngineError {
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 impl EngineError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         EngineError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 

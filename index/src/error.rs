@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error("{path}: {source}")]
+    // The I/O error is part of the message and not a `source` as well: anyhow's `{:#}`
+    // chain would print it twice ("...: No such file (os error 2): No such file (os error 2)").
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{file}: corrupt data: {detail}")]
     DataCorruption { file: PathBuf, detail: String },
@@ -55,16 +56,16 @@ impl From<quarry_fsio::AtomicWriteError> for IndexError {
     fn from(e: quarry_fsio::AtomicWriteError) -> Self {
         IndexError::Io {
             path: e.path,
-            source: e.source,
+            error: e.source,
         }
     }
 }
 
 /// `map_err` adapter: an I/O error about `path`.
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
-    move |source| IndexError::Io {
+    move |error| IndexError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

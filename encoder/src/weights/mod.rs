@@ -45,9 +45,9 @@ impl Weights {
             Weights::Gguf(g) => config_from_gguf(g.file()),
             Weights::Safetensors(s) => {
                 let path = s.origin().join("config.json");
-                let text = std::fs::read_to_string(&path).map_err(|source| EncoderError::Io {
+                let text = std::fs::read_to_string(&path).map_err(|error| EncoderError::Io {
                     path: path.clone(),
-                    source,
+                    error,
                 })?;
                 serde_json::from_str(&text).map_err(|e| EncoderError::DataCorruption {
                     file: path,
@@ -79,7 +79,7 @@ impl Weights {
                 let text = match std::fs::read_to_string(&path) {
                     Ok(text) => text,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(source) => return Err(EncoderError::Io { path, source }),
+                    Err(error) => return Err(EncoderError::Io { path, error }),
                 };
                 let config: serde_json::Value =
                     serde_json::from_str(&text).map_err(|e| EncoderError::DataCorruption {
@@ -127,7 +127,7 @@ pub fn open_weights(path: &Path) -> Result<Weights, EncoderError> {
         Some(ext) if PICKLE_EXTENSIONS.contains(&ext) => Err(pickle_error(path)),
         _ if !path.exists() => Err(EncoderError::Io {
             path: path.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+            error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
         }),
         _ => Err(EncoderError::UnsupportedFormat {
             file: path.to_path_buf(),

@@ -60,7 +60,7 @@ impl DenseIndex {
     pub fn open_with(dir: &Path, verify: Verify) -> Result<DenseIndex, IndexError> {
         let manifest = Manifest::load(dir)?.ok_or_else(|| IndexError::Io {
             path: Manifest::path(dir),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no manifest: not an index"),
+            error: std::io::Error::new(std::io::ErrorKind::NotFound, "no manifest: not an index"),
         })?;
         let mut shards = Vec::with_capacity(manifest.shards.len());
         let mut starts = Vec::with_capacity(manifest.shards.len());
