@@ -20,10 +20,11 @@ zstd-compressed). data/tools/rebuild_bundled.sh runs this for every dataset it a
 usage: python3 data/tools/beir_from_anserini.py TOPICS QRELS OUT_DIR [--judged-only]
 """
 import gzip
-import hashlib
 import json
 import os
 import sys
+
+from outputs import write_files
 
 
 def read_text(path):
@@ -60,11 +61,7 @@ def main():
         "queries.jsonl": "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries),
         "qrels/test.tsv": "query-id\tcorpus-id\tscore\n" + "".join("%s\t%s\t%d\n" % r for r in qrels),
     }
-    for name, text in files.items():
-        data = text.encode("utf-8")
-        with open(os.path.join(out, name), "wb") as f:
-            f.write(data)
-        print("%s  %s (%d lines)" % (hashlib.sha256(data).hexdigest(), name, text.count("\n")))
+    write_files(out, files)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,11 @@ zstd-compressed).
 
 usage: python3 data/tools/cosqa_from_coclr.py COCLR_DATA_SEARCH_DIR OUT_DIR
 """
-import hashlib
 import json
 import os
 import sys
+
+from outputs import write_files
 
 
 def line(obj):
@@ -52,11 +53,7 @@ def main():
     for split, items in splits.items():
         rows = "".join("%s\tc%d\t1\n" % (it["idx"], it["retrieval_idx"]) for it in items)
         files["qrels/%s.tsv" % split] = "query-id\tcorpus-id\tscore\n" + rows
-    for name, text in files.items():
-        data = text.encode("utf-8")
-        with open(os.path.join(out, name), "wb") as f:
-            f.write(data)
-        print("%s  %s (%d lines)" % (hashlib.sha256(data).hexdigest(), name, text.count("\n")))
+    write_files(out, files)
 
 
 if __name__ == "__main__":

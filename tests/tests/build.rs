@@ -472,6 +472,17 @@ fn a_second_build_of_one_index_waits_for_the_first() {
     t.eval(DENSE, &[]).ok();
 }
 
+/// `quarry index export tiny-bert@tiny --npy NPY` (ids beside it).
+fn export_docs(tiny: &TinyDense, npy: &Path) -> common::Ran {
+    tiny.quarry(&[
+        "index",
+        "export",
+        "tiny-bert@tiny",
+        "--npy",
+        npy.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn exported_vectors_imported_back_search_and_score_the_same() {
     let tiny = TinyDense::new(30);
@@ -483,15 +494,9 @@ fn exported_vectors_imported_back_search_and_score_the_same() {
 
     // Out: the documents and the build's cached queries, as .npy + ids.
     let (docs, queries) = (tiny.path("docs.npy"), tiny.path("queries.npy"));
-    tiny.quarry(&[
-        "index",
-        "export",
-        "tiny-bert@tiny",
-        "--npy",
-        docs.to_str().unwrap(),
-    ])
-    .ok()
-    .has(Either, &["wrote 30 rows x 48 (f32)"]);
+    export_docs(&tiny, &docs)
+        .ok()
+        .has(Either, &["wrote 30 rows x 48 (f32)"]);
     let cache = tiny.index_dir().join("queries");
     let exported = tiny
         .quarry(&[
@@ -624,14 +629,7 @@ fn quarry_encode_gives_the_vectors_a_build_stores() {
     );
     assert_eq!(part("mapped"), part("shards"));
     let docs = tiny.path("docs.npy");
-    tiny.quarry(&[
-        "index",
-        "export",
-        "tiny-bert@tiny",
-        "--npy",
-        docs.to_str().unwrap(),
-    ])
-    .ok();
+    export_docs(&tiny, &docs).ok();
     let corpus = tiny.data.join("corpus.jsonl");
     let encoded = tiny.path("encoded.npy");
     tiny.quarry(&[
