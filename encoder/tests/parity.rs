@@ -324,3 +324,27 @@ fn half_precision_is_refused_on_the_cpu_backend() {
         Ok(_) => {}
     }
 }
+
+#[test]
+fn embedding_reports_progress_after_each_batch() {
+    // Batches of at most 2 sequences: 7 sequences take at least 4 forward passes.
+    let options = EncodeOptions {
+        batch: BatchPolicy {
+            length_multiple: 8,
+            max_batch_tokens: 1 << 20,
+            max_batch_size: 2,
+        },
+        ..raw_last_token()
+    };
+    let encoder = encoder("qwen2_tied", &fixture_source("qwen2_tied"), options);
+    let sequences: Vec<Vec<u32>> = (1..=7u32).map(|n| (1..=n + 2).collect()).collect();
+    let reported = RefCell::new(Vec::new());
+    let embedded = encoder
+        .embed_reporting(&sequences, &|done| reported.borrow_mut().push(done))
+        .unwrap();
+    let reported = reported.into_inner();
+    assert!(reported.len() >= 4, "{reported:?}");
+    assert!(reported.windows(2).all(|w| w[0] < w[1]), "{reported:?}");
+    assert_eq!(reported.last(), Some(&7));
+    assert_eq!(embedded, encoder.embed(&sequences).unwrap());
+}

@@ -70,10 +70,19 @@ impl EmbeddingModel {
 
     /// One embedding per token sequence, in order.
     pub fn embed(&self, sequences: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        self.embed_reporting(sequences, &|_| {})
+    }
+
+    /// [`Self::embed`], telling `done` how many sequences are embedded after each batch.
+    pub fn embed_reporting(
+        &self,
+        sequences: &[Vec<u32>],
+        done: &dyn Fn(usize),
+    ) -> Result<Vec<Vec<f32>>, EncoderError> {
         match &self.encoder {
-            AnyEncoder::Cpu(encoder) => encoder.embed(sequences),
+            AnyEncoder::Cpu(encoder) => encoder.embed_reporting(sequences, done),
             #[cfg(feature = "cuda")]
-            AnyEncoder::Cuda(encoder) => encoder.embed(sequences),
+            AnyEncoder::Cuda(encoder) => encoder.embed_reporting(sequences, done),
         }
     }
 

@@ -99,8 +99,19 @@ impl<B: EncoderBackend> Encoder<B> {
 
     /// One embedding per sequence, in the caller's order.
     pub fn embed(&self, sequences: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        self.embed_reporting(sequences, &|_| {})
+    }
+
+    /// [`Self::embed`], telling `done` how many sequences are embedded after each forward
+    /// batch (a chunk of a build takes minutes on a CPU: its progress shows inside it).
+    pub fn embed_reporting(
+        &self,
+        sequences: &[Vec<u32>],
+        done: &dyn Fn(usize),
+    ) -> Result<Vec<Vec<f32>>, EncoderError> {
         let mut embeddings = vec![Vec::new(); sequences.len()];
         let width = self.dimension();
+        let mut embedded = 0;
         self.for_each_batch(sequences, |batch, hidden, lengths| {
             let values = read_f32(self.options.pooling.pool(hidden, lengths))?;
             for (row, &index) in values.chunks_exact(width).zip(&batch.indices) {
@@ -110,6 +121,8 @@ impl<B: EncoderBackend> Encoder<B> {
                 }
                 embeddings[index] = embedding;
             }
+            embedded += batch.indices.len();
+            done(embedded);
             Ok(())
         })?;
         Ok(embeddings)

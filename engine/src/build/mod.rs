@@ -414,24 +414,29 @@ fn encode_corpus(
     .into_iter()
     .filter(|&(chunk_start, chunk_end)| chunk_start < end && chunk_end > start + done)
     .collect();
-    let encode_chunk = |model: &EmbeddingModel, &(start, end): &(usize, usize)| {
-        let docs = &corpus.docs[start..end];
-        let titles: Vec<&str> = docs.iter().map(|d| d.title.as_str()).collect();
-        let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
-        let inputs = prepared.inputs(TextKind::Passage, Some(&titles), &texts)?;
-        let chunk_tokens = inputs.iter().map(Vec::len).sum::<usize>();
-        Ok::<_, EngineError>((model.embed(&inputs)?, chunk_tokens))
-    };
+    let encode_chunk =
+        |model: &EmbeddingModel, &(start, end): &(usize, usize), done: &dyn Fn(usize)| {
+            let docs = &corpus.docs[start..end];
+            let titles: Vec<&str> = docs.iter().map(|d| d.title.as_str()).collect();
+            let texts: Vec<&str> = docs.iter().map(|d| d.text.as_str()).collect();
+            let inputs = prepared.inputs(TextKind::Passage, Some(&titles), &texts)?;
+            let chunk_tokens = inputs.iter().map(Vec::len).sum::<usize>();
+            Ok::<_, EngineError>((model.embed_reporting(&inputs, done)?, chunk_tokens))
+        };
     if let [model] = models {
         for chunk in &plan {
-            let (vectors, chunk_tokens) = encode_chunk(model, chunk)?;
+            // One device: the bar moves with each forward batch inside the chunk (the
+            // chunk's rows count as stored when the sink writes them).
+            let before = progress.position();
+            let inside = |n: usize| progress.set_position(before + n as u64);
+            let (vectors, chunk_tokens) = encode_chunk(model, chunk, &inside)?;
             sink.write_chunk(*chunk, vectors, chunk_tokens)?;
         }
     } else {
         let complete = devices::encode_in_order(
             models,
             &plan,
-            &encode_chunk,
+            &|model: &EmbeddingModel, chunk: &(usize, usize)| encode_chunk(model, chunk, &|_| {}),
             |chunk, (vectors, chunk_tokens)| sink.write_chunk(*chunk, vectors, chunk_tokens),
         )?;
         if !complete {
