@@ -123,6 +123,21 @@ pub struct EncoderFlags {
     /// model's weights; part of the encoder's identity
     #[arg(long, value_name = "DIR")]
     pub lora: Option<PathBuf>,
+
+    /// Text put right before each query, e.g. 'query: ' (E5) or BGE's instruction; part of
+    /// the encoder's identity
+    #[arg(long, value_name = "TEXT")]
+    pub query_prompt: Option<String>,
+
+    /// Text put right before each document, e.g. 'passage: ' (E5)
+    #[arg(long, value_name = "TEXT")]
+    pub doc_prompt: Option<String>,
+
+    /// Take the query and document prompts from the model's
+    /// config_sentence_transformers.json (`prompts.query`, `prompts.passage`), as MTEB
+    /// runs sentence-transformers models; --query-prompt/--doc-prompt win
+    #[arg(long)]
+    pub st_prompts: bool,
 }
 
 impl EncoderFlags {
@@ -142,6 +157,11 @@ impl EncoderFlags {
         }
         let (devices, precision) = devices_and_precision(&self.device, self.dtype)?;
         let model = resolve_model(&self.model, Some(registry))?;
+        let (st_query, st_doc) = if self.st_prompts {
+            EncoderSpec::sentence_transformers_prompts(&model.path)?
+        } else {
+            (None, None)
+        };
         let spec = EncoderSpec {
             model: model.path,
             hub: model.hub,
@@ -156,6 +176,8 @@ impl EncoderFlags {
             max_length: self.max_len.map(|n| n as usize),
             batch_tokens: self.batch_tokens.map(|n| n as usize),
             lora: self.lora.clone(),
+            query_instruction: self.query_prompt.clone().or(st_query),
+            doc_instruction: self.doc_prompt.clone().or(st_doc),
         };
         Ok((spec, devices[1..].to_vec()))
     }

@@ -204,6 +204,32 @@ impl PromptTemplate {
         self.pooling
     }
 
+    /// The template with a user's instruction put right before each text (and its title):
+    /// `query: ` / `passage: ` for E5, BGE's query instruction, Qwen3-Embedding's
+    /// `Instruct: ...\nQuery: `. Being part of the prompts, they are part of the encoder
+    /// fingerprint.
+    pub fn with_instructions(
+        mut self,
+        query: Option<&str>,
+        passage: Option<&str>,
+    ) -> PromptTemplate {
+        fn prepend(prompt: &mut SplitPrompt, instruction: Option<&str>) {
+            let Some(instruction) = instruction.filter(|i| !i.is_empty()) else {
+                return;
+            };
+            prompt.before = if prompt.before.contains("{title}") {
+                prompt
+                    .before
+                    .replacen("{title}", &format!("{instruction}{{title}}"), 1)
+            } else {
+                format!("{}{instruction}", prompt.before)
+            };
+        }
+        prepend(&mut self.query, query);
+        prepend(&mut self.passage, passage);
+        self
+    }
+
     /// Whether this mode L2-normalises embeddings unless told otherwise.
     pub fn default_normalize(&self) -> bool {
         self.default_normalize
@@ -505,6 +531,25 @@ mod tests {
              <|im_start|>user\nQuery: \"why\". Use one word to represent the query in a retrieval task. \
              Make sure your word is in lowercase.<|im_end|>\n<|im_start|>assistant\nThe word is: \""
         );
+    }
+
+    #[test]
+    fn instructions_go_right_before_the_text_and_change_the_fingerprint() {
+        let plain = PromptTemplate::load("bert", "sentence-embedding").unwrap();
+        let e5 = plain
+            .clone()
+            .with_instructions(Some("query: "), Some("passage: "));
+        assert_eq!(e5.render(TextKind::Query, None, "why"), "query: why");
+        assert_eq!(
+            e5.render(TextKind::Passage, Some("T"), "body"),
+            format!(
+                "passage: {}",
+                plain.render(TextKind::Passage, Some("T"), "body")
+            )
+        );
+        assert_ne!(e5.canonical_text(), plain.canonical_text());
+        let unchanged = plain.clone().with_instructions(None, Some(""));
+        assert_eq!(unchanged.canonical_text(), plain.canonical_text());
     }
 
     #[test]

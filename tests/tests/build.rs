@@ -345,6 +345,8 @@ fn a_build_split_over_several_devices_writes_the_same_index() {
             batch_tokens: None,
             lora: None,
             hub: None,
+            query_instruction: None,
+            doc_instruction: None,
         },
         name: None,
         store: quarry_index::dense::ElementType::F32,
@@ -682,4 +684,44 @@ fn quarry_encode_gives_the_vectors_a_build_stores() {
     tiny.quarry(&["encode", "--model", tiny.model()])
         .exit(2)
         .has(Stderr, &["--text"]);
+}
+
+#[test]
+fn query_and_document_prompts_are_part_of_the_encoder() {
+    let tiny = TinyDense::new(12);
+    tiny.build().ok();
+    let plain = read_json(&tiny.index_dir().join("manifest.json"))["encoder_fingerprint"].clone();
+    let e5 = ["--query-prompt", "query: ", "--doc-prompt", "passage: "];
+    let mut args = tiny.build_args().to_vec();
+    args.extend(["--name", "tiny-e5"]);
+    args.extend(e5);
+    tiny.quarry(&args).ok();
+    let e5_dir = tiny.home.join("dense").join("tiny-e5@tiny");
+    let prompted = read_json(&e5_dir.join("manifest.json"))["encoder_fingerprint"].clone();
+    assert_ne!(plain, prompted);
+    // Queries are encoded with the build's prompts: eval through the cache works, and
+    // `quarry encode` with the same prompts names the same encoder.
+    tiny.eval("dense:tiny-e5", &[]).ok();
+    let mut encode = vec!["encode", "--model", tiny.model(), "--text", "x"];
+    encode.extend(e5);
+    let report = tiny.quarry(&encode).ok().json();
+    assert_eq!(report["encoder"], prompted);
+    // The same prompts from the model's sentence-transformers config.
+    std::fs::write(
+        tiny.model.join("config_sentence_transformers.json"),
+        r#"{"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": null}"#,
+    )
+    .unwrap();
+    let report = tiny
+        .quarry(&[
+            "encode",
+            "--model",
+            tiny.model(),
+            "--st-prompts",
+            "--text",
+            "x",
+        ])
+        .ok()
+        .json();
+    assert_eq!(report["encoder"], prompted);
 }

@@ -41,6 +41,8 @@ pub fn prepare(
         batch_tokens: None,
         lora: None,
         hub: None,
+        query_instruction: None,
+        doc_instruction: None,
     };
     let prepared = PreparedEncoder::prepare(&spec)?;
     let corpus = dataset.read_corpus()?;

@@ -2,7 +2,7 @@
 //! but the data) turned into a [`PreparedEncoder`] whose identity (the
 //! fingerprint the index records) is known before any weight is loaded.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use quarry_encoder::fingerprint::{
     encoder_fingerprint, fingerprint_description, FingerprintInputs,
@@ -62,6 +62,44 @@ pub struct EncoderSpec {
     /// records written before models could come from the hub.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub: Option<HubModel>,
+    /// Text put right before each query (E5's `query: `, BGE's or Qwen3-Embedding's
+    /// instruction); part of the prompts, so of the fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_instruction: Option<String>,
+    /// Text put right before each document (E5's `passage: `).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc_instruction: Option<String>,
+}
+
+impl EncoderSpec {
+    /// The `query` and `passage` (else `document`, else `corpus`) prompts of a
+    /// sentence-transformers model's `config_sentence_transformers.json`, as the
+    /// instructions it was trained with; `None` where the model names none.
+    pub fn sentence_transformers_prompts(model: &Path) -> Result<(Option<String>, Option<String>)> {
+        let file = model.join("config_sentence_transformers.json");
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, None)),
+            Err(e) => return Err(EngineError::io(&file, e)),
+        };
+        let config: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| EngineError::DataCorruption {
+                file: file.clone(),
+                detail: format!("not JSON: {e}"),
+            })?;
+        let prompt = |names: &[&str]| {
+            names.iter().find_map(|name| {
+                config["prompts"][name]
+                    .as_str()
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+            })
+        };
+        Ok((
+            prompt(&["query"]),
+            prompt(&["passage", "document", "corpus"]),
+        ))
+    }
 }
 
 /// Name of the compute dtype as the fingerprint spells it.
@@ -103,7 +141,10 @@ impl PreparedEncoder {
             }
         })?;
         let template_mode = spec.mode.template_mode(family);
-        let template = PromptTemplate::load(family, template_mode)?;
+        let template = PromptTemplate::load(family, template_mode)?.with_instructions(
+            spec.query_instruction.as_deref(),
+            spec.doc_instruction.as_deref(),
+        );
         let positions = config_json
             .get("max_position_embeddings")
             .and_then(|v| v.as_u64())
