@@ -14,7 +14,7 @@
 //!   shapes are padded there.
 //!   That structural count times [`ACTIVATION_FACTOR`] is the estimate. The factor was
 //!   measured: peak RSS of `quarry train` on the CPU (f32), Qwen2.5-Coder-0.5B, group 4,
-//!   lengths 32/128, one step at micro-batch 1, 2 and 4 (4.93, 7.46, 12.50 GB) grew by
+//!   lengths 32/128, one step at micro-batch 1, 2 and 4 (5.05, 7.64, 12.80 GB) grew by
 //!   2.58 GB per query, where the structural count gives 1.78 GB: a factor of 1.45. With 1.5
 //!   the planned totals exceed those three peaks by 5-8% (docs/training.md, "Memory").
 //! - a fixed allowance for the runtime, tokenizer and buffers ([`RUNTIME_BYTES`]).
