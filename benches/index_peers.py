@@ -90,6 +90,29 @@ def gen_clustered(a):
     )
 
 
+def best_over_threads(faiss, index, queries, k, label):
+    """Queries/s of `index` at batch 1 (20 single queries) and batch 256 (best of 2), and the
+    batch's ids. OpenMP barriers spin: on a shared machine faiss can be faster with 1 thread
+    than with all cores, so its best over thread counts is reported (the fair peer)."""
+    qps1, qps256, ids = 0.0, 0.0, None
+    for threads in sorted({1, os.cpu_count()}):
+        faiss.omp_set_num_threads(threads)
+        index.search(queries[:1], k)  # warm
+        n1 = 20
+        t = time.perf_counter()
+        for i in range(n1):
+            index.search(queries[i : i + 1], k)
+        q1 = n1 / (time.perf_counter() - t)
+        best = 1e9
+        for _ in range(2):
+            t = time.perf_counter()
+            _, ids = index.search(queries[:256], k)
+            best = min(best, time.perf_counter() - t)
+        print(f"{label} threads={threads}: batch 1 {q1:.2f} q/s, batch 256 {256 / best:.1f} q/s")
+        qps1, qps256 = max(qps1, q1), max(qps256, 256 / best)
+    return qps1, qps256, ids
+
+
 def faiss_flat(a):
     import faiss
 
@@ -102,24 +125,7 @@ def faiss_flat(a):
     for lo in range(0, base.shape[0], step):
         index.add(np.ascontiguousarray(base[lo : lo + step]))
     print(f"faiss add: {time.perf_counter() - t:.1f} s")
-    # OpenMP barriers spin: on a shared machine faiss can be faster with 1 thread
-    # than with all cores, so report its best over thread counts (the fair peer).
-    qps1, qps256, ids = 0.0, 0.0, None
-    for threads in sorted({1, os.cpu_count()}):
-        faiss.omp_set_num_threads(threads)
-        index.search(queries[:1], a.k)  # warm
-        n1 = 20
-        t = time.perf_counter()
-        for i in range(n1):
-            index.search(queries[i : i + 1], a.k)
-        q1 = n1 / (time.perf_counter() - t)
-        best = 1e9
-        for _ in range(2):
-            t = time.perf_counter()
-            _, ids = index.search(queries[:256], a.k)
-            best = min(best, time.perf_counter() - t)
-        print(f"faiss threads={threads}: batch 1 {q1:.2f} q/s, batch 256 {256 / best:.1f} q/s")
-        qps1, qps256 = max(qps1, q1), max(qps256, 256 / best)
+    qps1, qps256, ids = best_over_threads(faiss, index, queries, a.k, "faiss IndexFlatIP")
     print(f"faiss IndexFlatIP f32 (best over thread counts): batch 1 {qps1:.2f} q/s, batch 256 {qps256:.1f} q/s")
     result = {"qps_batch1": qps1, "qps_batch256": qps256, "ids": ids.tolist()}
     del index
@@ -131,21 +137,7 @@ def faiss_flat(a):
     for lo in range(0, base.shape[0], step):
         sq.add(np.ascontiguousarray(base[lo : lo + step]))
     print(f"faiss SQ8 train + add: {time.perf_counter() - t:.1f} s")
-    sq1, sq256, sq_ids = 0.0, 0.0, None
-    for threads in sorted({1, os.cpu_count()}):
-        faiss.omp_set_num_threads(threads)
-        sq.search(queries[:1], a.k)
-        n1 = 20
-        t = time.perf_counter()
-        for i in range(n1):
-            sq.search(queries[i : i + 1], a.k)
-        q1 = n1 / (time.perf_counter() - t)
-        best = 1e9
-        for _ in range(2):
-            t = time.perf_counter()
-            _, sq_ids = sq.search(queries[:256], a.k)
-            best = min(best, time.perf_counter() - t)
-        sq1, sq256 = max(sq1, q1), max(sq256, 256 / best)
+    sq1, sq256, sq_ids = best_over_threads(faiss, sq, queries, a.k, "faiss SQ8")
     recall = np.mean([len(set(x) & set(y)) / len(y) for x, y in zip(sq_ids.tolist(), result["ids"])])
     print(f"faiss IndexScalarQuantizer SQ8 (best over thread counts): batch 1 {sq1:.2f} q/s, "
           f"batch 256 {sq256:.1f} q/s, recall@{a.k} vs exact {recall:.4f}")

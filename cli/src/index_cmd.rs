@@ -5,14 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::io::Write as _;
 
-use quarry_engine::build::QUERY_CACHE_DIR;
 use quarry_engine::inspect::{
     build_hnsw, footprint, list_indexes, open_index, read_query_vectors, resolve_index_dir,
-    search_vectors, verify_index, DenseIndex, HnswParams, ShardStatus, Verify,
+    search_vectors, stored_queries, verify_index, DenseIndex, HnswParams, ShardStatus, Verify,
 };
 use quarry_engine::run::format_score;
 use quarry_engine::vector_io::{
@@ -327,32 +326,7 @@ fn search_queries(index: &DenseIndex, args: &VectorSearchArgs) -> Result<(Vec<f3
     if let Some(row) = args.row {
         return Ok((index.row_vector(row)?, vec![index.doc_id(row)?.to_string()]));
     }
-    let stored = index.dir().join(QUERY_CACHE_DIR);
-    if !stored.join("manifest.json").exists() {
-        bail!(
-            "{} holds no stored queries (import them with `quarry index import \
-             --queries-npy`, or give --query-file)",
-            index.dir().display()
-        );
-    }
-    let queries = open(&stored, Verify::Once)?;
-    if queries.manifest().encoder_fingerprint != index.manifest().encoder_fingerprint {
-        bail!(
-            "{}: the stored queries come from another encoder ({}) than the index ({})",
-            stored.display(),
-            queries.manifest().encoder_fingerprint,
-            index.manifest().encoder_fingerprint
-        );
-    }
-    let mut vectors = Vec::with_capacity(queries.rows() as usize * queries.dim());
-    let mut ids = Vec::with_capacity(queries.rows() as usize);
-    for row in 0..queries.rows() {
-        vectors.extend(queries.row_vector(row)?);
-        // A build's cache keys queries as `id<TAB>text hash`; the id is the part before.
-        let key = queries.doc_id(row)?;
-        ids.push(key.split('\t').next().unwrap_or(key).to_string());
-    }
-    Ok((vectors, ids))
+    Ok(stored_queries(index)?)
 }
 
 fn search(dir: &Path, args: &VectorSearchArgs) -> Result<()> {

@@ -11,6 +11,7 @@ use quarry_index::dense::npy::NpyVectors;
 use quarry_index::dense::HnswIndex;
 pub use quarry_index::dense::{DenseIndex, HnswParams, Manifest, ShardStatus, Verify};
 
+use crate::build::query_cache::query_id_of_key;
 use crate::build::QUERY_CACHE_DIR;
 use crate::error::{EngineError, Result};
 
@@ -104,6 +105,41 @@ pub fn footprint(dir: &Path) -> Result<Footprint> {
     parts.total = parts.shards + parts.hnsw + parts.queries + parts.records;
     parts.mapped = parts.shards;
     Ok(parts)
+}
+
+/// Every query vector stored with the index (its `queries/`: those `quarry index import`
+/// stored, or those a build encoded), back to back, and their query ids. The stored queries
+/// must come from the index's encoder.
+pub fn stored_queries(index: &DenseIndex) -> Result<(Vec<f32>, Vec<String>)> {
+    let stored = index.dir().join(QUERY_CACHE_DIR);
+    let problem = |detail: String| EngineError::Build {
+        path: stored.clone(),
+        detail,
+    };
+    if !stored.join("manifest.json").exists() {
+        return Err(problem(
+            "no stored queries (import them with `quarry index import --queries-npy`, or \
+             give --query-file)"
+                .into(),
+        ));
+    }
+    let queries = DenseIndex::open_with(&stored, Verify::Once)?;
+    let (theirs, ours) = (
+        &queries.manifest().encoder_fingerprint,
+        &index.manifest().encoder_fingerprint,
+    );
+    if theirs != ours {
+        return Err(problem(format!(
+            "the stored queries come from another encoder ({theirs}) than the index ({ours})"
+        )));
+    }
+    let mut vectors = Vec::with_capacity(queries.rows() as usize * queries.dim());
+    let mut ids = Vec::with_capacity(queries.rows() as usize);
+    for row in 0..queries.rows() {
+        vectors.extend(queries.row_vector(row)?);
+        ids.push(query_id_of_key(queries.doc_id(row)?).to_string());
+    }
+    Ok((vectors, ids))
 }
 
 /// One query's hits: (stored row, doc id, score), best first.

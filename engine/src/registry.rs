@@ -186,6 +186,17 @@ struct RegistryFile {
     published: Vec<PublishedValue>,
 }
 
+/// `base`'s items that `over` has no item of the same key for, then `over`'s.
+fn layered<T, K: PartialEq>(base: Vec<T>, over: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let replaced: Vec<K> = over.iter().map(&key).collect();
+    let mut items: Vec<T> = base
+        .into_iter()
+        .filter(|b| !replaced.contains(&key(b)))
+        .collect();
+    items.extend(over);
+    items
+}
+
 fn extends_by_default() -> bool {
     true
 }
@@ -426,19 +437,7 @@ impl Registry {
         if !self.extends_built_in {
             return self;
         }
-        let mut entries: Vec<RegistryEntry> = base
-            .entries
-            .into_iter()
-            .filter(|b| self.get(&b.name).is_none())
-            .collect();
-        entries.extend(self.entries);
-        let mut models: Vec<ModelEntry> = base
-            .models
-            .into_iter()
-            .filter(|b| !self.models.iter().any(|m| m.name == b.name))
-            .collect();
-        models.extend(self.models);
-        let key = |p: &PublishedValue| {
+        let published_key = |p: &PublishedValue| {
             (
                 p.source.clone(),
                 p.retriever.clone(),
@@ -446,18 +445,12 @@ impl Registry {
                 p.metric.clone(),
             )
         };
-        let mut published: Vec<PublishedValue> = base
-            .published
-            .into_iter()
-            .filter(|b| !self.published.iter().any(|p| key(p) == key(b)))
-            .collect();
-        published.extend(self.published);
         Registry {
             file: self.file,
             extends_built_in: true,
-            entries,
-            models,
-            published,
+            entries: layered(base.entries, self.entries, |e| e.name.clone()),
+            models: layered(base.models, self.models, |m| m.name.clone()),
+            published: layered(base.published, self.published, published_key),
             data_folder: self.data_folder,
         }
     }

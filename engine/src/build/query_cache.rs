@@ -32,6 +32,12 @@ pub fn query_key(query: &Query) -> String {
     format!("{}\t{}", query.id, &hash[..16])
 }
 
+/// The query id a cache row is stored under: the id of a [`query_key`], or the whole key
+/// where it has no text hash (queries stored by `quarry index import`).
+pub fn query_id_of_key(key: &str) -> &str {
+    key.split_once('\t').map_or(key, |(id, _)| id)
+}
+
 impl QueryCache {
     /// Reads `<index>/queries/` (an absent cache is empty). The cache must
     /// have been encoded by `encoder_fingerprint` (the index's encoder):
@@ -146,5 +152,20 @@ impl QueryCache {
             std::fs::remove_dir_all(&old).map_err(|e| EngineError::io(&old, e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_of_a_key_is_the_query_id() {
+        let query = Query {
+            id: "PLAIN-2".into(),
+            text: "Do statins cause breast cancer?".into(),
+        };
+        assert_eq!(query_id_of_key(&query_key(&query)), "PLAIN-2");
+        assert_eq!(query_id_of_key("q7"), "q7");
     }
 }
